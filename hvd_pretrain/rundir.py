@@ -1,0 +1,160 @@
+"""The run directory: one place every stage reads and writes.
+
+Layout (see README, "The run directory")::
+
+    runs/<name>/
+      plan.json          resolved config and batch/step plan
+      vocab/             spm.model + spm.vocab (or vocab.txt)
+      data/              TFRecord shards + manifest.json
+      checkpoints/       rank 0 only, atomic, keep-N
+      metrics.jsonl      rank 0: one JSON object per logging window
+      ranks/<r>.jsonl    per-rank step and data-wait times
+      tb/                TensorBoard events
+      job.json           written by the supervisor
+      logs/              supervisor and trainer logs
+
+This module owns the paths and the file formats. It imports nothing heavy
+(no TensorFlow, no Horovod) so that the supervisor and the monitor can use it.
+"""
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+
+
+class RunDirError(Exception):
+    """A run directory that cannot be used as asked (one-line message)."""
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: str
+
+    @property
+    def name(self):
+        return os.path.basename(os.path.normpath(self.root))
+
+    @property
+    def plan(self):
+        return os.path.join(self.root, "plan.json")
+
+    @property
+    def vocab_dir(self):
+        return os.path.join(self.root, "vocab")
+
+    @property
+    def data_dir(self):
+        return os.path.join(self.root, "data")
+
+    @property
+    def checkpoints(self):
+        return os.path.join(self.root, "checkpoints")
+
+    @property
+    def metrics(self):
+        return os.path.join(self.root, "metrics.jsonl")
+
+    @property
+    def ranks_dir(self):
+        return os.path.join(self.root, "ranks")
+
+    def rank_log(self, rank):
+        return os.path.join(self.ranks_dir, "%d.jsonl" % int(rank))
+
+    @property
+    def tensorboard(self):
+        return os.path.join(self.root, "tb")
+
+    @property
+    def job(self):
+        return os.path.join(self.root, "job.json")
+
+    @property
+    def logs(self):
+        return os.path.join(self.root, "logs")
+
+    def ensure(self):
+        for path in (self.root, self.checkpoints, self.ranks_dir, self.logs):
+            os.makedirs(path, exist_ok=True)
+        return self
+
+
+def write_json_atomic(path, obj):
+    """Write JSON so that readers see either the old file or the new one, never half."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path, default=None):
+    """Read a JSON file; a missing or half-written file gives `default`."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+
+def append_jsonl(path, obj):
+    """Append one JSON object as one line (a single write, so lines never interleave)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    line = json.dumps(obj, sort_keys=True) + "\n"
+    with open(path, "a") as f:
+        f.write(line)
+        f.flush()
+
+
+def read_jsonl(path, offset=0):
+    """Read complete JSON lines from byte `offset`.
+
+    Returns (records, new_offset, bad_lines). A trailing line without a newline
+    is a write in progress: it is left for the next call. A complete line that
+    is not valid JSON is counted in bad_lines and skipped.
+    """
+    records, bad = [], 0
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return records, offset, bad
+    end = data.rfind(b"\n")
+    if end < 0:
+        return records, offset, bad
+    for raw in data[: end + 1].splitlines():
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except ValueError:
+            bad += 1
+            continue
+        if isinstance(obj, dict):
+            records.append(obj)
+        else:
+            bad += 1
+    return records, offset + end + 1, bad
+
+
+def tail_jsonl(path, max_bytes=65536):
+    """The last complete record of a JSONL file, reading at most `max_bytes` from its end."""
+    try:
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    start = max(0, size - max_bytes)
+    # A fragment at the cut is not a JSON object, so read_jsonl counts it as bad.
+    records, _, _ = read_jsonl(path, start)
+    return records[-1] if records else None
