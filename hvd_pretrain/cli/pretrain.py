@@ -1,0 +1,140 @@
+"""hvd-pretrain: pre-train a BERT, ALBERT or ELECTRA encoder.
+
+    horovodrun -np 2 hvd-pretrain                      # tiny BERT on the embedded corpus
+    horovodrun -np 32 -H ... hvd-pretrain --flagfile=jobs/bert_base_phase1.cfg
+    hvd-pretrain --input_files=corpus/*.txt --preset=mini   # one process, world size 1
+
+Flags can come from a file: --flagfile=PATH (one --flag=value per line).
+TensorFlow and Horovod are imported only after the flags are validated, so
+--help and flag errors are instant.
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+FLAGS = flags.FLAGS
+
+DEFAULT_PRESETS = {"bert": "tiny", "albert": "albert-tiny", "electra": "electra-tiny"}
+
+flags.DEFINE_string("run_dir", os.environ.get("HVD_PRETRAIN_RUN_DIR", "runs/default"),
+                    "Run directory: vocab, data, checkpoints, metrics (default: $HVD_PRETRAIN_RUN_DIR or runs/default).")
+flags.DEFINE_enum("model", "bert", ["bert", "albert", "electra"], "Model family.")
+flags.DEFINE_string("preset", "", "Model size preset (default: tiny of the family). See hvd_pretrain/models/config.py.")
+flags.DEFINE_string("input_files", "", "Plain-text corpus files (comma-separated, globs allowed): one sentence per"
+                    " line, a blank line between documents. Default: the embedded corpus.")
+flags.DEFINE_string("data_dir", "", "Existing TFRecord shards (hvd-data create, or Google's"
+                    " create_pretraining_data.py output). Overrides --input_files.")
+flags.DEFINE_string("vocab_dir", "", "Existing vocab directory (spm.model or vocab.txt).")
+flags.DEFINE_integer("vocab_size", 8000, "SentencePiece vocab size when a vocab is trained; must match the data.")
+flags.DEFINE_integer("max_seq_length", 128, "Sequence length (must match the data).")
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Masked positions per sequence (must match the data).")
+flags.DEFINE_integer("max_position_embeddings", None, "Position table size (default: the preset's, 512).")
+flags.DEFINE_integer("train_batch_size", 32, "Per-rank micro-batch size.")
+flags.DEFINE_integer("accum_steps", 1, "Micro-batches accumulated per optimizer step.")
+flags.DEFINE_integer("num_train_steps", 300, "Optimizer steps.")
+flags.DEFINE_integer("warmup_steps", -1, "Warmup optimizer steps (-1: --warmup_proportion of the steps).")
+flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps for linear warmup when --warmup_steps=-1.")
+flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate.")
+flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at the last step.")
+flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power after warmup (1.0 = linear).")
+flags.DEFINE_enum("optimizer", "adamw", ["adamw"], "Optimizer.")
+flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm or biases).")
+flags.DEFINE_float("clip_norm", 1.0, "Clip the allreduced gradient to this global norm (0: off).")
+flags.DEFINE_float("hidden_dropout", None, "Override the preset's hidden dropout.")
+flags.DEFINE_float("attention_dropout", None, "Override the preset's attention dropout.")
+flags.DEFINE_enum("sentence_objective", None, ["nsp", "sop", "none"], "Override the family's sentence objective.")
+flags.DEFINE_integer("save_checkpoints_steps", 100, "Checkpoint every N optimizer steps (rank 0).")
+flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
+flags.DEFINE_integer("log_every", 20, "Optimizer steps per logging window.")
+flags.DEFINE_integer("seed", 12345, "Random seed (model init, data order).")
+flags.DEFINE_integer("threads", 0, "CPU intra-op threads per rank (0: cores / local ranks).")
+flags.DEFINE_integer("dupe_factor", 5, "When building data: passes over the corpus with different masks.")
+flags.DEFINE_integer("num_shards", 8, "When building data: TFRecord shards (>= the number of ranks).")
+flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and batch plan, then exit.")
+
+
+def _configs():
+    from hvd_pretrain.data.config import DataConfig
+    from hvd_pretrain.models.config import preset
+    from hvd_pretrain.train.config import TrainConfig
+
+    family = FLAGS.model
+    name = FLAGS.preset or DEFAULT_PRESETS[family]
+    overrides = dict(hidden_dropout=FLAGS.hidden_dropout, attention_dropout=FLAGS.attention_dropout,
+                     max_position_embeddings=FLAGS.max_position_embeddings,
+                     sentence_objective=FLAGS.sentence_objective, vocab_size=FLAGS.vocab_size)
+    model = preset(name, **overrides)
+    if model.family != family:
+        raise ValueError("--preset=%s is a %s preset but --model=%s; pick a %s preset" % (name, model.family,
+                                                                                       family, family))
+    train = TrainConfig(
+        run_dir=FLAGS.run_dir, per_rank_batch=FLAGS.train_batch_size, accum_steps=FLAGS.accum_steps,
+        num_train_steps=FLAGS.num_train_steps, warmup_steps=FLAGS.warmup_steps,
+        warmup_proportion=FLAGS.warmup_proportion, learning_rate=FLAGS.learning_rate,
+        end_learning_rate=FLAGS.end_learning_rate, decay_power=FLAGS.decay_power, optimizer=FLAGS.optimizer,
+        weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, max_seq_length=FLAGS.max_seq_length,
+        max_predictions_per_seq=FLAGS.max_predictions_per_seq, save_checkpoints_steps=FLAGS.save_checkpoints_steps,
+        keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every, seed=FLAGS.seed,
+        threads=FLAGS.threads).validate()
+    data = DataConfig(max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=FLAGS.max_predictions_per_seq,
+                      sentence_objective=model.sentence_objective, seed=FLAGS.seed, dupe_factor=FLAGS.dupe_factor,
+                      num_shards=FLAGS.num_shards).validate()
+    if FLAGS.max_seq_length > model.max_position_embeddings:
+        raise ValueError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
+                         " --max_position_embeddings" % (FLAGS.max_seq_length, model.max_position_embeddings))
+    source = dict(input_files=FLAGS.input_files, data_dir=FLAGS.data_dir, vocab_dir=FLAGS.vocab_dir,
+                  vocab_size=FLAGS.vocab_size, vocab_size_set=FLAGS["vocab_size"].present,
+                  max_seq_length_set=FLAGS["max_seq_length"].present)
+    return model, train, data, source
+
+
+def main(argv):
+    if len(argv) > 1:
+        print("error: unexpected arguments %s; hvd-pretrain takes only --flags" % " ".join(argv[1:]),
+              file=sys.stderr)
+        return 2
+    try:
+        model, train, data, source = _configs()
+    except ValueError as e:  # ConfigError, TrainConfigError and DataError are ValueErrors or handled below
+        print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
+        return 2
+    except Exception as e:
+        if type(e).__name__ == "DataError":
+            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
+            return 2
+        raise
+    if FLAGS.dry_run:
+        from hvd_pretrain.train.plan import BatchPlan
+        world = int(os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
+        plan = BatchPlan(train.per_rank_batch, train.accum_steps, world, train.num_train_steps,
+                         train.resolved_warmup_steps(), train.max_seq_length)
+        print("model: %s (%s)" % (model.preset, model.family))
+        print(plan.describe())
+        return 0
+    from absl import logging
+    logging.set_verbosity(logging.WARNING)
+    from hvd_pretrain.train.trainer import train as run_training
+    return run_training(model, train, data, source)
+
+
+def parse_flags(argv):
+    """absl parsing, but a bad flag is one line and exit code 2 (a configuration error)."""
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[1:]):
+        print(__doc__)
+        print(FLAGS.module_help(__name__))
+        sys.exit(0)
+    try:
+        return FLAGS(argv)
+    except flags.Error as e:
+        print("error: %s (see %s --help)" % (str(e).splitlines()[0], os.path.basename(argv[0])), file=sys.stderr)
+        sys.exit(2)
+
+
+def run():
+    app.run(lambda argv: sys.exit(main(argv)), flags_parser=parse_flags)
+
+
+if __name__ == "__main__":
+    run()

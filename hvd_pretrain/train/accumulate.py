@@ -1,0 +1,171 @@
+"""Gradient accumulation and allreduce: the numerics of one optimizer step.
+
+One optimizer step on every rank:
+
+1. The rank takes its N micro-batches. From the features alone it counts the
+   targets of each objective (masked tokens for MLM, examples for NSP/SOP,
+   real tokens for RTD) and allreduces those counts (a few scalars) so that
+   every rank knows the GLOBAL count of each objective for this step.
+2. For each micro-batch it computes the loss SUMS and the gradient of
+   ``sum_k w_k * sum_k / global_count_k``, and adds the gradient into fp32
+   accumulators.
+3. One grouped allreduce (op=Sum) of all accumulated gradients together with
+   the loss sums. Because every term was already divided by the global
+   count, the sum over ranks IS the gradient of the global mean loss: the
+   mean over every masked token of the N x world micro-batches, exactly as
+   one big batch on one device would compute it, even when micro-batches hold
+   different numbers of masked tokens.
+4. Clip by global norm (after the allreduce, so every rank clips the same
+   gradient), then apply. The optimizer's iteration counter, which drives the
+   learning-rate schedule, advances once per optimizer step.
+
+The counts allreduce also carries the non-padding token count (for tokens/sec)
+and a stop flag (so a signal seen by one rank stops every rank at the same step).
+"""
+
+from hvd_pretrain.tfcompat import tf
+
+
+class LocalCommunicator:
+    """World size 1: reductions are identities."""
+
+    size = 1
+    rank = 0
+
+    def allreduce_sum(self, tensor):
+        return tensor
+
+    def grouped_allreduce_sum(self, tensors):
+        return list(tensors)
+
+
+class HorovodCommunicator:
+    """Sum reductions over all Horovod ranks (one grouped call for many tensors)."""
+
+    def __init__(self, hvd, compression=None):
+        self.hvd = hvd
+        self.size = hvd.size()
+        self.rank = hvd.rank()
+        self.compression = compression or hvd.Compression.none
+
+    def allreduce_sum(self, tensor):
+        return self.hvd.allreduce(tensor, op=self.hvd.Sum, name="step_counts")
+
+    def grouped_allreduce_sum(self, tensors):
+        return self.hvd.grouped_allreduce(list(tensors), op=self.hvd.Sum, compression=self.compression)
+
+
+def weighted_loss(sums, counts, objectives, weights):
+    """sum_k w_k * sums[k] / counts[k]; a zero count contributes nothing."""
+    total = tf.constant(0.0, tf.float32)
+    for i, name in enumerate(objectives):
+        total += float(weights.get(name, 1.0)) * tf.math.divide_no_nan(
+            tf.cast(sums[name], tf.float32), counts[i])
+    return total
+
+
+class AccumulatingStep:
+    """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`."""
+
+    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0):
+        if accum_steps < 1:
+            raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
+        self.model = model
+        self.optimizer = optimizer
+        self.comm = comm
+        self.accum_steps = int(accum_steps)
+        self.clip_norm = float(clip_norm)
+        self.objectives = tuple(model.objectives)
+        self.weights = dict(model.loss_weights)
+        self._accumulators = None
+        self._loss_sums = None
+
+    # -- variables -------------------------------------------------------
+    def build(self):
+        """Create the fp32 accumulators (call after the model's variables exist)."""
+        if self._accumulators is None:
+            self._accumulators = [
+                tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False, name="accum/" + v.name.replace(":", "_"))
+                for v in self.model.trainable_variables]
+            self._loss_sums = tf.Variable(tf.zeros([len(self.objectives)], tf.float32), trainable=False,
+                                          name="accum/loss_sums")
+        return self
+
+    # -- the pieces --------------------------------------------------------
+    def local_counts(self, micro_batches, stop=False):
+        """[count per objective..., non-padding tokens, stop flag] for this rank's micro-batches."""
+        totals = [0.0] * (len(self.objectives) + 2)
+        for features in micro_batches:
+            counts = self.model.target_counts(features)
+            for i, name in enumerate(self.objectives):
+                totals[i] += tf.cast(counts[name], tf.float32)
+            totals[-2] += tf.cast(tf.reduce_sum(features["input_mask"]), tf.float32)
+        totals[-1] = 1.0 if stop else 0.0
+        return tf.stack([tf.cast(t, tf.float32) for t in totals])
+
+    @tf.function
+    def _micro_step(self, features, global_counts):
+        with tf.GradientTape() as tape:
+            sums = self.model.loss_sums(features, training=True)
+            loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
+        variables = self.model.trainable_variables
+        grads = tape.gradient(loss, variables)
+        for acc, grad, var in zip(self._accumulators, grads, variables):
+            if grad is None:
+                continue
+            acc.assign_add(tf.cast(tf.convert_to_tensor(grad), tf.float32))
+        self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives]))
+
+    @tf.function
+    def _reduce(self):
+        reduced = self.comm.grouped_allreduce_sum([a.read_value() for a in self._accumulators]
+                                                  + [self._loss_sums.read_value()])
+        for acc in self._accumulators:
+            acc.assign(tf.zeros_like(acc))
+        self._loss_sums.assign(tf.zeros_like(self._loss_sums))
+        return reduced[:-1], reduced[-1]
+
+    @tf.function
+    def _clip_and_apply(self, grads):
+        if self.clip_norm > 0:
+            grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
+        else:
+            norm = tf.linalg.global_norm(grads)
+        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
+        return norm
+
+    # -- public ------------------------------------------------------------
+    def compute_gradients(self, micro_batches, stop=False):
+        """Allreduced, not yet clipped gradients of the global mean loss.
+
+        Returns (grads, info) where info holds the global per-objective losses,
+        the total weighted loss, the global counts, non-padding tokens and whether
+        any rank asked to stop.
+        """
+        if len(micro_batches) != self.accum_steps:
+            raise ValueError("expected %d micro-batches, got %d" % (self.accum_steps, len(micro_batches)))
+        self.build()
+        global_counts = self.comm.allreduce_sum(self.local_counts(micro_batches, stop))
+        objective_counts = global_counts[: len(self.objectives)]
+        for features in micro_batches:
+            self._micro_step(features, objective_counts)
+        grads, loss_sums = self._reduce()
+        losses = {name: float(tf.math.divide_no_nan(loss_sums[i], objective_counts[i]))
+                  for i, name in enumerate(self.objectives)}
+        info = {
+            "losses": losses,
+            "loss": sum(self.weights.get(n, 1.0) * v for n, v in losses.items()),
+            "counts": {name: float(objective_counts[i]) for i, name in enumerate(self.objectives)},
+            "nonpad_tokens": float(global_counts[-2]),
+            "stop": bool(global_counts[-1] > 0),
+        }
+        return grads, info
+
+    def apply(self, grads):
+        """Clip after the allreduce, then one optimizer update; returns the pre-clip global norm."""
+        return float(self._clip_and_apply(grads))
+
+    def step(self, micro_batches, stop=False):
+        grads, info = self.compute_gradients(micro_batches, stop)
+        info["grad_norm"] = self.apply(grads)
+        return info

@@ -1,0 +1,75 @@
+"""TrainConfig: everything the trainer needs besides the model and the data.
+
+Pure Python (no TensorFlow, no Horovod), so the CLI can validate flags and
+print the plan before paying for the heavy imports.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+
+
+class TrainConfigError(ValueError):
+    """A training setting that cannot work; the message names the flag."""
+
+
+@dataclass
+class TrainConfig:
+    run_dir: str = "runs/default"
+    per_rank_batch: int = 32
+    accum_steps: int = 1
+    num_train_steps: int = 300
+    warmup_steps: int = -1          # -1: warmup_proportion of num_train_steps
+    warmup_proportion: float = 0.1
+    learning_rate: float = 5e-4
+    end_learning_rate: float = 0.0
+    decay_power: float = 1.0        # 1.0 = linear decay
+    optimizer: str = "adamw"
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6
+    clip_norm: float = 1.0
+    max_seq_length: int = 128
+    max_predictions_per_seq: int = 20
+    save_checkpoints_steps: int = 100
+    keep_checkpoints: int = 3
+    log_every: int = 20
+    seed: int = 12345
+    threads: int = 0                # intra-op threads per rank; 0 = cores / local ranks
+
+    def resolved_warmup_steps(self):
+        if self.warmup_steps >= 0:
+            return self.warmup_steps
+        return int(round(self.warmup_proportion * self.num_train_steps))
+
+    def validate(self):
+        positive = ("per_rank_batch", "accum_steps", "num_train_steps", "max_seq_length",
+                    "max_predictions_per_seq", "save_checkpoints_steps", "keep_checkpoints", "log_every")
+        for key in positive:
+            value = getattr(self, key)
+            if int(value) < 1:
+                raise TrainConfigError("--%s=%r must be a positive integer" % (key_to_flag(key), value))
+        if self.learning_rate <= 0:
+            raise TrainConfigError("--learning_rate=%r must be positive" % self.learning_rate)
+        if self.optimizer not in ("adamw",):
+            raise TrainConfigError("--optimizer=%r is unknown; choose adamw" % self.optimizer)
+        if not 0.0 <= self.warmup_proportion <= 1.0:
+            raise TrainConfigError("--warmup_proportion=%r must be in [0, 1]" % self.warmup_proportion)
+        if self.resolved_warmup_steps() > self.num_train_steps:
+            raise TrainConfigError("--warmup_steps=%d exceeds --num_train_steps=%d"
+                                   % (self.resolved_warmup_steps(), self.num_train_steps))
+        if self.clip_norm < 0:
+            raise TrainConfigError("--clip_norm=%r must be >= 0 (0 disables clipping)" % self.clip_norm)
+        if self.threads < 0:
+            raise TrainConfigError("--threads=%r must be >= 0" % self.threads)
+        return self
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+_FLAG_NAMES = {"per_rank_batch": "train_batch_size"}
+
+
+def key_to_flag(key):
+    return _FLAG_NAMES.get(key, key)

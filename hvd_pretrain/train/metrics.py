@@ -1,0 +1,147 @@
+"""Throughput and loss metrics, one record per logging window.
+
+Throughput is always a total over elapsed wall time (steps / seconds, examples
+/ seconds), never an average of per-step rates, which would overweight fast
+steps.
+"""
+
+import socket
+import statistics
+import time
+
+from hvd_pretrain.rundir import append_jsonl
+
+
+class WindowMeter:
+    """Accumulates one logging window on one rank."""
+
+    def __init__(self):
+        self.reset(time.time())
+
+    def reset(self, now):
+        self.start = now
+        self.steps = 0
+        self.step_time = 0.0
+        self.data_wait = 0.0
+        self.nonpad_tokens = 0.0
+        self.loss_sum = 0.0
+        self.objective_sums = {}
+
+    def add(self, step_time, data_wait, info):
+        self.steps += 1
+        self.step_time += step_time
+        self.data_wait += data_wait
+        self.nonpad_tokens += info.get("nonpad_tokens", 0.0)
+        self.loss_sum += info["loss"]
+        for name, value in info["losses"].items():
+            self.objective_sums[name] = self.objective_sums.get(name, 0.0) + value
+
+
+def straggler_summary(per_rank):
+    """per_rank: list of (step_time, data_wait) means, indexed by rank."""
+    step_times = [float(r[0]) for r in per_rank]
+    waits = [float(r[1]) for r in per_rank]
+    slowest = max(range(len(step_times)), key=lambda r: step_times[r])
+    return {
+        "step_time": {"min": min(step_times), "median": statistics.median(step_times), "max": max(step_times)},
+        "data_wait": {"min": min(waits), "median": statistics.median(waits), "max": max(waits)},
+        "slowest_rank": slowest,
+    }
+
+
+class MetricsLogger:
+    """Writes metrics.jsonl (rank 0), ranks/<r>.jsonl (every rank) and TensorBoard scalars."""
+
+    def __init__(self, rundir, rank, plan, is_root, gather=None, tb_writer=None, printer=print):
+        self.rundir = rundir
+        self.rank = rank
+        self.plan = plan
+        self.is_root = is_root
+        self.gather = gather
+        self.tb = tb_writer
+        self.printer = printer
+        self.host = socket.gethostname()
+        self.run_start = time.time()
+        self.window = WindowMeter()
+
+    def event(self, name, step, **extra):
+        if self.is_root:
+            append_jsonl(self.rundir.metrics, dict(extra, time=time.time(), step=int(step), event=name))
+
+    def log_window(self, step, lr, extra=None):
+        """Close the window ending at optimizer step `step`; returns the record on rank 0."""
+        now = time.time()
+        w = self.window
+        elapsed = max(now - w.start, 1e-9)
+        steps = max(w.steps, 1)
+        mean_step = w.step_time / steps
+        mean_wait = w.data_wait / steps
+        append_jsonl(self.rundir.rank_log(self.rank), {
+            "time": now, "step": int(step), "rank": self.rank, "host": self.host,
+            "step_time": mean_step, "data_wait": mean_wait, "steps": w.steps})
+        ranks = None
+        if self.gather is not None:
+            ranks = straggler_summary(self.gather([mean_step, mean_wait]))
+        record = None
+        if self.is_root:
+            plan = self.plan
+            step_rate = w.steps / elapsed
+            examples = w.steps * plan.global_batch
+            remaining = max(plan.num_train_steps - step, 0)
+            record = {
+                "time": now,
+                "step": int(step),
+                "num_train_steps": plan.num_train_steps,
+                "global_step_per_sec": step_rate,
+                "examples_per_sec": examples / elapsed,
+                "tokens_per_sec": examples * plan.max_seq_length / elapsed,
+                "tokens_per_sec_nonpad": w.nonpad_tokens / elapsed,
+                "loss": w.loss_sum / steps,
+                "losses": {k: v / steps for k, v in w.objective_sums.items()},
+                "lr": lr,
+                "elapsed": now - self.run_start,
+                "eta_sec": remaining / step_rate if step_rate > 0 else None,
+                "world_size": plan.world_size,
+                "accum_steps": plan.accum_steps,
+                "global_batch": plan.global_batch,
+                "step_time": mean_step,
+                "data_wait": mean_wait,
+            }
+            if ranks is not None:
+                record["ranks"] = ranks
+            if extra:
+                record.update(extra)
+            append_jsonl(self.rundir.metrics, record)
+            self.printer(format_record(record))
+            self._tensorboard(record)
+        self.window.reset(now)
+        return record
+
+    def _tensorboard(self, r):
+        if self.tb is None:
+            return
+        from hvd_pretrain.tfcompat import tf
+        with self.tb.as_default(step=r["step"]):
+            tf.summary.scalar("throughput/global_step_per_sec", r["global_step_per_sec"])
+            tf.summary.scalar("throughput/examples_per_sec", r["examples_per_sec"])
+            tf.summary.scalar("throughput/tokens_per_sec", r["tokens_per_sec"])
+            tf.summary.scalar("throughput/tokens_per_sec_nonpad", r["tokens_per_sec_nonpad"])
+            tf.summary.scalar("loss/total", r["loss"])
+            for name, value in r["losses"].items():
+                tf.summary.scalar("loss/" + name, value)
+            tf.summary.scalar("train/learning_rate", r["lr"])
+            if "grad_norm" in r:
+                tf.summary.scalar("train/grad_norm", r["grad_norm"])
+            if "ranks" in r:
+                tf.summary.scalar("stragglers/step_time_max", r["ranks"]["step_time"]["max"])
+                tf.summary.scalar("stragglers/step_time_median", r["ranks"]["step_time"]["median"])
+                tf.summary.scalar("stragglers/data_wait_max", r["ranks"]["data_wait"]["max"])
+        self.tb.flush()
+
+
+def format_record(r):
+    losses = ", ".join("%s %.4f" % kv for kv in sorted(r["losses"].items()))
+    eta = r.get("eta_sec")
+    return ("step %d/%d | %.2f step/s | %.1f examples/s | %.0f tokens/s | loss %.4f (%s) | lr %.2e | eta %s"
+            % (r["step"], r["num_train_steps"], r["global_step_per_sec"], r["examples_per_sec"],
+               r["tokens_per_sec"], r["loss"], losses, r["lr"], "%.0fs" % eta if eta is not None else "-"))

@@ -1,0 +1,63 @@
+"""Learning-rate schedules and optimizers.
+
+The schedule is a function of the optimizer's iteration counter, which
+advances once per optimizer step (never per micro-batch).
+"""
+
+from hvd_pretrain.tfcompat import keras, tf
+
+# Variables excluded from weight decay (LayerNorm scales/offsets and biases).
+NO_DECAY_NAME_PARTS = ("layer_norm", "LayerNorm", "layernorm", "bias", "beta", "gamma")
+
+
+class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup up to `peak` over `warmup_steps`, then polynomial decay to `end` at `total_steps`."""
+
+    def __init__(self, peak, total_steps, warmup_steps, end=0.0, power=1.0, name=None):
+        super().__init__()
+        self.peak = float(peak)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+        self.end = float(end)
+        self.power = float(power)
+        self.name = name
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup = tf.cast(self.warmup_steps, tf.float32)
+        decay_steps = tf.cast(max(1, self.total_steps - self.warmup_steps), tf.float32)
+        progress = tf.clip_by_value((step - warmup) / decay_steps, 0.0, 1.0)
+        decayed = (self.peak - self.end) * tf.pow(1.0 - progress, self.power) + self.end
+        if self.warmup_steps > 0:
+            # Update k (0-based) uses (k + 1) / warmup of the peak: the first update is not wasted.
+            warm = self.peak * tf.minimum(step + 1.0, warmup) / warmup
+            return tf.where(step < warmup, warm, decayed)
+        return decayed
+
+    def get_config(self):
+        return dict(peak=self.peak, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
+                    end=self.end, power=self.power, name=self.name)
+
+
+def make_schedule(cfg):
+    return WarmupPolynomialDecay(cfg.learning_rate, cfg.num_train_steps, cfg.resolved_warmup_steps(),
+                                 end=cfg.end_learning_rate, power=cfg.decay_power)
+
+
+def make_optimizer(cfg, schedule=None):
+    """AdamW (decoupled weight decay) with LayerNorm and bias excluded from decay."""
+    schedule = schedule or make_schedule(cfg)
+    if cfg.optimizer == "adamw":
+        opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay,
+                                     beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon)
+        opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAME_PARTS))
+        return opt
+    raise ValueError("unknown optimizer %r" % cfg.optimizer)
+
+
+def current_lr(optimizer):
+    """The learning rate the next optimizer update will use."""
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        return float(schedule(optimizer.iterations))
+    return float(tf.convert_to_tensor(optimizer.learning_rate))

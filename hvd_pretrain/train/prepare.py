@@ -1,0 +1,105 @@
+"""Resolve what the trainer reads: a vocab and TFRecord shards.
+
+Three sources, in order of precedence:
+  --data_dir      existing TFRecord shards (from `hvd-data create` or Google's
+                  create_pretraining_data.py); --vocab_dir optional.
+  --input_files   the user's plain text (one sentence per line, blank line
+                  between documents): a vocab and shards are built into the
+                  run directory.
+  (neither)       the embedded default corpus, built the same way.
+
+Runs on rank 0 only; the other ranks receive the result by broadcast.
+"""
+
+import glob
+import os
+
+from hvd_pretrain.rundir import read_json
+
+
+class PrepareError(Exception):
+    """Input that cannot be trained on (one-line message)."""
+
+
+def expand_files(spec, flag):
+    """Comma-separated paths or globs -> sorted files; each must exist and be non-empty."""
+    files = []
+    for part in [p.strip() for p in spec.split(",") if p.strip()]:
+        matches = sorted(glob.glob(part)) if any(c in part for c in "*?[") else [part]
+        if not matches:
+            raise PrepareError("--%s: no file matches %s" % (flag, part))
+        files.extend(matches)
+    for path in files:
+        if not os.path.isfile(path):
+            raise PrepareError("--%s: %s does not exist or is not a file" % (flag, path))
+        if os.path.getsize(path) == 0:
+            raise PrepareError("--%s: %s is empty; give a file with text" % (flag, path))
+    return files
+
+
+def _manifest_vocab(manifest):
+    tok = manifest.get("tokenizer") or {}
+    return tok.get("vocab_size"), os.path.dirname(tok["path"]) if tok.get("path") else ""
+
+
+def _same_inputs(manifest, inputs, data_config):
+    saved = [i["path"] if isinstance(i, dict) else i for i in manifest.get("inputs", [])]
+    if [os.path.abspath(p) for p in saved] != [os.path.abspath(p) for p in inputs]:
+        return False
+    saved_cfg = manifest.get("config") or {}
+    ours = data_config.as_dict()
+    return all(saved_cfg.get(k, v) == v for k, v in ours.items())
+
+
+def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_dir="", printer=print):
+    """Returns dict(data_dir, vocab_dir, vocab_size, num_instances, files, max_seq_length, max_predictions)."""
+    from hvd_pretrain.data import DataError, create_pretraining_data, list_shards, read_manifest
+    from hvd_pretrain.vocab import load_tokenizer, train_sentencepiece
+
+    try:
+        if data_dir:
+            files = list_shards(data_dir)
+            if not files:
+                raise PrepareError("--data_dir=%s holds no TFRecord shards; run `hvd-data create` first" % data_dir)
+            manifest = read_manifest(data_dir) if os.path.isfile(os.path.join(data_dir, "manifest.json")) else {}
+            data_vocab, manifest_vocab_dir = _manifest_vocab(manifest)
+            if vocab_dir:
+                data_vocab = load_tokenizer(vocab_dir).vocab_size
+            cfg = manifest.get("config") or {}
+            return dict(data_dir=data_dir, vocab_dir=vocab_dir or manifest_vocab_dir,
+                        vocab_size=data_vocab, num_instances=manifest.get("num_instances"), files=files,
+                        max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"))
+
+        if input_files:
+            inputs = expand_files(input_files, "input_files")
+            source = "--input_files"
+        else:
+            from hvd_pretrain.corpus import default_corpus
+            inputs = [default_corpus()]
+            source = "the embedded default corpus (%s)" % inputs[0]
+
+        vocab_dir = vocab_dir or rundir.vocab_dir
+        if not _has_vocab(vocab_dir):
+            printer("preparing: training a %d-piece SentencePiece vocab on %s" % (vocab_size, source))
+            train_sentencepiece(inputs, vocab_dir, vocab_size)
+        tokenizer = load_tokenizer(vocab_dir)
+
+        out = rundir.data_dir
+        manifest_path = os.path.join(out, "manifest.json")
+        manifest = read_json(manifest_path)
+        if manifest is not None and not _same_inputs(manifest, inputs, data_config):
+            raise PrepareError("%s was built from other inputs or options; use a new --run_dir, or --data_dir=%s"
+                               " to train on it as it is" % (out, out))
+        if manifest is None:
+            printer("preparing: creating pre-training instances from %s into %s" % (source, out))
+            manifest = create_pretraining_data(inputs, vocab_dir, out, data_config, num_workers=1)
+        return dict(data_dir=out, vocab_dir=vocab_dir, vocab_size=tokenizer.vocab_size,
+                    num_instances=manifest.get("num_instances"), files=list_shards(out),
+                    max_seq_length=data_config.max_seq_length,
+                    max_predictions=data_config.max_predictions_per_seq)
+    except DataError as e:
+        raise PrepareError(str(e)) from None
+
+
+def _has_vocab(vocab_dir):
+    return any(os.path.isfile(os.path.join(vocab_dir, name)) for name in ("spm.model", "vocab.txt"))
