@@ -66,6 +66,27 @@ def _resolve(model_config, train_config, data_config, source, world_size, printe
     return resolved
 
 
+def _dummy_features(cfg):
+    """Zero features of the training shapes: enough to create the model's variables."""
+    b, seq, preds = 1, cfg.max_seq_length, cfg.max_predictions_per_seq
+    ints = lambda *shape: tf.zeros(shape, tf.int32)  # noqa: E731
+    return dict(input_ids=ints(b, seq), input_mask=tf.ones((b, seq), tf.int32), segment_ids=ints(b, seq),
+                masked_lm_positions=ints(b, preds), masked_lm_ids=ints(b, preds),
+                masked_lm_weights=tf.ones((b, preds), tf.float32), next_sentence_labels=ints(b))
+
+
+def _report_corrupt(files, exc):
+    """Name the damaged shard: re-read this rank's shards with CRC checks (only on the error path)."""
+    from hvd_pretrain.data import DataError, verify_shards
+    try:
+        verify_shards(files)
+        _error("corrupt TFRecord data in %s: %s; recreate the shards"
+               % (", ".join(files), str(exc.message).splitlines()[0]))
+    except DataError as e:
+        _error(str(e).splitlines()[0])
+    return EXIT_CONFIG
+
+
 def train(model_config, train_config, data_config, source, printer=print):
     """Run (or resume) pre-training. Returns the process exit code."""
     hvd = distributed.init_horovod(train_config.threads)
@@ -96,12 +117,6 @@ def train(model_config, train_config, data_config, source, printer=print):
         write_json_atomic(rundir.plan, dict(plan.to_dict(), model=model_config.to_dict(), train=train_config.to_dict(),
                                             data=resolved, max_predictions=train_config.max_predictions_per_seq))
 
-    from hvd_pretrain.data import make_dataset, shards_for_rank
-    files = shards_for_rank(resolved["files"], rank, size)
-    dataset = make_dataset(files, train_config.per_rank_batch, train_config.max_seq_length,
-                           train_config.max_predictions_per_seq, rank=rank, world=size, seed=train_config.seed)
-    iterator = iter(dataset)
-
     from hvd_pretrain.models import build_pretrainer
     keras.utils.set_random_seed(train_config.seed)
     model = build_pretrainer(model_config)
@@ -109,8 +124,7 @@ def train(model_config, train_config, data_config, source, printer=print):
     comm = HorovodCommunicator(hvd)
     stepper = AccumulatingStep(model, optimizer, comm, train_config.accum_steps, train_config.clip_norm)
 
-    first = next(iterator)
-    model.loss_sums(first, training=False)  # creates the model's variables
+    model.loss_sums(_dummy_features(train_config), training=False)  # creates the model's variables
     optimizer.build(model.trainable_variables)
     stepper.build()
     writer = CheckpointWriter(rundir.checkpoints, model, optimizer, model_config, keep=train_config.keep_checkpoints)
@@ -124,18 +138,28 @@ def train(model_config, train_config, data_config, source, printer=print):
     if start_step:
         say("resumed from %s at step %d" % (resolved["checkpoint"], start_step))
 
+    from hvd_pretrain.data import DataError, make_dataset, shards_for_rank
+    files = shards_for_rank(resolved["files"], rank, size)  # what make_dataset reads on this rank
+    try:
+        # A resumed run reads its shards in a new order, fixed by the seed and the resume step.
+        dataset = make_dataset(resolved["files"], train_config.per_rank_batch, train_config.max_seq_length,
+                               train_config.max_predictions_per_seq, rank=rank, world=size,
+                               seed=train_config.seed + start_step)
+    except DataError as e:
+        _error(str(e).splitlines()[0])
+        return EXIT_CONFIG
+    iterator = iter(dataset)
+
     tb = tf.summary.create_file_writer(rundir.tensorboard) if is_root else None
     logger = MetricsLogger(rundir, rank, plan, is_root, gather=distributed.gather_rows(hvd), tb_writer=tb,
                            printer=say)
     logger.event("resume" if start_step else "start", start_step, world_size=size, pid=os.getpid())
     stop = StopRequest().install()
-    pending = [first]
     step, info = start_step, None
     try:
         while step < plan.num_train_steps:
             t0 = time.time()
-            micro = pending + [next(iterator) for _ in range(train_config.accum_steps - len(pending))]
-            pending = []
+            micro = [next(iterator) for _ in range(train_config.accum_steps)]
             t1 = time.time()
             info = stepper.step(micro, stop=stop.requested)
             step = int(optimizer.iterations.numpy())
@@ -152,9 +176,7 @@ def train(model_config, train_config, data_config, source, printer=print):
                 logger.event("stopped", step, signal=signum)
                 return 128 + signum
     except tf.errors.DataLossError as e:
-        _error("corrupt TFRecord data under %s: %s; recreate the shards"
-               % (resolved["data_dir"], str(e.message).splitlines()[0]))
-        return EXIT_CONFIG
+        return _report_corrupt(files, e)
     finally:
         stop.uninstall()
     logger.event("end", step)

@@ -1,0 +1,51 @@
+"""Shared fixtures. Heavy artefacts (vocab, shards) are built once per session."""
+
+import os
+
+import pytest
+
+TINY_SEQ = 64
+TINY_PREDS = 10
+TINY_VOCAB = 1000
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    """A SentencePiece vocab and 4 TFRecord shards from the embedded corpus (seq 64, NSP).
+
+    Returns dict(data_dir, vocab_dir, seq, preds, vocab_size). Treat as read-only: copy before changing.
+    """
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+    from hvd_pretrain.vocab import train_sentencepiece
+
+    root = tmp_path_factory.mktemp("tiny_data")
+    vocab_dir = str(root / "vocab")
+    data_dir = str(root / "data")
+    corpus = default_corpus()
+    train_sentencepiece([corpus], vocab_dir, TINY_VOCAB)
+    config = DataConfig(max_seq_length=TINY_SEQ, max_predictions_per_seq=TINY_PREDS, dupe_factor=1,
+                        num_shards=4, seed=7)
+    create_pretraining_data([corpus], vocab_dir, data_dir, config, num_workers=1)
+    return dict(data_dir=data_dir, vocab_dir=vocab_dir, seq=TINY_SEQ, preds=TINY_PREDS, vocab_size=TINY_VOCAB)
+
+
+def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
+    """hvd-pretrain flags for a fast tiny-BERT run on the session's shards."""
+    flags = {
+        "run_dir": run_dir, "data_dir": tiny_data["data_dir"], "max_seq_length": tiny_data["seq"],
+        "max_predictions_per_seq": tiny_data["preds"], "num_train_steps": steps, "train_batch_size": 4,
+        "log_every": 2, "save_checkpoints_steps": 2, "threads": 1,
+    }
+    flags.update(extra)
+    return ["--%s=%s" % (k, v) for k, v in flags.items()]
+
+
+@pytest.fixture
+def tiny_flags(tiny_data):
+    return lambda run_dir, **kw: tiny_train_flags(tiny_data, str(run_dir), **kw)
+
+
+def pytest_configure(config):
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

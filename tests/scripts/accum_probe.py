@@ -1,0 +1,84 @@
+"""Computes one optimizer step's allreduced gradient for a fixed global batch.
+
+Run as (the three layouts of the same 4b examples):
+    horovodrun -np 2 python accum_probe.py --out D --accum 2 --batch b
+    python accum_probe.py --out D --accum 4 --batch b
+    python accum_probe.py --out D --accum 1 --batch 4b
+Each rank writes D/rank<r>.npz with the initial-weights digest, the gradients
+and the weights after one plain-SGD step.
+"""
+
+import argparse
+import os
+
+import numpy as np
+
+from hvd_pretrain.models import build_pretrainer
+from hvd_pretrain.models.config import preset
+from hvd_pretrain.tfcompat import keras, tf
+from hvd_pretrain.train import distributed
+from hvd_pretrain.train.accumulate import AccumulatingStep, HorovodCommunicator
+
+SEQ, PREDS, VOCAB, GLOBAL = 32, 6, 300, 16
+
+
+def global_batch():
+    """16 fixed examples whose masked-token counts differ (1..6 per example)."""
+    rng = np.random.RandomState(7)
+    ids = rng.randint(5, VOCAB, size=(GLOBAL, SEQ)).astype(np.int32)
+    lengths = rng.randint(12, SEQ + 1, size=GLOBAL)
+    mask = (np.arange(SEQ)[None, :] < lengths[:, None]).astype(np.int32)
+    ids = ids * mask
+    ids[:, 0] = 2
+    segments = (np.arange(SEQ)[None, :] >= (lengths // 2)[:, None]).astype(np.int32) * mask
+    positions = np.zeros((GLOBAL, PREDS), np.int32)
+    labels = np.zeros((GLOBAL, PREDS), np.int32)
+    weights = np.zeros((GLOBAL, PREDS), np.float32)
+    for i in range(GLOBAL):
+        n = 1 + i % PREDS
+        pos = np.sort(rng.choice(np.arange(1, lengths[i]), size=n, replace=False))
+        positions[i, :n] = pos
+        labels[i, :n] = ids[i, pos]
+        weights[i, :n] = 1.0
+    nsp = (np.arange(GLOBAL) % 2).astype(np.int32)
+    return dict(input_ids=ids, input_mask=mask, segment_ids=segments, masked_lm_positions=positions,
+                masked_lm_ids=labels, masked_lm_weights=weights, next_sentence_labels=nsp)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--accum", type=int, required=True)
+    p.add_argument("--batch", type=int, required=True)
+    args = p.parse_args()
+    hvd = distributed.init_horovod(threads=1)
+    rank, size = hvd.rank(), hvd.size()
+    assert args.accum * args.batch * size == GLOBAL, "layout must cover the 16 examples exactly"
+    data = global_batch()
+    per_rank = args.accum * args.batch
+    mine = {k: v[rank * per_rank:(rank + 1) * per_rank] for k, v in data.items()}
+    micro = [{k: tf.constant(v[i * args.batch:(i + 1) * args.batch]) for k, v in mine.items()}
+             for i in range(args.accum)]
+
+    keras.utils.set_random_seed(1234)
+    config = preset("tiny", vocab_size=VOCAB, max_position_embeddings=SEQ, hidden_dropout=0.0,
+                    attention_dropout=0.0)
+    model = build_pretrainer(config)
+    model.loss_sums(micro[0], training=False)
+    optimizer = keras.optimizers.SGD(learning_rate=0.5)
+    optimizer.build(model.trainable_variables)
+    distributed.broadcast_state(hvd, model, optimizer)
+    init_digest = distributed.weights_digest(model)
+    stepper = AccumulatingStep(model, optimizer, HorovodCommunicator(hvd), args.accum, clip_norm=0.0)
+    grads, info = stepper.compute_gradients(micro)
+    stepper.apply(grads)
+    os.makedirs(args.out, exist_ok=True)
+    names = [v.name for v in model.trainable_variables]
+    np.savez(os.path.join(args.out, "rank%d.npz" % rank), init_digest=np.array(init_digest),
+             names=np.array(names), loss=np.array(info["loss"]),
+             **{"grad_%d" % i: g.numpy() for i, g in enumerate(grads)},
+             **{"weight_%d" % i: v.numpy() for i, v in enumerate(model.trainable_variables)})
+
+
+if __name__ == "__main__":
+    main()
