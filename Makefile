@@ -74,7 +74,8 @@ demo: install
 
 test: install
 	@echo "==> running the test suite"
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean-venv:
 	rm -rf $(VENV)
