@@ -39,7 +39,8 @@ flags.DEFINE_float("warmup_proportion", 0.1, "Fraction of steps for linear warmu
 flags.DEFINE_float("learning_rate", 5e-4, "Peak learning rate.")
 flags.DEFINE_float("end_learning_rate", 0.0, "Learning rate at the last step.")
 flags.DEFINE_float("decay_power", 1.0, "Polynomial decay power after warmup (1.0 = linear).")
-flags.DEFINE_enum("optimizer", "adamw", ["adamw"], "Optimizer.")
+flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer: AdamW, or LAMB (layer-wise trust ratios)"
+                  " for large global batches.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm or biases).")
 flags.DEFINE_float("clip_norm", 1.0, "Clip the allreduced gradient to this global norm (0: off).")
 flags.DEFINE_float("hidden_dropout", None, "Override the preset's hidden dropout.")
@@ -116,7 +117,36 @@ def main(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)
     from hvd_pretrain.train.trainer import train as run_training
-    return run_training(model, train, data, source)
+    try:
+        return run_training(model, train, data, source)
+    except Exception as e:  # noqa: BLE001 - every rank failure is reported here, once
+        return report_rank_failure(e)
+
+
+def _rank():
+    for key in ("HOROVOD_RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"):
+        if key in os.environ:
+            return int(os.environ[key])
+    return 0
+
+
+def report_rank_failure(exc):
+    """The failing rank prints its own traceback; ranks that only saw Horovod shut down say one line.
+
+    That keeps the first real error at the top of the job's output instead of under a wall of
+    secondary "Horovod has been shut down" errors from the other ranks.
+    """
+    import traceback
+    rank = _rank()
+    if "Horovod has been shut down" in str(exc):
+        print("rank %d: stopping because another rank failed (its error is reported above)" % rank,
+              file=sys.stderr, flush=True)
+        return 1
+    print("rank %d failed:" % rank, file=sys.stderr)
+    traceback.print_exc()
+    print("error: rank %d failed: %s: %s" % (rank, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""),
+          file=sys.stderr, flush=True)
+    return 1
 
 
 def parse_flags(argv):

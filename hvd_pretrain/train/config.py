@@ -51,8 +51,8 @@ class TrainConfig:
                 raise TrainConfigError("--%s=%r must be a positive integer" % (key_to_flag(key), value))
         if self.learning_rate <= 0:
             raise TrainConfigError("--learning_rate=%r must be positive" % self.learning_rate)
-        if self.optimizer not in ("adamw",):
-            raise TrainConfigError("--optimizer=%r is unknown; choose adamw" % self.optimizer)
+        if self.optimizer not in ("adamw", "lamb"):
+            raise TrainConfigError("--optimizer=%r is unknown; choose adamw or lamb" % self.optimizer)
         if not 0.0 <= self.warmup_proportion <= 1.0:
             raise TrainConfigError("--warmup_proportion=%r must be in [0, 1]" % self.warmup_proportion)
         if self.resolved_warmup_steps() > self.num_train_steps:

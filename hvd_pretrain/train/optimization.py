@@ -5,9 +5,7 @@ advances once per optimizer step (never per micro-batch).
 """
 
 from hvd_pretrain.tfcompat import keras, tf
-
-# Variables excluded from weight decay (LayerNorm scales/offsets and biases).
-NO_DECAY_NAME_PARTS = ("layer_norm", "LayerNorm", "layernorm", "bias", "beta", "gamma")
+from hvd_pretrain.train.optimizers import AdamWeightDecay
 
 
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
@@ -45,14 +43,12 @@ def make_schedule(cfg):
 
 
 def make_optimizer(cfg, schedule=None):
-    """AdamW (decoupled weight decay) with LayerNorm and bias excluded from decay."""
-    schedule = schedule or make_schedule(cfg)
-    if cfg.optimizer == "adamw":
-        opt = keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay,
-                                     beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon)
-        opt.exclude_from_weight_decay(var_names=list(NO_DECAY_NAME_PARTS))
-        return opt
-    raise ValueError("unknown optimizer %r" % cfg.optimizer)
+    """AdamW or LAMB; LayerNorm and biases are excluded from weight decay (and from LAMB's trust ratio)."""
+    if cfg.optimizer not in ("adamw", "lamb"):
+        raise ValueError("unknown optimizer %r" % cfg.optimizer)
+    return AdamWeightDecay(learning_rate=schedule or make_schedule(cfg), weight_decay_rate=cfg.weight_decay,
+                           beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon,
+                           layerwise_adaptation=cfg.optimizer == "lamb")
 
 
 def current_lr(optimizer):
