@@ -53,6 +53,29 @@ flags.DEFINE_integer("seed", 12345, "Random seed (model init, data order).")
 flags.DEFINE_integer("threads", 0, "CPU intra-op threads per rank (0: cores / local ranks).")
 flags.DEFINE_integer("dupe_factor", 5, "When building data: passes over the corpus with different masks.")
 flags.DEFINE_integer("num_shards", 8, "When building data: TFRecord shards (>= the number of ranks).")
+flags.DEFINE_integer("train_examples", 0, "Length as a budget of examples (0: use --num_train_steps). Steps and"
+                     " warmup then follow from the global batch, so changing np or accum keeps examples constant.")
+flags.DEFINE_float("train_epochs", 0.0, "Length as epochs over the data's instances (0: off).")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "fp16", "bf16"], "Compute precision; fp16 uses dynamic loss"
+                  " scaling, variables and accumulated gradients stay fp32.")
+flags.DEFINE_bool("xla", False, "XLA-compile the micro-step (jit_compile).")
+flags.DEFINE_bool("fp16_allreduce", False, "Compress gradients to fp16 for the allreduce (Horovod compression).")
+flags.DEFINE_integer("fusion_threshold_mb", 0, "Horovod tensor fusion buffer in MB (0: Horovod's default, 128 MB;"
+                     " or set HOROVOD_FUSION_THRESHOLD).")
+flags.DEFINE_float("cycle_time_ms", 0.0, "Horovod cycle time in ms (0: Horovod's default; or HOROVOD_CYCLE_TIME).")
+flags.DEFINE_integer("stall_check_seconds", 60, "Horovod warns when ranks wait on each other this long.")
+flags.DEFINE_integer("stall_shutdown_seconds", 0, "Horovod shuts the job down after a stall this long (0: never).")
+flags.DEFINE_string("init_checkpoint", "", "Start from another run's weights (phase 2 from phase 1): a run dir or"
+                    " checkpoint dir. Ignored once this run has its own checkpoint.")
+flags.DEFINE_bool("continue_global_step", False, "With --init_checkpoint: continue the global step of that"
+                  " checkpoint instead of starting this phase at step 0.")
+flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s per rank for MFU (0: --gpu_type preset, or measured on CPU).")
+flags.DEFINE_string("gpu_type", "", "GPU preset (V100-16G, V100-32G, A100-40G, A100-80G, H100) for MFU and the"
+                    " --dry_run capacity prediction.")
+flags.DEFINE_integer("gpus_per_node", 8, "For the --dry_run prediction with --gpu_type.")
+flags.DEFINE_string("interconnect", "nvlink", "For the --dry_run prediction: intra-node link (nvlink, pcie).")
+flags.DEFINE_string("network", "infiniband", "For the --dry_run prediction: inter-node network.")
+flags.DEFINE_integer("world_size", 0, "For --dry_run: the number of ranks to plan for (0: from the launcher).")
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and batch plan, then exit.")
 
 
@@ -78,7 +101,12 @@ def _configs():
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, max_seq_length=FLAGS.max_seq_length,
         max_predictions_per_seq=FLAGS.max_predictions_per_seq, save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every, seed=FLAGS.seed,
-        threads=FLAGS.threads).validate()
+        threads=FLAGS.threads, train_examples=FLAGS.train_examples, train_epochs=FLAGS.train_epochs,
+        precision=FLAGS.precision, xla=FLAGS.xla, fp16_allreduce=FLAGS.fp16_allreduce,
+        fusion_threshold_mb=FLAGS.fusion_threshold_mb, cycle_time_ms=FLAGS.cycle_time_ms,
+        stall_check_seconds=FLAGS.stall_check_seconds, stall_shutdown_seconds=FLAGS.stall_shutdown_seconds,
+        init_checkpoint=FLAGS.init_checkpoint, continue_global_step=FLAGS.continue_global_step,
+        peak_tflops=FLAGS.peak_tflops, gpu_type=FLAGS.gpu_type).validate()
     data = DataConfig(max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=FLAGS.max_predictions_per_seq,
                       sentence_objective=model.sentence_objective, seed=FLAGS.seed, dupe_factor=FLAGS.dupe_factor,
                       num_shards=FLAGS.num_shards).validate()
@@ -107,13 +135,7 @@ def main(argv):
             return 2
         raise
     if FLAGS.dry_run:
-        from hvd_pretrain.train.plan import BatchPlan
-        world = int(os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
-        plan = BatchPlan(train.per_rank_batch, train.accum_steps, world, train.num_train_steps,
-                         train.resolved_warmup_steps(), train.max_seq_length)
-        print("model: %s (%s)" % (model.preset, model.family))
-        print(plan.describe())
-        return 0
+        return dry_run(model, train, source)
     from absl import logging
     logging.set_verbosity(logging.WARNING)
     from hvd_pretrain.train.trainer import train as run_training
@@ -121,6 +143,42 @@ def main(argv):
         return run_training(model, train, data, source)
     except Exception as e:  # noqa: BLE001 - every rank failure is reported here, once
         return report_rank_failure(e)
+
+
+def dry_run(model, train, source):
+    """Print the model, the batch/step plan and (with --gpu_type) the capacity prediction; train nothing."""
+    import json
+    from hvd_pretrain.models.params import count_parameters
+    from hvd_pretrain.train.plan import BatchPlan, budget_steps
+    world = FLAGS.world_size or int(os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
+    instances = None
+    manifest = os.path.join(source["data_dir"], "manifest.json") if source["data_dir"] else ""
+    if manifest and os.path.isfile(manifest):
+        with open(manifest) as f:
+            instances = json.load(f).get("num_instances")
+    steps, warmup, note = budget_steps(train, world, instances)
+    plan = BatchPlan(train.per_rank_batch, train.accum_steps, world, steps, warmup, train.max_seq_length)
+    print("model: %s (%s), %s parameters, vocab %d, sharing %s, objective %s"
+          % (model.preset, model.family, format(count_parameters(model), ","), model.vocab_size, model.sharing,
+             model.sentence_objective))
+    print("optimizer: %s, peak lr %g, %s precision%s" % (train.optimizer, train.learning_rate, train.precision,
+                                                        ", XLA" if train.xla else ""))
+    if note:
+        print(note)
+    print(plan.describe(instances))
+    if train.gpu_type:
+        from hvd_pretrain.plan import PlanError, format_prediction, predict
+        per_node = min(FLAGS.gpus_per_node, world)
+        try:
+            prediction = predict(model, train.max_seq_length, train.per_rank_batch, train.accum_steps,
+                                 train.precision, train.gpu_type, per_node, -(-world // per_node),
+                                 FLAGS.interconnect, network=FLAGS.network, fp16_allreduce=train.fp16_allreduce,
+                                 num_predictions=train.max_predictions_per_seq)
+        except PlanError as e:
+            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
+            return 2
+        print(format_prediction(prediction))
+    return 0
 
 
 def _rank():

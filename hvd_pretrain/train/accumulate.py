@@ -21,6 +21,12 @@ One optimizer step on every rank:
 
 The counts allreduce also carries the non-padding token count (for tokens/sec)
 and a stop flag (so a signal seen by one rank stops every rank at the same step).
+
+fp16: each micro-batch's loss is multiplied by a dynamic loss scale and its
+gradients divided by it again before they are added to the fp32 accumulators.
+A non-finite value on any rank makes the allreduced SUM non-finite on every
+rank, so every rank takes the same decision: skip the update (the optimizer's
+step counter does not move), halve the scale.
 """
 
 from hvd_pretrain.tfcompat import tf
@@ -64,10 +70,34 @@ def weighted_loss(sums, counts, objectives, weights):
     return total
 
 
-class AccumulatingStep:
-    """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`."""
+class DynamicLossScale:
+    """fp16 loss scale: halve on a non-finite step, double after `growth_interval` finite steps."""
 
-    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0):
+    def __init__(self, initial=2.0 ** 15, growth_interval=2000, factor=2.0, minimum=1.0):
+        self.scale = tf.Variable(float(initial), trainable=False, dtype=tf.float32, name="loss_scale")
+        self.good_steps = tf.Variable(0, trainable=False, dtype=tf.int64, name="loss_scale_good_steps")
+        self.growth_interval = int(growth_interval)
+        self.factor = float(factor)
+        self.minimum = float(minimum)
+
+    def update(self, finite):
+        if finite:
+            self.good_steps.assign_add(1)
+            if int(self.good_steps.numpy()) >= self.growth_interval:
+                self.scale.assign(self.scale * self.factor)
+                self.good_steps.assign(0)
+        else:
+            self.scale.assign(tf.maximum(self.scale / self.factor, self.minimum))
+            self.good_steps.assign(0)
+
+
+class AccumulatingStep:
+    """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`.
+
+    loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile the micro-step.
+    """
+
+    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False):
         if accum_steps < 1:
             raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
         self.model = model
@@ -75,10 +105,12 @@ class AccumulatingStep:
         self.comm = comm
         self.accum_steps = int(accum_steps)
         self.clip_norm = float(clip_norm)
+        self.loss_scale = loss_scale
         self.objectives = tuple(model.objectives)
         self.weights = dict(model.loss_weights)
         self._accumulators = None
         self._loss_sums = None
+        self._micro_step = tf.function(self._micro_step_body, jit_compile=bool(jit_compile))
 
     # -- variables -------------------------------------------------------
     def build(self):
@@ -103,17 +135,18 @@ class AccumulatingStep:
         totals[-1] = 1.0 if stop else 0.0
         return tf.stack([tf.cast(t, tf.float32) for t in totals])
 
-    @tf.function
-    def _micro_step(self, features, global_counts):
+    def _micro_step_body(self, features, global_counts, scale):
         with tf.GradientTape() as tape:
             sums = self.model.loss_sums(features, training=True)
             loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
+            scaled = loss * scale
         variables = self.model.trainable_variables
-        grads = tape.gradient(loss, variables)
-        for acc, grad, var in zip(self._accumulators, grads, variables):
+        grads = tape.gradient(scaled, variables)
+        for acc, grad in zip(self._accumulators, grads):
             if grad is None:
                 continue
-            acc.assign_add(tf.cast(tf.convert_to_tensor(grad), tf.float32))
+            # Unscale each micro-batch's gradient before it joins the fp32 sum.
+            acc.assign_add(tf.cast(tf.convert_to_tensor(grad), tf.float32) / scale)
         self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives]))
 
     @tf.function
@@ -147,8 +180,9 @@ class AccumulatingStep:
         self.build()
         global_counts = self.comm.allreduce_sum(self.local_counts(micro_batches, stop))
         objective_counts = global_counts[: len(self.objectives)]
+        scale = self.loss_scale.scale.read_value() if self.loss_scale is not None else tf.constant(1.0)
         for features in micro_batches:
-            self._micro_step(features, objective_counts)
+            self._micro_step(features, objective_counts, scale)
         grads, loss_sums = self._reduce()
         losses = {name: float(tf.math.divide_no_nan(loss_sums[i], objective_counts[i]))
                   for i, name in enumerate(self.objectives)}
@@ -166,6 +200,21 @@ class AccumulatingStep:
         return float(self._clip_and_apply(grads))
 
     def step(self, micro_batches, stop=False):
+        """One optimizer step. A non-finite gradient (identical on every rank after the
+        allreduce) skips the update; with fp16 the loss scale is then halved."""
         grads, info = self.compute_gradients(micro_batches, stop)
-        info["grad_norm"] = self.apply(grads)
+        finite = bool(all_finite(grads))
+        info["skipped"] = not finite
+        if finite:
+            info["grad_norm"] = self.apply(grads)
+        else:
+            info["grad_norm"] = float("nan")
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
+            info["loss_scale"] = float(self.loss_scale.scale.numpy())
         return info
+
+
+@tf.function
+def all_finite(tensors):
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])

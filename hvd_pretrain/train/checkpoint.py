@@ -102,3 +102,10 @@ class CheckpointWriter:
         check_compatible(path, self.model_config)
         self.ckpt.read(os.path.join(path, "ckpt")).assert_existing_objects_matched()
         return read_json(os.path.join(path, "state.json"), {})
+
+    def restore_weights(self, path):
+        """Model weights only (a new training phase from another run): fresh optimizer state."""
+        check_compatible(path, self.model_config)
+        model = self.ckpt.model
+        tf.train.Checkpoint(model=model).read(os.path.join(path, "ckpt")).expect_partial()
+        return read_json(os.path.join(path, "state.json"), {})

@@ -36,6 +36,27 @@ class TrainConfig:
     log_every: int = 20
     seed: int = 12345
     threads: int = 0                # intra-op threads per rank; 0 = cores / local ranks
+    # Length as a budget instead of steps (0 = off): steps follow from the global batch.
+    train_examples: int = 0
+    train_epochs: float = 0.0
+    # Numerics and communication.
+    precision: str = "fp32"         # fp32 | fp16 (dynamic loss scaling) | bf16
+    xla: bool = False
+    fp16_allreduce: bool = False
+    fusion_threshold_mb: int = 0    # 0 = Horovod's default
+    cycle_time_ms: float = 0.0      # 0 = Horovod's default
+    stall_check_seconds: int = 60
+    stall_shutdown_seconds: int = 0  # 0 = never shut down on a stall
+    # Two-phase training: start from another run's checkpoint (weights only).
+    init_checkpoint: str = ""
+    continue_global_step: bool = False
+    # MFU denominator per rank: a datasheet peak (TFLOP/s), a GPU preset, or (default) measured on CPU.
+    peak_tflops: float = 0.0
+    gpu_type: str = ""
+
+    @property
+    def budgeted(self):
+        return bool(self.train_examples or self.train_epochs)
 
     def resolved_warmup_steps(self):
         if self.warmup_steps >= 0:
@@ -60,6 +81,13 @@ class TrainConfig:
                                    % (self.resolved_warmup_steps(), self.num_train_steps))
         if self.clip_norm < 0:
             raise TrainConfigError("--clip_norm=%r must be >= 0 (0 disables clipping)" % self.clip_norm)
+        if self.precision not in ("fp32", "fp16", "bf16"):
+            raise TrainConfigError("--precision=%r is unknown; choose fp32, fp16 or bf16" % self.precision)
+        if self.train_examples < 0 or self.train_epochs < 0:
+            raise TrainConfigError("--train_examples and --train_epochs must be >= 0")
+        if self.train_examples and self.train_epochs:
+            raise TrainConfigError("--train_examples=%d and --train_epochs=%g both set; give one budget"
+                                   % (self.train_examples, self.train_epochs))
         if self.threads < 0:
             raise TrainConfigError("--threads=%r must be >= 0" % self.threads)
         return self

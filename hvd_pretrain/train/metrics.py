@@ -52,7 +52,8 @@ def straggler_summary(per_rank):
 class MetricsLogger:
     """Writes metrics.jsonl (rank 0), ranks/<r>.jsonl (every rank) and TensorBoard scalars."""
 
-    def __init__(self, rundir, rank, plan, is_root, gather=None, tb_writer=None, printer=print):
+    def __init__(self, rundir, rank, plan, is_root, gather=None, tb_writer=None, printer=print, end_step=None,
+                 flops_per_example=None, peak_flops=None):
         self.rundir = rundir
         self.rank = rank
         self.plan = plan
@@ -61,6 +62,9 @@ class MetricsLogger:
         self.tb = tb_writer
         self.printer = printer
         self.host = socket.gethostname()
+        self.end_step = end_step if end_step is not None else plan.num_train_steps
+        self.flops_per_example = flops_per_example
+        self.peak_flops = peak_flops  # of all ranks together
         self.run_start = time.time()
         self.window = WindowMeter()
 
@@ -87,11 +91,11 @@ class MetricsLogger:
             plan = self.plan
             step_rate = w.steps / elapsed
             examples = w.steps * plan.global_batch
-            remaining = max(plan.num_train_steps - step, 0)
+            remaining = max(self.end_step - step, 0)
             record = {
                 "time": now,
                 "step": int(step),
-                "num_train_steps": plan.num_train_steps,
+                "num_train_steps": self.end_step,
                 "global_step_per_sec": step_rate,
                 "examples_per_sec": examples / elapsed,
                 "tokens_per_sec": examples * plan.max_seq_length / elapsed,
@@ -109,6 +113,10 @@ class MetricsLogger:
             }
             if ranks is not None:
                 record["ranks"] = ranks
+            if self.flops_per_example:
+                record["model_tflops_per_sec"] = record["examples_per_sec"] * self.flops_per_example / 1e12
+                if self.peak_flops:
+                    record["mfu"] = record["examples_per_sec"] * self.flops_per_example / self.peak_flops
             if extra:
                 record.update(extra)
             append_jsonl(self.rundir.metrics, record)
@@ -130,8 +138,10 @@ class MetricsLogger:
             for name, value in r["losses"].items():
                 tf.summary.scalar("loss/" + name, value)
             tf.summary.scalar("train/learning_rate", r["lr"])
-            if "grad_norm" in r:
-                tf.summary.scalar("train/grad_norm", r["grad_norm"])
+            for key, tag in (("grad_norm", "train/grad_norm"), ("loss_scale", "train/loss_scale"),
+                             ("mfu", "throughput/mfu")):
+                if key in r:
+                    tf.summary.scalar(tag, r[key])
             if "ranks" in r:
                 tf.summary.scalar("stragglers/step_time_max", r["ranks"]["step_time"]["max"])
                 tf.summary.scalar("stragglers/step_time_median", r["ranks"]["step_time"]["median"])
@@ -142,6 +152,11 @@ class MetricsLogger:
 def format_record(r):
     losses = ", ".join("%s %.4f" % kv for kv in sorted(r["losses"].items()))
     eta = r.get("eta_sec")
-    return ("step %d/%d | %.2f step/s | %.1f examples/s | %.0f tokens/s | loss %.4f (%s) | lr %.2e | eta %s"
+    line = ("step %d/%d | %.2f step/s | %.1f examples/s | %.0f tokens/s | loss %.4f (%s) | lr %.2e | eta %s"
             % (r["step"], r["num_train_steps"], r["global_step_per_sec"], r["examples_per_sec"],
                r["tokens_per_sec"], r["loss"], losses, r["lr"], "%.0fs" % eta if eta is not None else "-"))
+    if "mfu" in r:
+        line += " | mfu %.1f%%" % (100 * r["mfu"])
+    if "loss_scale" in r:
+        line += " | scale %g" % r["loss_scale"]
+    return line

@@ -11,8 +11,10 @@ from hvd_pretrain.train.optimizers import AdamWeightDecay
 class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup up to `peak` over `warmup_steps`, then polynomial decay to `end` at `total_steps`."""
 
-    def __init__(self, peak, total_steps, warmup_steps, end=0.0, power=1.0, name=None):
+    def __init__(self, peak, total_steps, warmup_steps, end=0.0, power=1.0, offset=0, name=None):
         super().__init__()
+        # offset: the optimizer step this schedule starts at (a phase that continues the global step).
+        self.offset = int(offset)
         self.peak = float(peak)
         self.total_steps = int(total_steps)
         self.warmup_steps = int(warmup_steps)
@@ -21,7 +23,7 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
         self.name = name
 
     def __call__(self, step):
-        step = tf.cast(step, tf.float32)
+        step = tf.cast(step, tf.float32) - float(self.offset)
         warmup = tf.cast(self.warmup_steps, tf.float32)
         decay_steps = tf.cast(max(1, self.total_steps - self.warmup_steps), tf.float32)
         progress = tf.clip_by_value((step - warmup) / decay_steps, 0.0, 1.0)
@@ -34,12 +36,12 @@ class WarmupPolynomialDecay(keras.optimizers.schedules.LearningRateSchedule):
 
     def get_config(self):
         return dict(peak=self.peak, total_steps=self.total_steps, warmup_steps=self.warmup_steps,
-                    end=self.end, power=self.power, name=self.name)
+                    end=self.end, power=self.power, offset=self.offset, name=self.name)
 
 
-def make_schedule(cfg):
+def make_schedule(cfg, offset=0):
     return WarmupPolynomialDecay(cfg.learning_rate, cfg.num_train_steps, cfg.resolved_warmup_steps(),
-                                 end=cfg.end_learning_rate, power=cfg.decay_power)
+                                 end=cfg.end_learning_rate, power=cfg.decay_power, offset=offset)
 
 
 def make_optimizer(cfg, schedule=None):

@@ -48,3 +48,27 @@ class BatchPlan:
         if num_instances:
             lines.append("            %.2f epochs over %d instances" % (self.examples / num_instances, num_instances))
         return "\n".join(lines)
+
+
+def budget_steps(cfg, world_size, num_instances=None):
+    """(num_train_steps, warmup_steps, note) for a run whose length is a budget of examples or epochs.
+
+    The optimizer steps follow from the effective global batch, so changing the number of ranks or
+    accum_steps keeps the examples seen constant. Without a budget, --num_train_steps is taken as is.
+    """
+    global_batch = cfg.per_rank_batch * cfg.accum_steps * world_size
+    if not cfg.budgeted:
+        return cfg.num_train_steps, cfg.resolved_warmup_steps(), None
+    if cfg.train_epochs:
+        if not num_instances:
+            raise ValueError("--train_epochs needs the data's instance count (manifest.json); give --train_examples")
+        examples = int(round(cfg.train_epochs * num_instances))
+        what = "%g epochs x %d instances = %d examples" % (cfg.train_epochs, num_instances, examples)
+    else:
+        examples = cfg.train_examples
+        what = "%d examples" % examples
+    steps = max(1, -(-examples // global_batch))
+    warmup = cfg.warmup_steps if cfg.warmup_steps >= 0 else int(round(cfg.warmup_proportion * steps))
+    note = ("steps from the budget: %s / global batch %d = %d optimizer steps (%d warmup)"
+            % (what, global_batch, steps, warmup))
+    return steps, min(warmup, steps), note

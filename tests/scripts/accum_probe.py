@@ -17,7 +17,7 @@ from hvd_pretrain.models import build_pretrainer
 from hvd_pretrain.models.config import preset
 from hvd_pretrain.tfcompat import keras, tf
 from hvd_pretrain.train import distributed
-from hvd_pretrain.train.accumulate import AccumulatingStep, HorovodCommunicator
+from hvd_pretrain.train.accumulate import AccumulatingStep, DynamicLossScale, HorovodCommunicator
 
 SEQ, PREDS, VOCAB, GLOBAL = 32, 6, 300, 16
 
@@ -50,7 +50,11 @@ def main():
     p.add_argument("--out", required=True)
     p.add_argument("--accum", type=int, required=True)
     p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
+    p.add_argument("--inject_inf_rank", type=int, default=-1, help="this rank's loss becomes inf")
     args = p.parse_args()
+    if args.precision == "fp16":
+        keras.mixed_precision.set_global_policy("mixed_float16")
     hvd = distributed.init_horovod(threads=1)
     rank, size = hvd.rank(), hvd.size()
     assert args.accum * args.batch * size == GLOBAL, "layout must cover the 16 examples exactly"
@@ -69,13 +73,27 @@ def main():
     optimizer.build(model.trainable_variables)
     distributed.broadcast_state(hvd, model, optimizer)
     init_digest = distributed.weights_digest(model)
-    stepper = AccumulatingStep(model, optimizer, HorovodCommunicator(hvd), args.accum, clip_norm=0.0)
-    grads, info = stepper.compute_gradients(micro)
-    stepper.apply(grads)
+    loss_scale = DynamicLossScale() if args.precision == "fp16" else None
+    if rank == args.inject_inf_rank:
+        # An overflow on this rank only: its embeddings blow up, so its loss and gradients are not finite.
+        emb = model.trainable_variables[0]
+        emb.assign(tf.fill(emb.shape, float("inf")))
+    stepper = AccumulatingStep(model, optimizer, HorovodCommunicator(hvd), args.accum, clip_norm=0.0,
+                               loss_scale=loss_scale)
+    scale_before = float(loss_scale.scale.numpy()) if loss_scale else 1.0
+    if args.inject_inf_rank >= 0:
+        info = stepper.step(micro)
+        grads = [tf.zeros_like(v) for v in model.trainable_variables]
+    else:
+        grads, info = stepper.compute_gradients(micro)
+        stepper.apply(grads)
+        info["skipped"] = False
     os.makedirs(args.out, exist_ok=True)
     names = [v.name for v in model.trainable_variables]
     np.savez(os.path.join(args.out, "rank%d.npz" % rank), init_digest=np.array(init_digest),
-             names=np.array(names), loss=np.array(info["loss"]),
+             names=np.array(names), loss=np.array(info["loss"]), skipped=np.array(info["skipped"]),
+             iterations=np.array(int(optimizer.iterations.numpy())), scale_before=np.array(scale_before),
+             scale_after=np.array(float(loss_scale.scale.numpy()) if loss_scale else 1.0),
              **{"grad_%d" % i: g.numpy() for i, g in enumerate(grads)},
              **{"weight_%d" % i: v.numpy() for i, v in enumerate(model.trainable_variables)})
 
