@@ -1,0 +1,112 @@
+"""hvd-export: write a trained model as a Hugging Face transformers directory.
+
+  hvd-export --run_dir=runs/demo --out=exported/demo
+        the latest checkpoint of a run, with the run's vocab (vocab/spm.model or vocab.txt)
+  hvd-export --checkpoint=runs/demo/checkpoints/ckpt-000000300 --out=exported/demo300
+  hvd-export --from_pretrained=chinese_L-12_H-768_A-12 --out=exported/zh
+        convert a Google TF1 BERT/ALBERT checkpoint (or a transformers directory)
+
+BERT -> BertForPreTraining, ALBERT -> AlbertForPreTraining, ELECTRA ->
+ElectraForPreTraining (the discriminator, in --out) and ElectraForMaskedLM
+(the generator, in --out/generator). Load with e.g.
+transformers.AutoModel.from_pretrained(out). An existing --out is replaced
+only with --overwrite.
+"""
+
+import os
+import sys
+
+from absl import flags
+
+from hvd_pretrain.data.errors import DataError
+
+
+def _define(fv):
+    flags.DEFINE_string("run_dir", None, "export the latest checkpoint of this run directory", flag_values=fv)
+    flags.DEFINE_string("checkpoint", None, "export this checkpoint directory (checkpoints/ckpt-<step>)",
+                        flag_values=fv)
+    flags.DEFINE_string("from_pretrained", None, "convert a Google TF1 checkpoint or transformers directory",
+                        flag_values=fv)
+    flags.DEFINE_string("generator", None, "with --from_pretrained: the ELECTRA generator's directory",
+                        flag_values=fv)
+    flags.DEFINE_string("vocab", None, "vocab dir or file to include (default: the run's vocab/, or the "
+                        "vocab.txt beside a Google checkpoint)", flag_values=fv)
+    flags.DEFINE_string("out", None, "output directory", flag_values=fv)
+    flags.DEFINE_bool("overwrite", False, "replace an existing --out", flag_values=fv)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _default_vocab(fv):
+    if fv.vocab:
+        return fv.vocab
+    if fv.run_dir or fv.checkpoint:
+        base = fv.run_dir or os.path.dirname(os.path.dirname(os.path.abspath(fv.checkpoint)))
+        vocab = os.path.join(base, "vocab")
+    else:
+        src = fv.from_pretrained
+        vocab = src if os.path.isdir(src) else os.path.dirname(src)
+    for name in ("spm.model", "vocab.txt"):
+        if os.path.isfile(os.path.join(vocab, name)):
+            return vocab
+    return None
+
+
+def _main(fv):
+    sources = [name for name in ("run_dir", "checkpoint", "from_pretrained") if getattr(fv, name)]
+    if len(sources) != 1:
+        raise UsageError("pass exactly one of --run_dir, --checkpoint, --from_pretrained (got %s)"
+                         % (", ".join("--" + s for s in sources) or "none"))
+    if not fv.out:
+        raise UsageError("--out is required: the directory to write")
+    source = getattr(fv, sources[0])
+    if not os.path.exists(source) and not os.path.exists(source + ".index"):
+        raise UsageError("--%s=%s does not exist" % (sources[0], source))
+    if os.path.exists(fv.out) and not fv.overwrite:
+        raise UsageError("--out=%s already exists; pass --overwrite to replace it" % fv.out)
+    from hvd_pretrain.export.hf import export_hf
+
+    if fv.from_pretrained:
+        from hvd_pretrain.export.importers import config_from_pretrained, load_pretrained
+        from hvd_pretrain.models import build_pretrainer
+        model = build_pretrainer(config_from_pretrained(source, fv.generator)).build_for()
+        report = load_pretrained(model, source, fv.generator)
+        origin = "%s (%d tensors; kept initial values for %d missing)" % (
+            source, report["loaded"], len(report["missing"]))
+    else:
+        from hvd_pretrain.export.checkpoints import load_checkpoint_model
+        model, origin = load_checkpoint_model(source)
+    written = export_hf(model, fv.out, vocab_dir=_default_vocab(fv), overwrite=fv.overwrite)
+    for part, path in written.items():
+        label = "" if part == "model" else " (%s)" % part
+        print("exported %s%s from %s to %s" % (model.config.family, label, origin, path))
+    return 0
+
+
+def run(argv=None):
+    argv = list(sys.argv if argv is None else argv)
+    fv = flags.FlagValues()
+    _define(fv)
+    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+        print(__doc__)
+        print(fv.get_help())
+        return 0
+    try:
+        fv(argv)
+    except flags.Error as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        return _main(fv)
+    except UsageError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except (ValueError, DataError) as e:  # ConfigError, ExportError, DataError: one line naming the key/file
+        print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(run())

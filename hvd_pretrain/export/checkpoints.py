@@ -1,0 +1,52 @@
+"""Load a trained pretrainer from a run directory's checkpoint, for export.
+
+Reads the layout the trainer writes (checkpoints/ckpt-<step>/ with ckpt.*
+and model_config.json); only the model is restored, never the optimizer,
+and nothing in the run directory is modified.
+"""
+
+import glob
+import json
+import os
+
+from hvd_pretrain.models.config import ConfigError, ModelConfig
+
+CHECKPOINT_PREFIX = "ckpt"
+
+
+def resolve_checkpoint(path):
+    """A checkpoint directory from a run directory (its latest checkpoint) or a checkpoint directory."""
+    from hvd_pretrain.train.checkpoint import list_checkpoints
+
+    if os.path.isfile(os.path.join(path, "model_config.json")):
+        return path
+    found = list_checkpoints(os.path.join(path, "checkpoints"))
+    if not found:
+        raise ConfigError("%s holds no complete checkpoint (checkpoints/ckpt-*/state.json); train first or pass "
+                          "--checkpoint=DIR" % path)
+    return found[-1][1]
+
+
+def load_checkpoint_model(path):
+    """(model, checkpoint dir): the pretrainer stored at `path` (run dir or checkpoint dir)."""
+    from hvd_pretrain.models import build_pretrainer
+    from hvd_pretrain.tfcompat import tf
+
+    ckpt_dir = resolve_checkpoint(path)
+    config_path = os.path.join(ckpt_dir, "model_config.json")
+    try:
+        with open(config_path) as f:
+            config = ModelConfig.from_dict(json.load(f)).validate()
+    except (OSError, ValueError) as e:
+        raise ConfigError("cannot read %s: %s" % (config_path, e)) from None
+    if not glob.glob(os.path.join(ckpt_dir, CHECKPOINT_PREFIX + ".index")):
+        raise ConfigError("checkpoint %s has no %s.index; it is incomplete" % (ckpt_dir, CHECKPOINT_PREFIX))
+    model = build_pretrainer(config).build_for()
+    status = tf.train.Checkpoint(model=model).read(os.path.join(ckpt_dir, CHECKPOINT_PREFIX))
+    status.expect_partial()
+    try:
+        status.assert_existing_objects_matched()
+    except AssertionError as e:
+        raise ConfigError("checkpoint %s does not hold this model's weights: %s"
+                          % (ckpt_dir, str(e).splitlines()[0])) from None
+    return model, ckpt_dir
