@@ -30,6 +30,19 @@ def tiny_data(tmp_path_factory):
     return dict(data_dir=data_dir, vocab_dir=vocab_dir, seq=TINY_SEQ, preds=TINY_PREDS, vocab_size=TINY_VOCAB)
 
 
+@pytest.fixture(scope="session")
+def tiny_sop_data(tiny_data, tmp_path_factory):
+    """Like tiny_data (same vocab) but with sentence-order (SOP) labels, for ALBERT."""
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+
+    data_dir = str(tmp_path_factory.mktemp("tiny_sop") / "data")
+    config = DataConfig(max_seq_length=TINY_SEQ, max_predictions_per_seq=TINY_PREDS, dupe_factor=1,
+                        num_shards=4, seed=7, sentence_objective="sop")
+    create_pretraining_data([default_corpus()], tiny_data["vocab_dir"], data_dir, config, num_workers=1)
+    return dict(tiny_data, data_dir=data_dir)
+
+
 def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
     """hvd-pretrain flags for a fast tiny-BERT run on the session's shards."""
     flags = {

@@ -110,17 +110,25 @@ class AccumulatingStep:
         self.weights = dict(model.loss_weights)
         self._accumulators = None
         self._loss_sums = None
+        self.metric_names = ()  # extra sums the model reports (e.g. mlm_correct), found in build()
         self._micro_step = tf.function(self._micro_step_body, jit_compile=bool(jit_compile))
 
     # -- variables -------------------------------------------------------
-    def build(self):
-        """Create the fp32 accumulators (call after the model's variables exist)."""
+    def build(self, sample_features=None):
+        """Create the fp32 accumulators (call after the model's variables exist).
+
+        With `sample_features`, the model's extra metric sums (accuracy counts) are found and
+        accumulated and reduced together with the losses.
+        """
+        if sample_features is not None and not self.metric_names:
+            sums = self.model.loss_sums(sample_features, training=False)
+            self.metric_names = tuple(sorted(k for k in sums if k not in self.objectives))
         if self._accumulators is None:
             self._accumulators = [
                 tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False, name="accum/" + v.name.replace(":", "_"))
                 for v in self.model.trainable_variables]
-            self._loss_sums = tf.Variable(tf.zeros([len(self.objectives)], tf.float32), trainable=False,
-                                          name="accum/loss_sums")
+            self._loss_sums = tf.Variable(tf.zeros([len(self.objectives) + len(self.metric_names)], tf.float32),
+                                          trainable=False, name="accum/loss_sums")
         return self
 
     # -- the pieces --------------------------------------------------------
@@ -147,7 +155,8 @@ class AccumulatingStep:
                 continue
             # Unscale each micro-batch's gradient before it joins the fp32 sum.
             acc.assign_add(tf.cast(tf.convert_to_tensor(grad), tf.float32) / scale)
-        self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives]))
+        self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32)
+                                             for name in self.objectives + self.metric_names]))
 
     @tf.function
     def _reduce(self):
@@ -186,10 +195,14 @@ class AccumulatingStep:
         grads, loss_sums = self._reduce()
         losses = {name: float(tf.math.divide_no_nan(loss_sums[i], objective_counts[i]))
                   for i, name in enumerate(self.objectives)}
+        counts = {name: float(objective_counts[i]) for i, name in enumerate(self.objectives)}
+        metrics = {name: float(loss_sums[len(self.objectives) + i]) for i, name in enumerate(self.metric_names)}
         info = {
             "losses": losses,
             "loss": sum(self.weights.get(n, 1.0) * v for n, v in losses.items()),
-            "counts": {name: float(objective_counts[i]) for i, name in enumerate(self.objectives)},
+            "counts": counts,
+            "accuracy": accuracies(metrics, counts),
+            "metrics": metrics,
             "nonpad_tokens": float(global_counts[-2]),
             "stop": bool(global_counts[-1] > 0),
         }
@@ -213,6 +226,17 @@ class AccumulatingStep:
             self.loss_scale.update(finite)
             info["loss_scale"] = float(self.loss_scale.scale.numpy())
         return info
+
+
+def accuracies(metric_sums, counts):
+    """<objective>_correct / count per objective; for RTD also the all-original baseline accuracy."""
+    out = {}
+    for name, count in counts.items():
+        if name + "_correct" in metric_sums and count > 0:
+            out[name] = metric_sums[name + "_correct"] / count
+    if "rtd_replaced" in metric_sums and counts.get("rtd", 0) > 0:
+        out["rtd_all_original_baseline"] = 1.0 - metric_sums["rtd_replaced"] / counts["rtd"]
+    return out
 
 
 @tf.function

@@ -26,6 +26,8 @@ class WindowMeter:
         self.nonpad_tokens = 0.0
         self.loss_sum = 0.0
         self.objective_sums = {}
+        self.accuracy_sums = {}
+        self.skipped = 0
 
     def add(self, step_time, data_wait, info):
         self.steps += 1
@@ -35,6 +37,9 @@ class WindowMeter:
         self.loss_sum += info["loss"]
         for name, value in info["losses"].items():
             self.objective_sums[name] = self.objective_sums.get(name, 0.0) + value
+        for name, value in info.get("accuracy", {}).items():
+            self.accuracy_sums[name] = self.accuracy_sums.get(name, 0.0) + value
+        self.skipped += int(bool(info.get("skipped")))
 
 
 def straggler_summary(per_rank):
@@ -102,6 +107,8 @@ class MetricsLogger:
                 "tokens_per_sec_nonpad": w.nonpad_tokens / elapsed,
                 "loss": w.loss_sum / steps,
                 "losses": {k: v / steps for k, v in w.objective_sums.items()},
+                "accuracy": {k: v / steps for k, v in w.accuracy_sums.items()},
+                "skipped_steps": w.skipped,
                 "lr": lr,
                 "elapsed": now - self.run_start,
                 "eta_sec": remaining / step_rate if step_rate > 0 else None,
@@ -137,6 +144,8 @@ class MetricsLogger:
             tf.summary.scalar("loss/total", r["loss"])
             for name, value in r["losses"].items():
                 tf.summary.scalar("loss/" + name, value)
+            for name, value in r.get("accuracy", {}).items():
+                tf.summary.scalar("accuracy/" + name, value)
             tf.summary.scalar("train/learning_rate", r["lr"])
             for key, tag in (("grad_norm", "train/grad_norm"), ("loss_scale", "train/loss_scale"),
                              ("mfu", "throughput/mfu")):

@@ -68,7 +68,8 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
             cfg = manifest.get("config") or {}
             return dict(data_dir=data_dir, vocab_dir=vocab_dir or manifest_vocab_dir,
                         vocab_size=data_vocab, num_instances=manifest.get("num_instances"), files=files,
-                        max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"))
+                        max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"),
+                        sentence_objective=cfg.get("sentence_objective"))
 
         if input_files:
             inputs = expand_files(input_files, "input_files")
@@ -96,7 +97,8 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
         return dict(data_dir=out, vocab_dir=vocab_dir, vocab_size=tokenizer.vocab_size,
                     num_instances=manifest.get("num_instances"), files=list_shards(out),
                     max_seq_length=data_config.max_seq_length,
-                    max_predictions=data_config.max_predictions_per_seq)
+                    max_predictions=data_config.max_predictions_per_seq,
+                    sentence_objective=data_config.sentence_objective)
     except DataError as e:
         raise PrepareError(str(e)) from None
 

@@ -59,6 +59,12 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer):
         raise ResolveError("%s has %d shard(s) for %d ranks; every rank needs its own shards: recreate the data"
                            " with --num_shards >= %d" % (prepared["data_dir"], len(prepared["files"]),
                                                           world_size, world_size))
+    data_objective = prepared.get("sentence_objective")
+    if data_objective and model_config.sentence_objective != "none" and data_objective != model_config.sentence_objective:
+        raise ResolveError("the data in %s carries %s labels but the model trains %s; recreate the data with"
+                           " --sentence_objective=%s or pick the matching --model"
+                           % (prepared["data_dir"], data_objective, model_config.sentence_objective,
+                              model_config.sentence_objective))
     model_config.vocab_size = data_vocab
     model_config.validate()
     resolved = dict(prepared, vocab_size=data_vocab, max_seq_length=seq,

@@ -145,7 +145,7 @@ def train(model_config, cfg, data_config, source, printer=print):
                                cfg.clip_norm, loss_scale=loss_scale, jit_compile=cfg.xla)
     model.loss_sums(_dummy_features(cfg), training=False)  # creates the model's variables
     optimizer.build(model.trainable_variables)
-    stepper.build()
+    stepper.build(_dummy_features(cfg))
     writer = CheckpointWriter(rundir.checkpoints, model, optimizer, model_config, keep=cfg.keep_checkpoints)
     if is_root and resolved.get("checkpoint"):
         writer.restore(resolved["checkpoint"])
