@@ -11,6 +11,8 @@ HOROVOD_VERSION := 0.28.1
 CACHE_DIR ?= $(HOME)/.cache/hvd-pretrain
 WHEEL_DIR := $(CACHE_DIR)/wheels/horovod-$(HOROVOD_VERSION)-tf$(TF_VERSION)-$(notdir $(PYTHON))
 APT_PACKAGES := openmpi-bin libopenmpi-dev cmake g++ make
+# The dashboard's browser tests drive Debian's headless Chromium.
+TEST_APT_PACKAGES := chromium chromium-driver
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
 
@@ -28,7 +30,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 install: system-deps $(VENV)/.installed
 
 system-deps:
-	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then echo "==> system packages present: $(APT_PACKAGES)"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "==> installing Debian packages:$$missing"; \
@@ -72,6 +74,7 @@ demo: install
 	@echo "==> running: horovodrun -np 2 hvd-pretrain"
 	horovodrun -np 2 hvd-pretrain
 
+test: EXTRA_APT = $(TEST_APT_PACKAGES)
 test: install
 	@echo "==> running the test suite"
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \

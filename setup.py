@@ -29,9 +29,23 @@ setup(
         "jieba>=0.42",
         "tqdm>=4.66",
         "prometheus-client>=0.20",
+        "google-crc32c>=1.5",
+        "tokenizers>=0.19",
+        "safetensors>=0.4",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "pyyaml>=6",
+            "selenium>=4.20",
+            "torch==2.13.0",
+            "transformers>=4.44",
+            "bert-tensorflow==1.0.4",
+            "albert-tensorflow==1.1",
+        ],
+        "gpu": ["nvidia-ml-py>=12"],
+        "bench": ["mpi4py>=3.1"],
     },
     entry_points={
         "console_scripts": [
