@@ -1,4 +1,4 @@
-"""Every model family trains under the real trainer and horovodrun -np 2; ELECTRA learns to detect."""
+"""Every model family trains under the real trainer and horovodrun -np 2 (Gloo); ELECTRA learns to detect."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import pytest
 
 from conftest import tiny_train_flags
 from proc import BIN, run
+from test_train_horovod import final_digest
 
 
 def _windows(run_dir):
@@ -33,6 +34,11 @@ def test_family_loss_decreases_under_horovodrun(family, tmp_path, tiny_data, tin
     first, last = windows[0], windows[-1]
     assert last["losses"]["mlm"] < first["losses"]["mlm"] - 0.3, (first["losses"], last["losses"])
     assert last["loss"] < first["loss"]
+    # Both ranks end with bitwise-identical weights.
+    assert final_digest(run_dir, 0) == final_digest(run_dir, 1)
+    assert last["world_size"] == 2 and last["accum_steps"] == 2 and last["global_batch"] == 32
+    assert last["examples_per_sec"] == pytest.approx(32 * last["global_step_per_sec"], rel=1e-6)
+    assert last["ranks"]["slowest_rank"] in (0, 1)
 
 
 @pytest.mark.timeout(300)
