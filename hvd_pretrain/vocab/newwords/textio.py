@@ -1,0 +1,98 @@
+"""Streaming input for new-word discovery: raw byte chunks, tolerant decoding, CJK tests.
+
+The reader never holds more than one chunk of a file in memory. Decoding happens in
+the worker processes: a chunk is split into lines and every line that is not valid
+UTF-8 is skipped and counted, so one bad byte costs one line, not the file.
+"""
+
+import os
+
+import numpy as np
+
+DEFAULT_CHUNK_BYTES = 1 << 20
+
+# Code point ranges counted as CJK ideographs (Han characters only; kana and hangul are
+# left out on purpose: the method is for Chinese).
+CJK_RANGES = (
+    (0x3007, 0x3007),    # 〇, used in dates and numbers
+    (0x3400, 0x4DBF),    # extension A
+    (0x4E00, 0x9FFF),    # unified ideographs
+    (0xF900, 0xFAFF),    # compatibility ideographs
+    (0x20000, 0x2FA1F),  # extensions B..F and compatibility supplement
+)
+
+
+class InputError(ValueError):
+    """The input cannot be used (missing, empty, unreadable). Message names the file."""
+
+
+def check_input_files(paths):
+    """Raise InputError unless every path is a readable regular file; return total bytes."""
+    if not paths:
+        raise InputError("no input files given; pass --input_files=FILE[,FILE...]")
+    total = 0
+    for path in paths:
+        if not os.path.isfile(path):
+            raise InputError("input file %s does not exist or is not a regular file" % path)
+        try:
+            with open(path, "rb"):
+                pass
+        except OSError as e:
+            raise InputError("cannot read input file %s: %s" % (path, e.strerror)) from e
+        total += os.path.getsize(path)
+    return total
+
+
+def iter_chunks(paths, chunk_bytes=DEFAULT_CHUNK_BYTES):
+    """Yield byte chunks of whole lines, about `chunk_bytes` each, across all files.
+
+    A chunk never spans two files. A line longer than `chunk_bytes` becomes its own chunk.
+    """
+    for path in paths:
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(chunk_bytes)
+                if not block:
+                    break
+                tail = f.readline()  # finish the last line of the block
+                yield block + tail
+
+
+def decode_lines(raw):
+    """Split a byte chunk into decoded lines; return (lines, bad_line_count).
+
+    Lines that are not valid UTF-8 are dropped and counted. A UTF-8 byte-order mark at
+    the start of a line is removed.
+    """
+    try:
+        text = raw.decode("utf-8")
+        lines = text.splitlines()
+        bad = 0
+    except UnicodeDecodeError:
+        lines, bad = [], 0
+        for piece in raw.splitlines():
+            try:
+                lines.append(piece.decode("utf-8"))
+            except UnicodeDecodeError:
+                bad += 1
+    if lines and lines[0].startswith("\ufeff"):
+        lines[0] = lines[0][1:]
+    return lines, bad
+
+
+def codepoints(text):
+    """The code points of `text` as a uint32 array (one element per Python character)."""
+    return np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+
+
+def cjk_mask(cp):
+    """Boolean array: True where the code point is a CJK ideograph."""
+    mask = np.zeros(cp.shape, dtype=bool)
+    for lo, hi in CJK_RANGES:
+        mask |= (cp >= lo) & (cp <= hi)
+    return mask
+
+
+def is_cjk_char(ch):
+    o = ord(ch)
+    return any(lo <= o <= hi for lo, hi in CJK_RANGES)
