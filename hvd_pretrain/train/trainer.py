@@ -49,18 +49,6 @@ def _dummy_features(cfg):
                 masked_lm_weights=tf.ones((b, preds), tf.float32), next_sentence_labels=ints(b))
 
 
-def _report_corrupt(files, exc):
-    """Name the damaged shard: re-read this rank's shards with CRC checks (only on the error path)."""
-    from hvd_pretrain.data import DataError, verify_shards
-    try:
-        verify_shards(files)
-        _error("corrupt TFRecord data in %s: %s; recreate the shards"
-               % (", ".join(files), str(exc.message).splitlines()[0]))
-    except DataError as e:
-        _error(str(e).splitlines()[0])
-    return EXIT_CONFIG
-
-
 def _peak_flops(cfg, is_root):
     """Per-rank peak FLOP/s for MFU: --peak_tflops, a --gpu_type preset, or a measured CPU matmul peak."""
     if cfg.peak_tflops:
@@ -164,6 +152,7 @@ def train(model_config, cfg, data_config, source, printer=print):
         say("initialised from %s (weights only); starting at step %d" % (resolved["init_checkpoint"], start_step))
 
     from hvd_pretrain.data import DataError, make_dataset, shards_for_rank
+    from hvd_pretrain.data.pipeline import checked_iterator
     files = shards_for_rank(resolved["files"], rank, size)  # what make_dataset reads on this rank
     try:
         # A resumed run reads its shards in a new order, fixed by the seed and the resume step.
@@ -172,7 +161,7 @@ def train(model_config, cfg, data_config, source, printer=print):
     except DataError as e:
         _error(str(e).splitlines()[0])
         return EXIT_CONFIG
-    iterator = iter(dataset)
+    iterator = checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
 
     from hvd_pretrain.models.flops import training_flops_per_sequence
     peak, peak_source = _peak_flops(cfg, is_root)
@@ -212,8 +201,9 @@ def train(model_config, cfg, data_config, source, printer=print):
                 say("stopping at step %d on signal %d; checkpoint written" % (step, signum))
                 logger.event("stopped", step, signal=signum)
                 return 128 + signum
-    except tf.errors.DataLossError as e:
-        return _report_corrupt(files, e)
+    except DataError as e:
+        _error(str(e).splitlines()[0])
+        return EXIT_CONFIG
     finally:
         stop.uninstall()
     logger.event("end", step)

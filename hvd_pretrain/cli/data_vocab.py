@@ -1,0 +1,115 @@
+"""hvd-data vocab: train a SentencePiece vocab (or adopt a WordPiece vocab.txt) and report its coverage.
+
+    hvd-data vocab --out=runs/x/vocab --vocab_size=8000                  # the embedded corpus
+    hvd-data vocab --input_files='corpus/*.txt' --out=vocab --vocab_size=32000 --model_type=bpe
+    hvd-data vocab --wordpiece_vocab=uncased_L-12_H-768_A-12/vocab.txt --out=vocab
+
+Every --heldout_every-th line is held out of training and used to report the
+unknown-token rate and tokens per word (vocab_report.json in --out).
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from absl import flags
+
+
+def define_flags(fv):
+    flags.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed). Default: the embedded "
+                        "corpus.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output dir for spm.model, spm.vocab and vocab_report.json.", flag_values=fv)
+    flags.DEFINE_integer("vocab_size", 8000, "Vocab size, special symbols included.", flag_values=fv)
+    flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe"], "SentencePiece algorithm.", flag_values=fv)
+    flags.DEFINE_float("character_coverage", -1.0, "Characters covered; -1: 0.9995 for CJK-heavy text, else 1.0.",
+                       flag_values=fv)
+    flags.DEFINE_integer("input_sentence_size", 2_000_000, "Sentences sampled (shuffled) for training; bounds "
+                         "memory on large corpora.", flag_values=fv)
+    flags.DEFINE_integer("num_threads", 0, "Training threads (0: all cores).", flag_values=fv)
+    flags.DEFINE_list("user_defined_symbols", [], "Extra symbols kept whole, e.g. <url>,<email>.", flag_values=fv)
+    flags.DEFINE_integer("seed", 12345, "Sampling seed.", flag_values=fv)
+    flags.DEFINE_integer("heldout_every", 100, "Hold out every N-th line for the coverage report (0: none).",
+                         flag_values=fv)
+    flags.DEFINE_integer("heldout_max", 5000, "At most this many held-out lines.", flag_values=fv)
+    flags.DEFINE_string("wordpiece_vocab", "", "Use this BERT WordPiece vocab.txt instead of training.",
+                        flag_values=fv)
+    flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"], "WordPiece lower-casing (auto: from the "
+                      "vocab; uncased vocabs have no capitals).", flag_values=fv)
+
+
+def parse_flags(define, argv):
+    """(FlagValues, exit code or None). --help prints the help and exits 0; a bad flag exits 2."""
+    fv = flags.FlagValues()
+    define(fv)
+    if any(a in ("-h", "--help", "--helpfull", "-help") for a in argv[1:]):
+        print((sys.modules[define.__module__].__doc__ or "").strip() + "\n")
+        print(fv.get_help())
+        return fv, 0
+    try:
+        fv(list(argv))
+    except flags.Error as e:
+        print("error: %s (see --help)" % e, file=sys.stderr)
+        return fv, 2
+    return fv, None
+
+
+def main(argv):
+    fv, code = parse_flags(define_flags, argv)
+    if code is not None:
+        return code
+    from hvd_pretrain.data.errors import DataError
+
+    try:
+        report = run(fv)
+    except DataError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    print(json.dumps(report, indent=2, sort_keys=True))
+    return 0
+
+
+def run(fv):
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data.documents import check_text_file, expand_input_files
+    from hvd_pretrain.data.errors import DataError
+    from hvd_pretrain.rundir import write_json_atomic
+    from hvd_pretrain.vocab import coverage_report, default_character_coverage, load_tokenizer, train_sentencepiece
+    from hvd_pretrain.vocab.coverage import held_out_lines, training_lines
+
+    if not fv.out:
+        raise DataError("--out is required: the directory for the vocab")
+    files = expand_input_files(fv.input_files or default_corpus())
+    for path in files:
+        check_text_file(path)
+    started = time.time()
+    if fv.wordpiece_vocab:
+        if not os.path.isfile(fv.wordpiece_vocab):
+            raise DataError("--wordpiece_vocab=%s not found" % fv.wordpiece_vocab)
+        os.makedirs(fv.out, exist_ok=True)
+        target = os.path.join(fv.out, "vocab.txt")
+        if os.path.abspath(fv.wordpiece_vocab) != os.path.abspath(target):
+            shutil.copyfile(fv.wordpiece_vocab, target)
+        lower = {"auto": None, "true": True, "false": False}[fv.do_lower_case]
+        tokenizer = load_tokenizer(target, do_lower_case=lower)
+        write_json_atomic(os.path.join(fv.out, "tokenizer.json"), {"kind": "wordpiece",
+                                                                   "do_lower_case": tokenizer.do_lower_case})
+        heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max)
+    else:
+        every = fv.heldout_every if fv.heldout_every and fv.heldout_every > 1 else 0
+        iterator = training_lines(files, every) if every else None
+        coverage = default_character_coverage(files) if fv.character_coverage < 0 else fv.character_coverage
+        train_sentencepiece(files, fv.out, fv.vocab_size, model_type=fv.model_type, character_coverage=coverage,
+                            input_sentence_size=fv.input_sentence_size, num_threads=fv.num_threads or None,
+                            user_defined_symbols=fv.user_defined_symbols, seed=fv.seed, sentence_iterator=iterator)
+        tokenizer = load_tokenizer(fv.out)
+        heldout = held_out_lines(files, every, fv.heldout_max) if every else []
+    report = {"vocab": tokenizer.describe(), "input_files": files, "seconds": round(time.time() - started, 3),
+              "heldout": coverage_report(tokenizer, heldout) if heldout else None}
+    if not fv.wordpiece_vocab:
+        report["training"] = {"model_type": fv.model_type, "vocab_size": fv.vocab_size,
+                              "input_sentence_size": fv.input_sentence_size, "seed": fv.seed,
+                              "character_coverage": coverage}
+    write_json_atomic(os.path.join(fv.out, "vocab_report.json"), report)
+    return report

@@ -1,0 +1,175 @@
+"""create_pretraining_data: text files -> TFRecord shards + manifest.json, in a pool of worker processes.
+
+The input is cut into chunks at document boundaries (`plan_chunks`); each
+chunk becomes one shard, made by whichever worker takes it. Since chunks and
+their random seeds do not depend on the worker count, the output is the same
+for 1 or N workers.
+
+Restartable: a finished shard is renamed into place and then recorded in
+`.progress/<shard>.json`. A rerun with the same inputs, vocab and config skips
+recorded shards whose file is intact; the manifest is written last. An output
+dir holding data of another config or vocab is refused, never overwritten.
+"""
+
+import multiprocessing
+import os
+import time
+
+from hvd_pretrain.data.config import DataConfig
+from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
+from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.data.features import feature_lengths
+from hvd_pretrain.data.masking import MaskStats
+from hvd_pretrain.data.shards import MANIFEST, read_manifest
+from hvd_pretrain.rundir import read_json, write_json_atomic
+
+FORMAT = "hvd-pretrain-data"
+FORMAT_VERSION = 1
+PROGRESS_DIR = ".progress"
+AUTO_SHARD_BYTES = 32 << 20
+AUTO_MIN_SHARDS = 8
+
+
+def shard_name(index, total):
+    return "part-%05d-of-%05d.tfrecord" % (index, total)
+
+
+def auto_num_shards(total_bytes):
+    return max(AUTO_MIN_SHARDS, -(-total_bytes // AUTO_SHARD_BYTES))
+
+
+def _identity(files, tokenizer, config):
+    return {"config_hash": config.fingerprint(), "tokenizer_fingerprint": tokenizer.fingerprint,
+            "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files]}
+
+
+def _check_out_dir(out_dir, identity):
+    manifest = read_manifest(out_dir, missing_ok=True)
+    if manifest is not None:
+        for key in ("config_hash", "tokenizer_fingerprint", "inputs"):
+            if manifest.get(key) != identity[key]:
+                raise DataError("%s already holds data made with another %s; choose a new --out (nothing was changed)"
+                                % (out_dir, key.split("_")[0].replace("inputs", "input files")))
+        return
+    progress_dir = os.path.join(out_dir, PROGRESS_DIR)
+    if os.path.isdir(progress_dir):
+        for name in sorted(os.listdir(progress_dir)):
+            record = read_json(os.path.join(progress_dir, name))
+            if record and record.get("identity") != identity:
+                raise DataError("%s holds an unfinished run with another config, vocab or input; choose a new --out"
+                                % out_dir)
+    if os.path.isdir(out_dir):
+        foreign = [n for n in os.listdir(out_dir) if n.endswith(".tfrecord")
+                   and not os.path.exists(os.path.join(out_dir, PROGRESS_DIR, n + ".json"))]
+        if foreign:
+            raise DataError("%s already holds TFRecords (%s) not made by this run; choose a new --out"
+                            % (out_dir, foreign[0]))
+
+
+def _finished(out_dir, name, identity):
+    """The recorded result of a shard if it was completed by a run with the same identity."""
+    record = read_json(os.path.join(out_dir, PROGRESS_DIR, name + ".json"))
+    if not record or record.get("identity") != identity:
+        return None
+    result = record["result"]
+    path = os.path.join(out_dir, name)
+    if result["instances"] and (not os.path.isfile(path) or os.path.getsize(path) != result["bytes"]):
+        return None
+    return result
+
+
+def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None):
+    """Write shards and manifest.json into out_dir; return the manifest.
+
+    progress(done_shards, total_shards, documents, instances) is called as shards finish.
+    """
+    from hvd_pretrain.vocab.tokenizer import load_tokenizer
+
+    config = (config or DataConfig()).validate()
+    files = expand_input_files(input_files)
+    for path in files:
+        check_text_file(path)
+    tokenizer = load_tokenizer(vocab_dir)
+    if config.segmenter == "jieba":
+        from hvd_pretrain.data.segmenter import JiebaSegmenter
+
+        JiebaSegmenter(config.wwm_dict)  # fail fast on a bad dictionary, before any worker starts
+    identity = _identity(files, tokenizer, config)
+    _check_out_dir(out_dir, identity)
+    total_bytes = sum(os.path.getsize(p) for p in files)
+    chunks = plan_chunks(files, config.num_shards or auto_num_shards(total_bytes))
+    os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
+    tasks, results = [], {}
+    for index, segments in enumerate(chunks):
+        name = shard_name(index, len(chunks))
+        done = _finished(out_dir, name, identity)
+        if done is not None:
+            results[index] = done
+        else:
+            tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name)})
+    skipped = len(results)
+    started = time.time()
+    documents = sum(r["documents"] for r in results.values())
+    instances = sum(r["instances"] for r in results.values())
+    if progress:
+        progress(len(results), len(chunks), documents, instances)
+    for result in _run(tasks, vocab_dir, config, num_workers):
+        write_json_atomic(os.path.join(out_dir, PROGRESS_DIR, shard_name(result["index"], len(chunks)) + ".json"),
+                          {"identity": identity, "result": result})
+        results[result["index"]] = result
+        documents += result["documents"]
+        instances += result["instances"]
+        if progress:
+            progress(len(results), len(chunks), documents, instances)
+    manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
+    manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
+                       "seconds": round(time.time() - started, 3)}
+    if manifest["num_instances"] == 0:
+        raise DataError("no training instance could be made from %s (too little text?); pass more text"
+                        % ",".join(files))
+    write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+    return manifest
+
+
+def _run(tasks, vocab_dir, config, num_workers):
+    from hvd_pretrain.data import shard_writer
+
+    if not tasks:
+        return
+    workers = max(1, min(int(num_workers), len(tasks)))
+    if workers == 1:
+        shard_writer.init_worker(vocab_dir, config.as_dict())
+        for task in tasks:
+            yield shard_writer.process_chunk(task)
+        return
+    # spawn: safe even when the caller has TensorFlow (and its threads) loaded.
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=shard_writer.init_worker, initargs=(vocab_dir, config.as_dict())) as pool:
+        yield from pool.imap_unordered(shard_writer.process_chunk, tasks)
+
+
+def _manifest(out_dir, files, tokenizer, config, identity, results):
+    read_stats, mask_stats, labels = ReadStats(), MaskStats(), {"0": 0, "1": 0}
+    for result in results:
+        read_stats.add(ReadStats(**result["read_stats"]))
+        mask_stats.add(MaskStats.from_dict(result["masking"]))
+        for key in labels:
+            labels[key] += result["sentence_labels"][key]
+    shards = [{"file": r["file"], "instances": r["instances"], "bytes": r["bytes"]} for r in results if r["instances"]]
+    total = sum(s["instances"] for s in shards)
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": config.as_dict(), **identity,
+        "tokenizer": tokenizer.describe(),
+        "features": {k: list(v) for k, v in feature_lengths(config.max_seq_length, config.max_predictions_per_seq,
+                                                            config.masking).items()},
+        "next_sentence_labels_shape": "[batch, 1]",
+        "shards": shards, "empty_chunks": [r["file"] for r in results if not r["instances"]],
+        "num_shards": len(shards), "num_instances": total,
+        "documents": sum(r["documents"] for r in results),
+        "input_stats": read_stats.as_dict(),
+        "masking_stats": mask_stats.as_dict() if config.masking == "static" else None,
+        "sentence_labels": labels,
+        "sentence_label_1_rate": labels["1"] / total if total else 0.0,
+    }

@@ -1,0 +1,191 @@
+"""Plain-text input in google-research/bert's format: one sentence per line, blank line between documents.
+
+Bad lines are skipped and counted, never silently: invalid UTF-8, over-long
+lines and documents left empty by skipping all end up in a `ReadStats`, which
+the data tool writes into its manifest. A file that is missing, empty or not
+text at all is a `DataError` naming the file.
+"""
+
+import glob
+import os
+from dataclasses import asdict, dataclass
+
+from hvd_pretrain.data.errors import DataError
+
+DEFAULT_MAX_LINE_BYTES = 100_000
+SNIFF_BYTES = 1 << 16
+
+
+@dataclass
+class ReadStats:
+    lines: int = 0
+    documents: int = 0
+    invalid_utf8_lines: int = 0
+    overlong_lines: int = 0
+    empty_documents: int = 0
+
+    def add(self, other):
+        for key, value in asdict(other).items():
+            setattr(self, key, getattr(self, key) + value)
+        return self
+
+    def as_dict(self):
+        return asdict(self)
+
+
+def expand_input_files(spec, flag="--input_files"):
+    """A comma-separated string or a list of paths/globs -> sorted, de-duplicated existing files."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec or [])
+    items = [str(item).strip() for item in items if str(item).strip()]
+    if not items:
+        raise DataError("%s is empty; pass one or more text files (comma-separated, globs allowed)" % flag)
+    files = []
+    for item in items:
+        if glob.has_magic(item):
+            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            if not matched:
+                raise DataError("%s=%s matches no file; check the pattern" % (flag, item))
+            files.extend(matched)
+        else:
+            files.append(item)
+    seen, unique = set(), []
+    for path in files:
+        if path not in seen:
+            seen.add(path)
+            unique.append(path)
+    return unique
+
+
+def check_text_file(path, flag="--input_files"):
+    """Raise DataError unless `path` is an existing, non-empty text file."""
+    if not os.path.exists(path):
+        raise DataError("input file not found: %s; check %s" % (path, flag))
+    if not os.path.isfile(path):
+        raise DataError("input is not a regular file: %s; pass text files in %s" % (path, flag))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as e:
+        raise DataError("cannot read input file %s: %s" % (path, e.strerror or e)) from None
+    if not head.strip():
+        raise DataError("input file is empty: %s; give it text, one sentence per line, blank line between documents"
+                        % path)
+    if b"\x00" in head:
+        raise DataError("input file is not text (it holds NUL bytes): %s; pass UTF-8 text files" % path)
+    lines = head.split(b"\n")[:-1] or [head]
+    bad = 0
+    for line in lines:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad += 1
+    if bad > 0.5 * len(lines):
+        raise DataError("input file is not UTF-8 text (%d of its first %d lines do not decode): %s"
+                        % (bad, len(lines), path))
+
+
+def iter_lines(path, start=0, end=None):
+    """Raw lines (bytes, without the newline) of path[start:end); `start` must be a line start."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        while end is None or pos < end:
+            line = f.readline()
+            if not line:
+                break
+            pos += len(line)
+            yield line.rstrip(b"\r\n")
+
+
+def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
+    """Documents (lists of sentence strings) whose first line lies in path[start:end)."""
+    stats = stats if stats is not None else ReadStats()
+    document, skipped = [], 0
+    for raw in iter_lines(path, start, end):
+        if not raw.strip():
+            if document:
+                stats.documents += 1
+                yield document
+            elif skipped:
+                stats.empty_documents += 1
+            document, skipped = [], 0
+            continue
+        stats.lines += 1
+        if len(raw) > max_line_bytes:
+            stats.overlong_lines += 1
+            skipped += 1
+            continue
+        try:
+            text = raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            stats.invalid_utf8_lines += 1
+            skipped += 1
+            continue
+        document.append(text)
+    if document:
+        stats.documents += 1
+        yield document
+    elif skipped:
+        stats.empty_documents += 1
+
+
+def read_documents(paths, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
+    """Documents from whole files, in order. Every file is checked before any is read."""
+    files = expand_input_files(paths)
+    for path in files:
+        check_text_file(path)
+    for path in files:
+        yield from iter_documents(path, stats=stats, max_line_bytes=max_line_bytes)
+
+
+def next_document_start(path, offset):
+    """The first document start at or after `offset` (the position after a blank line), or the file size."""
+    size = os.path.getsize(path)
+    if offset <= 0:
+        return 0
+    if offset >= size:
+        return size
+    with open(path, "rb") as f:
+        f.seek(offset - 1)
+        pos = offset - 1
+        # Finish the line that holds byte offset-1; the next line starts at or after `offset`.
+        pos += len(f.readline())
+        while pos < size:
+            line = f.readline()
+            pos += len(line)
+            if not line.strip():
+                return pos
+    return size
+
+
+def plan_chunks(files, num_chunks):
+    """Split the files into about `num_chunks` byte ranges that start and end at document boundaries.
+
+    Returns a list of chunks, each a list of (path, start, end). The plan depends only on
+    the files and `num_chunks`, never on how many workers process it, so output made from
+    it is the same for any worker count. Chunks that would be empty are dropped.
+    """
+    sizes = [os.path.getsize(p) for p in files]
+    total = sum(sizes)
+    num_chunks = max(1, int(num_chunks))
+    # Global cut points, each moved forward to the next document start in its file.
+    cuts = [(0, 0)]
+    for k in range(1, num_chunks):
+        target, base = total * k // num_chunks, 0
+        for index, size in enumerate(sizes):
+            if target < base + size:
+                cuts.append((index, next_document_start(files[index], target - base)))
+                break
+            base += size
+    cuts.append((len(files) - 1, sizes[-1]))
+    chunks = []
+    for (f0, o0), (f1, o1) in zip(cuts[:-1], cuts[1:]):
+        segments = []
+        for index in range(f0, f1 + 1):
+            start = o0 if index == f0 else 0
+            end = o1 if index == f1 else sizes[index]
+            if end > start:
+                segments.append((files[index], start, end))
+        if segments:
+            chunks.append(segments)
+    return chunks

@@ -1,0 +1,50 @@
+"""How well a vocab covers text it was not trained on: unknown-token rate and tokens per word."""
+
+from hvd_pretrain.data.documents import iter_lines
+
+
+def coverage_report(tokenizer, sentences):
+    """Unknown-token rate and tokens per (whitespace-separated) word over `sentences`."""
+    sentences = [s for s in sentences if s.strip()]
+    words = sum(len(s.split()) for s in sentences)
+    tokens = unknown = 0
+    for ids in tokenizer.encode_batch(sentences):
+        tokens += len(ids)
+        unknown += sum(1 for i in ids if i == tokenizer.unk_id)
+    return {
+        "sentences": len(sentences),
+        "words": words,
+        "tokens": tokens,
+        "unknown_tokens": unknown,
+        "unknown_rate": unknown / tokens if tokens else 0.0,
+        "tokens_per_word": tokens / words if words else 0.0,
+    }
+
+
+def held_out_lines(files, every, limit):
+    """Every `every`-th non-blank line of the input (at most `limit`), decoded; invalid UTF-8 is skipped."""
+    picked = []
+    numbered = (line for path in files for line in iter_lines(path) if line.strip())
+    for index, raw in enumerate(numbered):
+        if index % every == every - 1:
+            try:
+                picked.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                continue
+            if len(picked) >= limit:
+                break
+    return picked
+
+
+def training_lines(files, every, max_line_bytes=1 << 16):
+    """The non-blank lines that `held_out_lines` does not pick: the vocab trains on these only."""
+    numbered = (line for path in files for line in iter_lines(path) if line.strip())
+    for index, raw in enumerate(numbered):
+        if every and index % every == every - 1:
+            continue
+        if len(raw) > max_line_bytes:
+            continue
+        try:
+            yield raw.decode("utf-8")
+        except UnicodeDecodeError:
+            continue

@@ -1,0 +1,121 @@
+"""Train a SentencePiece vocab for pre-training: [CLS] [SEP] [MASK] control symbols and a pad id.
+
+Ids 0..4 are fixed: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4 (the layout of
+ALBERT's released SentencePiece models), then any user-defined symbols, then
+the learnt pieces. Padding with 0 therefore matches google-research/bert's
+TFRecords.
+
+Large corpora train in bounded memory: SentencePiece keeps a uniform random
+sample of `input_sentence_size` sentences (reservoir sampling), seeded, so
+the result is reproducible for the same input, seed and num_threads (the
+unigram trainer's parallel sums depend on the thread count).
+"""
+
+import io
+import os
+import tempfile
+
+from hvd_pretrain.data.documents import check_text_file, expand_input_files
+from hvd_pretrain.data.errors import DataError
+
+CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")
+PAD_PIECE, UNK_PIECE = "[PAD]", "[UNK]"
+MODEL_TYPES = ("unigram", "bpe")
+CJK_COVERAGE, DEFAULT_COVERAGE = 0.9995, 1.0
+CJK_THRESHOLD = 0.3
+SNIFF_CHARS = 1 << 20
+
+
+def is_cjk(ch):
+    code = ord(ch)
+    return (0x4E00 <= code <= 0x9FFF or 0x3400 <= code <= 0x4DBF or 0x20000 <= code <= 0x2A6DF
+            or 0xF900 <= code <= 0xFAFF or 0x3040 <= code <= 0x30FF or 0xAC00 <= code <= 0xD7AF)
+
+
+def cjk_fraction(files, max_chars=SNIFF_CHARS):
+    """Share of CJK characters among the letters of the first `max_chars` characters of the input."""
+    letters = cjk = 0
+    budget = max_chars
+    for path in files:
+        with open(path, encoding="utf-8", errors="ignore") as f:
+            text = f.read(budget)
+        budget -= len(text)
+        for ch in text:
+            if ch.isalpha():
+                letters += 1
+                cjk += is_cjk(ch)
+        if budget <= 0:
+            break
+    return cjk / letters if letters else 0.0
+
+
+def default_character_coverage(files):
+    """0.9995 for a CJK-heavy corpus (so rare characters become [UNK] and not pieces), else 1.0."""
+    return CJK_COVERAGE if cjk_fraction(files) >= CJK_THRESHOLD else DEFAULT_COVERAGE
+
+
+def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", character_coverage=None,
+                        input_sentence_size=2_000_000, num_threads=None, user_defined_symbols=(),
+                        seed=12345, sentence_iterator=None, max_sentence_length=4192):
+    """Train spm.model / spm.vocab in `out_dir` and return the path of spm.model.
+
+    character_coverage None means: detect (0.9995 when CJK-heavy, else 1.0).
+    sentence_iterator, when given, replaces reading `input_files` (used to hold lines out).
+    """
+    import sentencepiece as spm
+
+    files = expand_input_files(input_files)
+    for path in files:
+        check_text_file(path)
+    if model_type not in MODEL_TYPES:
+        raise DataError("--model_type=%s is not supported; choose one of %s" % (model_type, ", ".join(MODEL_TYPES)))
+    user_defined_symbols = [s for s in (user_defined_symbols or []) if s]
+    reserved = 2 + len(CONTROL_SYMBOLS) + len(user_defined_symbols)
+    if int(vocab_size) <= reserved + 10:
+        raise DataError("--vocab_size=%s is too small; it must exceed %d (special symbols + a few pieces)"
+                        % (vocab_size, reserved + 10))
+    for symbol in user_defined_symbols:
+        if symbol in CONTROL_SYMBOLS or symbol in (PAD_PIECE, UNK_PIECE):
+            raise DataError("--user_defined_symbols: %s is already a special symbol; remove it" % symbol)
+    if character_coverage is None:
+        character_coverage = default_character_coverage(files)
+    os.makedirs(out_dir, exist_ok=True)
+    options = dict(
+        model_type=model_type, vocab_size=int(vocab_size), character_coverage=float(character_coverage),
+        pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece=PAD_PIECE, unk_piece=UNK_PIECE,
+        control_symbols=list(CONTROL_SYMBOLS), user_defined_symbols=user_defined_symbols,
+        input_sentence_size=int(input_sentence_size), shuffle_input_sentence=True,
+        num_threads=int(num_threads or os.cpu_count() or 1), max_sentence_length=int(max_sentence_length),
+        minloglevel=2,
+    )
+    if sentence_iterator is not None:
+        options["sentence_iterator"] = sentence_iterator
+    else:
+        if any("," in path for path in files):
+            raise DataError("input file names must not contain commas: %s" % next(p for p in files if "," in p))
+        options["input"] = ",".join(files)
+    spm.set_random_generator_seed(int(seed))
+    model = io.BytesIO()  # in memory: no temporary path ends up inside the model, so it hashes reproducibly
+    try:
+        spm.SentencePieceTrainer.train(model_writer=model, **options)
+    except RuntimeError as e:
+        message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
+        raise DataError("SentencePiece training failed on %s: %s" % (",".join(files), message)) from None
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab_lines = "".join("%s\t%g\n" % (processor.id_to_piece(i), processor.get_score(i))
+                          for i in range(processor.get_piece_size()))
+    _write_atomic(os.path.join(out_dir, "spm.vocab"), vocab_lines.encode("utf-8"))
+    _write_atomic(os.path.join(out_dir, "spm.model"), model.getvalue())
+    return os.path.join(out_dir, "spm.model")
+
+
+def _write_atomic(path, data):
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -1,0 +1,189 @@
+"""Tokenizers for pre-training data: a SentencePiece model, or a WordPiece vocab.txt.
+
+Both expose the same small interface used by the data tools and the trainer:
+ids of the special symbols, `encode`, `encode_batch`, `encode_with_offsets`
+(character offsets, for segmenter-based whole-word masking), `id_to_piece`,
+`is_word_start` (SentencePiece: pieces starting with "▁"; WordPiece: pieces
+not starting with "##"), the ids that random replacement may draw from, and
+a `fingerprint` (SHA-256 of the model file) that manifests and checkpoints
+record.
+"""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+
+from hvd_pretrain.data.errors import DataError
+
+SPM_MODEL, WORDPIECE_VOCAB, TOKENIZER_JSON = "spm.model", "vocab.txt", "tokenizer.json"
+SPECIAL_PIECES = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+
+
+def file_fingerprint(path, extra=""):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    digest.update(extra.encode("utf-8"))
+    return digest.hexdigest()
+
+
+class Tokenizer:
+    """Common interface; subclasses fill the tables in their constructor."""
+
+    kind = "base"
+    path = None
+    fingerprint = None
+    vocab_size = pad_id = unk_id = cls_id = sep_id = mask_id = None
+
+    def _build_tables(self, pieces, special_ids, piece_is_word_start):
+        self.special_ids = np.array(sorted(set(special_ids)), dtype=np.int32)
+        special = np.zeros(self.vocab_size, dtype=bool)
+        special[self.special_ids] = True
+        self.word_start_table = np.array([piece_is_word_start(p) for p in pieces], dtype=bool)
+        self.word_start_table[special] = True
+        self.random_ids = np.flatnonzero(~special).astype(np.int32)
+
+    def is_word_start(self, token_id):
+        return bool(self.word_start_table[int(token_id)])
+
+    def describe(self):
+        return {"kind": self.kind, "path": os.path.abspath(self.path), "fingerprint": self.fingerprint,
+                "vocab_size": self.vocab_size, "pad_id": self.pad_id, "unk_id": self.unk_id, "cls_id": self.cls_id,
+                "sep_id": self.sep_id, "mask_id": self.mask_id}
+
+
+class SentencePieceTokenizer(Tokenizer):
+    kind = "sentencepiece"
+
+    def __init__(self, model_path):
+        import sentencepiece as spm
+
+        self.path = model_path
+        try:
+            self.sp = spm.SentencePieceProcessor(model_file=model_path)
+        except (OSError, RuntimeError) as e:
+            raise DataError("cannot load SentencePiece model %s: %s; re-create it with hvd-data vocab"
+                            % (model_path, str(e).strip().splitlines()[-1] if str(e).strip() else e)) from None
+        self.fingerprint = file_fingerprint(model_path)
+        self.vocab_size = self.sp.get_piece_size()
+        ids = {piece: self.sp.piece_to_id(piece) for piece in SPECIAL_PIECES[2:]}
+        for piece, token_id in ids.items():
+            if token_id == self.sp.unk_id() or self.sp.id_to_piece(token_id) != piece:
+                raise DataError("SentencePiece model %s has no %s symbol; train it with hvd-data vocab"
+                                % (model_path, piece))
+        self.pad_id = self.sp.pad_id()
+        if self.pad_id < 0:
+            raise DataError("SentencePiece model %s has no pad id; train it with hvd-data vocab" % model_path)
+        self.unk_id = self.sp.unk_id()
+        self.cls_id, self.sep_id, self.mask_id = ids["[CLS]"], ids["[SEP]"], ids["[MASK]"]
+        pieces = [self.sp.id_to_piece(i) for i in range(self.vocab_size)]
+        special = [i for i in range(self.vocab_size)
+                   if self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_unused(i)]
+        self._build_tables(pieces, special + [self.pad_id], lambda piece: piece.startswith("\u2581"))
+
+    def encode(self, text):
+        return self.sp.encode(text, out_type=int)
+
+    def encode_batch(self, texts):
+        return self.sp.encode(list(texts), out_type=int, num_threads=1)
+
+    def encode_with_offsets(self, text):
+        """(ids, character start offset of each token in `text`)."""
+        mapping = self.sp.encode_as_offset_mapping(text)
+        return list(mapping["ids"]), [start for start, _ in mapping["offsets"]]
+
+    def id_to_piece(self, token_id):
+        return self.sp.id_to_piece(int(token_id))
+
+    def piece_to_id(self, piece):
+        return self.sp.piece_to_id(piece)
+
+
+class WordPieceTokenizer(Tokenizer):
+    """A BERT vocab.txt through HF `tokenizers` (a maintained, fast WordPiece implementation)."""
+
+    kind = "wordpiece"
+
+    def __init__(self, vocab_path, do_lower_case=None):
+        from tokenizers import BertWordPieceTokenizer
+
+        self.path = vocab_path
+        try:
+            with open(vocab_path, encoding="utf-8") as f:
+                pieces = [line.rstrip("\n").rstrip("\r") for line in f]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DataError("cannot read WordPiece vocab %s: %s" % (vocab_path, e)) from None
+        while pieces and not pieces[-1]:
+            pieces.pop()
+        index = {piece: i for i, piece in enumerate(pieces)}
+        missing = [p for p in SPECIAL_PIECES if p not in index]
+        if missing:
+            raise DataError("WordPiece vocab %s lacks %s; use a BERT vocab.txt" % (vocab_path, " ".join(missing)))
+        if do_lower_case is None:
+            do_lower_case = not any(any(c.isupper() for c in p) for p in pieces if not p.startswith("["))
+        self.do_lower_case = bool(do_lower_case)
+        self.fingerprint = file_fingerprint(vocab_path, extra="lower=%d" % self.do_lower_case)
+        self.vocab_size = len(pieces)
+        self._pieces = pieces
+        self._index = index
+        self.pad_id, self.unk_id = index["[PAD]"], index["[UNK]"]
+        self.cls_id, self.sep_id, self.mask_id = index["[CLS]"], index["[SEP]"], index["[MASK]"]
+        self.hf = BertWordPieceTokenizer(vocab_path, lowercase=self.do_lower_case, strip_accents=self.do_lower_case,
+                                         clean_text=True, handle_chinese_chars=True)
+        special = [i for i, p in enumerate(pieces) if p.startswith("[") and p.endswith("]")]
+        self._build_tables(pieces, special, lambda piece: not piece.startswith("##"))
+
+    def encode(self, text):
+        return self.hf.encode(text, add_special_tokens=False).ids
+
+    def encode_batch(self, texts):
+        return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
+
+    def encode_with_offsets(self, text):
+        encoding = self.hf.encode(text, add_special_tokens=False)
+        return encoding.ids, [start for start, _ in encoding.offsets]
+
+    def id_to_piece(self, token_id):
+        return self._pieces[int(token_id)]
+
+    def piece_to_id(self, piece):
+        return self._index.get(piece, self.unk_id)
+
+    def describe(self):
+        info = super().describe()
+        info["do_lower_case"] = self.do_lower_case
+        return info
+
+
+def resolve_vocab(vocab_dir):
+    """(kind, path) for a vocab dir holding spm.model or vocab.txt, or a direct path to either."""
+    if not vocab_dir:
+        raise DataError("--vocab is empty; pass the directory made by hvd-data vocab (spm.model) or a vocab.txt")
+    if os.path.isfile(vocab_dir):
+        kind = "wordpiece" if vocab_dir.endswith(".txt") else "sentencepiece"
+        return kind, vocab_dir
+    if not os.path.isdir(vocab_dir):
+        raise DataError("vocab not found: %s; run hvd-data vocab --out=%s first" % (vocab_dir, vocab_dir))
+    for name, kind in ((SPM_MODEL, "sentencepiece"), (WORDPIECE_VOCAB, "wordpiece")):
+        path = os.path.join(vocab_dir, name)
+        if os.path.isfile(path):
+            return kind, path
+    raise DataError("vocab dir %s holds neither %s nor %s; run hvd-data vocab --out=%s"
+                    % (vocab_dir, SPM_MODEL, WORDPIECE_VOCAB, vocab_dir))
+
+
+def load_tokenizer(vocab_dir, do_lower_case=None):
+    """The tokenizer stored in `vocab_dir` (or at a direct path to spm.model / vocab.txt)."""
+    kind, path = resolve_vocab(vocab_dir)
+    if kind == "sentencepiece":
+        return SentencePieceTokenizer(path)
+    if do_lower_case is None and os.path.isdir(vocab_dir):
+        try:
+            with open(os.path.join(vocab_dir, TOKENIZER_JSON)) as f:
+                do_lower_case = json.load(f).get("do_lower_case")
+        except (OSError, ValueError):
+            do_lower_case = None
+    return WordPieceTokenizer(path, do_lower_case=do_lower_case)

@@ -1,0 +1,310 @@
+"""hvd-data create: instances, labels, manifest, determinism, restart, bad input. No TensorFlow here."""
+
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from hvd_pretrain.corpus import default_corpus
+from hvd_pretrain.data import (DataConfig, DataError, create_pretraining_data, list_shards, read_manifest,
+                               shards_for_rank, verify_shards)
+from hvd_pretrain.data.tfrecord import decode_example, iter_records
+from hvd_pretrain.vocab import load_tokenizer, train_sentencepiece
+
+
+@pytest.fixture(scope="module")
+def corpus_file(tmp_path_factory):
+    with open(default_corpus(), encoding="utf-8") as f:
+        text = f.read(400_000)
+    path = tmp_path_factory.mktemp("corpus") / "small.txt"
+    path.write_text(text[:text.rfind("\n\n") + 1], encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def vocab(corpus_file, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("vocab"))
+    train_sentencepiece([corpus_file], out, 2000, num_threads=1)
+    return out
+
+
+def _records(data_dir):
+    return [decode_example(r) for f in list_shards(data_dir) for r in iter_records(f)]
+
+
+def _digest(data_dir):
+    return {os.path.basename(f): hashlib.sha256(open(f, "rb").read()).hexdigest() for f in list_shards(data_dir)}
+
+
+@pytest.fixture(scope="module")
+def nsp_data(corpus_file, vocab, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("nsp"))
+    manifest = create_pretraining_data([corpus_file], vocab, out, DataConfig(dupe_factor=3, num_shards=4))
+    return out, manifest
+
+
+def test_records_have_googles_features_and_layout(nsp_data, vocab):
+    out, manifest = nsp_data
+    tok = load_tokenizer(vocab)
+    records = _records(out)
+    assert len(records) == manifest["num_instances"] > 3000
+    names = {"input_ids", "input_mask", "segment_ids", "masked_lm_positions", "masked_lm_ids",
+             "masked_lm_weights", "next_sentence_labels"}
+    for rec in records[:500]:
+        assert set(rec) == names
+        assert [len(rec[k]) for k in ("input_ids", "input_mask", "segment_ids")] == [128] * 3
+        assert [len(rec[k]) for k in ("masked_lm_positions", "masked_lm_ids", "masked_lm_weights")] == [20] * 3
+        n = sum(rec["input_mask"])
+        ids = rec["input_ids"]
+        assert ids[0] == tok.cls_id and ids[n - 1] == tok.sep_id and all(i == 0 for i in ids[n:])
+        assert ids[:n].count(tok.sep_id) == 2 and rec["segment_ids"][n - 1] == 1
+        weights = rec["masked_lm_weights"]
+        k = int(sum(weights))
+        assert weights[:k] == [1.0] * k and k == min(20, max(1, round(n * 0.15)))
+        for pos in rec["masked_lm_positions"][:k]:
+            assert 0 < pos < n - 1 and ids[pos] != tok.sep_id and ids[pos] != tok.cls_id
+            assert ids[pos] != tok.pad_id
+
+
+def test_nsp_labels_are_balanced_and_random_next_comes_from_elsewhere(nsp_data):
+    _, manifest = nsp_data
+    labels = manifest["sentence_labels"]
+    total = labels["0"] + labels["1"]
+    assert total == manifest["num_instances"]
+    assert abs(labels["1"] / total - 0.5) < 0.02
+
+
+def test_manifest_records_counts_tokenizer_config_and_masking(nsp_data, vocab):
+    out, manifest = nsp_data
+    assert manifest == read_manifest(out)
+    assert manifest["tokenizer_fingerprint"] == load_tokenizer(vocab).fingerprint
+    assert manifest["config"]["dupe_factor"] == 3 and manifest["config"]["sentence_objective"] == "nsp"
+    counts = verify_shards(list_shards(out), manifest)
+    assert [s["instances"] for s in manifest["shards"]] == [counts[f] for f in list_shards(out)]
+    masking = manifest["masking_stats"]
+    assert abs(masking["mask_rate"] - 0.8) < 0.02 and abs(masking["random_rate"] - 0.1) < 0.02
+    assert abs(masking["kept_rate"] - 0.1) < 0.02
+    assert manifest["input_stats"]["invalid_utf8_lines"] == 0
+
+
+@pytest.mark.parametrize("objective", ["sop", "none"])
+def test_sop_and_single_segment_objectives(corpus_file, vocab, tmp_path, objective):
+    manifest = create_pretraining_data([corpus_file], vocab, str(tmp_path),
+                                       DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective))
+    records = _records(str(tmp_path))
+    if objective == "sop":
+        assert abs(manifest["sentence_label_1_rate"] - 0.5) < 0.02
+        assert all(1 in r["segment_ids"] for r in records)
+    else:
+        assert manifest["sentence_labels"]["1"] == 0
+        assert all(set(r["segment_ids"]) == {0} for r in records)
+        assert all(r["input_ids"][:sum(r["input_mask"])].count(3) == 1 for r in records)
+
+
+def test_sop_swaps_real_neighbours(corpus_file, vocab, tmp_path):
+    """A swapped SOP pair, put back in order, is contiguous text of one document."""
+    tok = load_tokenizer(vocab)
+    create_pretraining_data([corpus_file], vocab, str(tmp_path),
+                            DataConfig(dupe_factor=1, num_shards=1, sentence_objective="sop", masked_lm_prob=0.01,
+                                       max_predictions_per_seq=1, short_seq_prob=0.0))
+    with open(corpus_file, encoding="utf-8") as f:
+        flat = "".join(tok.id_to_piece(i) for i in tok.encode(" ".join(f.read().split())))
+    checked = 0
+    for rec in _records(str(tmp_path))[:200]:
+        ids = list(rec["input_ids"])
+        for pos, orig, w in zip(rec["masked_lm_positions"], rec["masked_lm_ids"], rec["masked_lm_weights"]):
+            if w:
+                ids[pos] = orig
+        n = sum(rec["input_mask"])
+        seg = rec["segment_ids"]
+        a = [i for i, s in zip(ids[1:n - 1], seg[1:n - 1]) if s == 0 and i != tok.sep_id]
+        b = [i for i, s in zip(ids[1:n - 1], seg[1:n - 1]) if s == 1]
+        first, second = (b, a) if rec["next_sentence_labels"][0] == 1 else (a, b)
+        joined = "".join(tok.id_to_piece(i) for i in first[-3:] + second[:3])
+        untruncated = n < 128  # a truncated pair may have lost tokens at the seam
+        if untruncated and len(first) >= 3 and len(second) >= 3 and tok.unk_id not in first[-3:] + second[:3]:
+            checked += 1
+            assert joined.replace("\u2581", "") in flat.replace("\u2581", "")
+    assert checked > 100
+
+
+def test_output_is_the_same_for_one_or_two_workers(corpus_file, vocab, tmp_path):
+    config = DataConfig(dupe_factor=1, num_shards=3, seed=7)
+    one = create_pretraining_data([corpus_file], vocab, str(tmp_path / "w1"), config, num_workers=1)
+    two = create_pretraining_data([corpus_file], vocab, str(tmp_path / "w2"), config, num_workers=2)
+    assert _digest(str(tmp_path / "w1")) == _digest(str(tmp_path / "w2"))
+    assert one["shards"] == two["shards"] and two["run"]["num_workers"] == 2
+    other = create_pretraining_data([corpus_file], vocab, str(tmp_path / "s8"), DataConfig(dupe_factor=1,
+                                                                                          num_shards=3, seed=8))
+    assert _digest(str(tmp_path / "s8")) != _digest(str(tmp_path / "w1"))
+    assert other["num_instances"] > 0
+
+
+def test_rerun_keeps_finished_shards_and_refuses_another_config(corpus_file, vocab, tmp_path):
+    out = str(tmp_path / "d")
+    config = DataConfig(dupe_factor=1, num_shards=3)
+    create_pretraining_data([corpus_file], vocab, out, config)
+    before = _digest(out)
+    # an interrupted run: no manifest yet, one shard never finished
+    os.unlink(os.path.join(out, "manifest.json"))
+    lost = list_shards(out)[1]
+    os.unlink(lost)
+    times = {f: os.stat(f).st_mtime_ns for f in list_shards(out)}
+    manifest = create_pretraining_data([corpus_file], vocab, out, config)
+    assert manifest["run"]["shards_made"] == 1 and manifest["run"]["shards_reused"] == 2
+    assert _digest(out) == before
+    assert all(os.stat(f).st_mtime_ns == t for f, t in times.items())
+    with pytest.raises(DataError, match="another config"):
+        create_pretraining_data([corpus_file], vocab, out, DataConfig(dupe_factor=2, num_shards=3))
+    assert _digest(out) == before  # nothing was touched
+
+
+def test_bad_input_is_skipped_and_counted(vocab, corpus_file, tmp_path):
+    with open(corpus_file, "rb") as f:
+        good = f.read(60_000)
+    good = good[:good.rfind(b"\n\n") + 2]
+    bad = (b"A fine sentence here.\n\xff\xfe broken bytes\n" + b"x" * 6000 + b"\nAnother fine line.\n\n"
+           + b"\xc3\x28 only invalid\n\n")
+    path = tmp_path / "mixed.txt"
+    path.write_bytes(good + bad)
+    manifest = create_pretraining_data([str(path)], vocab, str(tmp_path / "d"),
+                                       DataConfig(dupe_factor=1, num_shards=1, max_line_bytes=5000))
+    stats = manifest["input_stats"]
+    assert max(len(line) for line in good.split(b"\n")) <= 5000
+    assert stats["invalid_utf8_lines"] == 2 and stats["overlong_lines"] == 1 and stats["empty_documents"] == 1
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "input file not found"),
+    (b"", "input file is empty"),
+    (b"\n\n  \n", "input file is empty"),
+    (b"\x00\x01\x02binary\x00" * 100, "not text"),
+    (bytes(range(128, 256)) * 50, "not UTF-8 text"),
+])
+def test_missing_empty_or_binary_input_is_a_one_line_error(vocab, tmp_path, content, message):
+    path = tmp_path / "input.txt"
+    if content is not None:
+        path.write_bytes(content)
+    with pytest.raises(DataError) as info:
+        create_pretraining_data([str(path)], vocab, str(tmp_path / "d"), DataConfig())
+    assert message in str(info.value) and str(path) in str(info.value) and "\n" not in str(info.value)
+    assert not os.path.exists(tmp_path / "d" / "manifest.json")
+
+
+def test_bad_config_and_vocab_are_refused(corpus_file, vocab, tmp_path):
+    with pytest.raises(DataError, match="--max_predictions_per_seq"):
+        create_pretraining_data([corpus_file], vocab, str(tmp_path), DataConfig(max_predictions_per_seq=0))
+    with pytest.raises(DataError, match="--sentence_objective"):
+        create_pretraining_data([corpus_file], vocab, str(tmp_path), DataConfig(sentence_objective="xyz"))
+    with pytest.raises(DataError, match="vocab not found"):
+        create_pretraining_data([corpus_file], str(tmp_path / "novocab"), str(tmp_path), DataConfig())
+
+
+def test_corrupt_shard_is_reported_with_its_name(nsp_data, tmp_path):
+    out, manifest = nsp_data
+    victim = tmp_path / os.path.basename(list_shards(out)[2])
+    data = bytearray(open(list_shards(out)[2], "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    victim.write_bytes(bytes(data))
+    with pytest.raises(DataError) as info:
+        verify_shards([str(victim)])
+    assert str(victim) in str(info.value) and "corrupt TFRecord" in str(info.value)
+    victim.write_bytes(bytes(data[: len(data) // 3]))
+    with pytest.raises(DataError, match="truncated"):
+        verify_shards([str(victim)])
+
+
+def test_shards_for_rank_is_disjoint_covering_and_stable():
+    files = ["d/part-%05d.tfrecord" % i for i in range(10)]
+    for world in (1, 2, 3, 4, 7, 10):
+        parts = [shards_for_rank(list(reversed(files)), r, world) for r in range(world)]
+        flat = [f for p in parts for f in p]
+        assert sorted(flat) == files and len(set(flat)) == len(files)
+        assert parts == [shards_for_rank(files, r, world) for r in range(world)]
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+    with pytest.raises(DataError, match="only 10 shard files for 11 ranks"):
+        shards_for_rank(files, 0, 11)
+    with pytest.raises(DataError):
+        shards_for_rank(files, 2, 2)
+
+
+def test_list_shards_finds_dirs_globs_and_errors(nsp_data, tmp_path):
+    out, _ = nsp_data
+    files = list_shards(out)
+    assert files == sorted(files) and len(files) == 4
+    assert list_shards(os.path.join(out, "*.tfrecord")) == files
+    assert list_shards(",".join(reversed(files))) == files
+    with pytest.raises(DataError, match="no TFRecord shards"):
+        list_shards(str(tmp_path))
+    with pytest.raises(DataError, match="not found"):
+        list_shards(str(tmp_path / "nothing"))
+
+
+def test_cli_create_and_inspect(corpus_file, vocab, tmp_path, capsys):
+    from hvd_pretrain.cli import data_create, data_inspect
+
+    out = tmp_path / "cli"
+    code = data_create.main(["hvd-data create", "--input_files=" + corpus_file, "--vocab=" + vocab,
+                             "--out=%s" % out, "--dupe_factor=1", "--num_shards=2", "--num_workers=1",
+                             "--noprogress", "--whole_word_masking", "--ngram_max=2"])
+    assert code == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["whole_word_masking"] and manifest["config"]["ngram_max"] == 2
+    assert data_inspect.main(["hvd-data inspect", "--data=%s" % out, "--num=2", "--verify"]) == 0
+    printed = capsys.readouterr().out
+    assert "verified 2 shards" in printed and "[CLS]" in printed and "=>" in printed
+    code = data_create.main(["hvd-data create", "--input_files=" + corpus_file, "--vocab=" + vocab,
+                             "--out=%s" % (tmp_path / "x"), "--max_seq_length=4", "--noprogress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --max_seq_length=4") and "\n" not in err
+
+
+def test_whole_word_masking_on_real_data(corpus_file, vocab, tmp_path):
+    tok = load_tokenizer(vocab)
+    create_pretraining_data([corpus_file], vocab, str(tmp_path),
+                            DataConfig(dupe_factor=1, num_shards=1, whole_word_masking=True))
+    multi = 0
+    for rec in _records(str(tmp_path)):
+        ids = np.array(rec["input_ids"])
+        k = int(sum(rec["masked_lm_weights"]))
+        positions = np.array(rec["masked_lm_positions"][:k])
+        ids[positions] = rec["masked_lm_ids"][:k]  # the original sequence
+        n = sum(rec["input_mask"])
+        masked = set(positions.tolist())
+        word = []
+        for pos in list(range(1, n)) + [n]:
+            special = pos >= n or ids[pos] in (tok.cls_id, tok.sep_id)
+            if word and (special or tok.is_word_start(ids[pos])):
+                hits = sum(p in masked for p in word)
+                assert hits in (0, len(word))
+                multi += hits > 1
+                word = []
+            if not special:
+                word.append(pos)
+    assert multi > 100
+
+
+def test_packing_fills_sequences_with_whole_documents(corpus_file, vocab, tmp_path):
+    tok = load_tokenizer(vocab)
+    plain = create_pretraining_data([corpus_file], vocab, str(tmp_path / "plain"),
+                                    DataConfig(dupe_factor=1, num_shards=1, sentence_objective="none"))
+    packed = create_pretraining_data([corpus_file], vocab, str(tmp_path / "packed"),
+                                     DataConfig(dupe_factor=1, num_shards=1, sentence_objective="none", packing=True))
+    assert packed["masking_stats"]["tokens"] / packed["num_instances"] > 105  # of 128: whole sentences only
+    assert plain["masking_stats"]["tokens"] / plain["num_instances"] < 100
+    assert packed["num_instances"] < 0.7 * plain["num_instances"]
+    inner_separators = 0
+    for rec in _records(str(tmp_path / "packed")):
+        n = sum(rec["input_mask"])
+        k = int(sum(rec["masked_lm_weights"]))
+        ids = list(rec["input_ids"])
+        for pos, orig in zip(rec["masked_lm_positions"][:k], rec["masked_lm_ids"][:k]):
+            assert orig not in (tok.sep_id, tok.cls_id, tok.pad_id)
+            ids[pos] = orig
+        inner_separators += ids[1:n - 1].count(tok.sep_id)
+        assert set(rec["segment_ids"]) == {0} and rec["next_sentence_labels"] == [0]
+    assert inner_separators > packed["num_instances"]  # most sequences hold several documents
+    with pytest.raises(DataError, match="--packing needs --sentence_objective=none"):
+        DataConfig(packing=True).validate()
