@@ -67,6 +67,10 @@ flags.DEFINE_integer("stall_check_seconds", 60, "Horovod warns when ranks wait o
 flags.DEFINE_integer("stall_shutdown_seconds", 0, "Horovod shuts the job down after a stall this long (0: never).")
 flags.DEFINE_string("init_checkpoint", "", "Start from another run's weights (phase 2 from phase 1): a run dir or"
                     " checkpoint dir. Ignored once this run has its own checkpoint.")
+flags.DEFINE_string("init_from", "", "Continue pre-training from a public checkpoint: a transformers directory"
+                    " (config.json + weights) or a Google TF1 checkpoint (bert_model.ckpt + bert_config.json). The"
+                    " model config and vocab come from it; --preset is ignored.")
+flags.DEFINE_string("init_from_generator", "", "With --init_from and --model=electra: the generator's directory.")
 flags.DEFINE_bool("continue_global_step", False, "With --init_checkpoint: continue the global step of that"
                   " checkpoint instead of starting this phase at step 0.")
 flags.DEFINE_float("peak_tflops", 0.0, "Peak TFLOP/s per rank for MFU (0: --gpu_type preset, or measured on CPU).")
@@ -89,7 +93,13 @@ def _configs():
     overrides = dict(hidden_dropout=FLAGS.hidden_dropout, attention_dropout=FLAGS.attention_dropout,
                      max_position_embeddings=FLAGS.max_position_embeddings,
                      sentence_objective=FLAGS.sentence_objective, vocab_size=FLAGS.vocab_size)
-    model = preset(name, **overrides)
+    if FLAGS.init_from:
+        from hvd_pretrain.export.importers import config_from_pretrained
+        overrides.pop("vocab_size")
+        model = config_from_pretrained(FLAGS.init_from, FLAGS.init_from_generator or None, **overrides)
+        family = model.family
+    else:
+        model = preset(name, **overrides)
     if model.family != family:
         raise ValueError("--preset=%s is a %s preset but --model=%s; pick a %s preset" % (name, model.family,
                                                                                        family, family))
@@ -113,7 +123,12 @@ def _configs():
     if FLAGS.max_seq_length > model.max_position_embeddings:
         raise ValueError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
                          " --max_position_embeddings" % (FLAGS.max_seq_length, model.max_position_embeddings))
-    source = dict(input_files=FLAGS.input_files, data_dir=FLAGS.data_dir, vocab_dir=FLAGS.vocab_dir,
+    vocab_dir = FLAGS.vocab_dir
+    if FLAGS.init_from and not vocab_dir:
+        from hvd_pretrain.export.importers import pretrained_vocab
+        vocab_dir = pretrained_vocab(FLAGS.init_from) or ""
+    source = dict(input_files=FLAGS.input_files, data_dir=FLAGS.data_dir, vocab_dir=vocab_dir,
+                  init_from=FLAGS.init_from, init_from_generator=FLAGS.init_from_generator,
                   vocab_size=FLAGS.vocab_size, vocab_size_set=FLAGS["vocab_size"].present,
                   max_seq_length_set=FLAGS["max_seq_length"].present)
     return model, train, data, source

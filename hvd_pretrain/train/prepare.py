@@ -104,4 +104,6 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
 
 
 def _has_vocab(vocab_dir):
+    if os.path.isfile(vocab_dir):
+        return True
     return any(os.path.isfile(os.path.join(vocab_dir, name)) for name in ("spm.model", "vocab.txt"))

@@ -47,6 +47,12 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer):
         raise ResolveError("--vocab_size=%d does not match the vocab of the data (%d pieces in %s); drop the flag"
                            " or rebuild the data" % (source["vocab_size"], data_vocab,
                                                      prepared["vocab_dir"] or prepared["data_dir"]))
+    if source.get("init_from"):
+        if data_vocab and data_vocab != model_config.vocab_size:
+            raise ResolveError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the data"
+                               " with the checkpoint's vocab (--vocab_dir)" % (data_vocab, source["init_from"],
+                                                                             model_config.vocab_size))
+        data_vocab = model_config.vocab_size
     data_vocab = data_vocab or source["vocab_size"]
     seq = prepared["max_seq_length"] or cfg.max_seq_length
     if prepared["max_seq_length"] and source["max_seq_length_set"] and seq != cfg.max_seq_length:
@@ -76,6 +82,8 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer):
         check_compatible(path, model_config)
         state = read_json(os.path.join(path, "state.json"), {})
         resolved.update(checkpoint=path, resume_state=state, step_offset=int(state.get("step_offset", 0)))
+    elif source.get("init_from"):
+        resolved["init_from"] = source["init_from"]
     elif cfg.init_checkpoint:
         init = _init_checkpoint(cfg.init_checkpoint)
         check_compatible(init, model_config)

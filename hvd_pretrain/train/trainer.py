@@ -137,6 +137,12 @@ def train(model_config, cfg, data_config, source, printer=print):
     writer = CheckpointWriter(rundir.checkpoints, model, optimizer, model_config, keep=cfg.keep_checkpoints)
     if is_root and resolved.get("checkpoint"):
         writer.restore(resolved["checkpoint"])
+    elif is_root and resolved.get("init_from"):
+        from hvd_pretrain.export.importers import load_pretrained
+        loaded = load_pretrained(model, resolved["init_from"], source.get("init_from_generator") or None)
+        say("initialised from %s: %d tensors loaded%s" % (resolved["init_from"], loaded["loaded"],
+                                                          ", heads not in the checkpoint start fresh: %s"
+                                                          % ", ".join(loaded["missing"]) if loaded["missing"] else ""))
     elif is_root and resolved.get("init_checkpoint"):
         writer.restore_weights(resolved["init_checkpoint"])
         if offset:
@@ -198,6 +204,9 @@ def train(model_config, cfg, data_config, source, printer=print):
                 logger.event("checkpoint", step, path=path)
             if info["stop"]:
                 signum = stop.signum or 15
+                # Every rank waits here until rank 0's checkpoint is on disk: a launcher that sees the
+                # first rank exit may kill the others.
+                hvd.broadcast_object(step, root_rank=0, name="stop_barrier")
                 say("stopping at step %d on signal %d; checkpoint written" % (step, signum))
                 logger.event("stopped", step, signal=signum)
                 return 128 + signum
@@ -206,6 +215,7 @@ def train(model_config, cfg, data_config, source, printer=print):
         return EXIT_CONFIG
     finally:
         stop.uninstall()
+    hvd.broadcast_object(step, root_rank=0, name="end_barrier")  # rank 0's final checkpoint is written
     logger.event("end", step)
     # Every rank records a digest of its final weights: ranks that diverged show up as different digests.
     append_jsonl(rundir.rank_log(rank), {"time": time.time(), "rank": rank, "step": step, "event": "end",

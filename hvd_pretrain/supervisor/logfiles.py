@@ -1,0 +1,99 @@
+"""Rotated log files in <run dir>/logs and following them.
+
+  logs/train.log       everything the supervised command prints, plus [hvd-job] event lines
+  logs/supervisor.log  the supervisor's events only (start, exit, restart, hang, stop)
+  logs/supervisor.err  the supervisor's own stderr (tracebacks if it ever crashes)
+
+Rotation uses the standard library's RotatingFileHandler (train.log.1, .2, ...).
+"""
+
+import logging
+import logging.handlers
+import os
+import sys
+import time
+
+TRAIN_LOG = "train.log"
+SUPERVISOR_LOG = "supervisor.log"
+SUPERVISOR_ERR = "supervisor.err"
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+DEFAULT_BACKUPS = 5
+
+
+def log_path(run_dir, which=TRAIN_LOG):
+    return os.path.join(run_dir, "logs", which)
+
+
+def rotating_logger(path, name, max_bytes=DEFAULT_MAX_BYTES, backups=DEFAULT_BACKUPS, stamp=False):
+    """A logger writing to `path` with rotation; `stamp` prefixes each line with UTC time."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    logger = logging.getLogger("hvd_job.%s.%s" % (name, path))
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+        handler.close()
+    handler = logging.handlers.RotatingFileHandler(path, maxBytes=max_bytes, backupCount=backups,
+                                                   encoding="utf-8")
+    formatter = logging.Formatter("%(asctime)s %(message)s" if stamp else "%(message)s",
+                                  "%Y-%m-%dT%H:%M:%SZ")
+    formatter.converter = time.gmtime
+    handler.setFormatter(formatter)
+    logger.addHandler(handler)
+    return logger
+
+
+def tail_lines(path, count):
+    """The last `count` lines of a file (reading at most ~count*400 bytes from its end)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            f.seek(max(0, size - max(4096, count * 400)))
+            data = f.read()
+    except OSError:
+        return []
+    lines = data.decode("utf-8", "replace").splitlines()
+    return lines[-count:] if count else lines
+
+
+def follow(path, out=None, lines=50, keep_going=lambda: True, poll=0.25):
+    """Print the last `lines` lines of `path`, then new ones as they come (like tail -F).
+
+    Survives rotation (a new inode or a shorter file is reopened from its start).
+    Stops when keep_going() returns False and nothing new arrived, or on Ctrl-C.
+    """
+    out = out or sys.stdout
+    for line in tail_lines(path, lines):
+        out.write(line + "\n")
+    out.flush()
+    handle, inode = None, None
+    try:
+        position = os.path.getsize(path)
+    except OSError:
+        position = 0
+    try:
+        while True:
+            try:
+                st = os.stat(path)
+            except OSError:
+                st = None
+            if st is not None and (handle is None or st.st_ino != inode or st.st_size < position):
+                if handle is not None:
+                    handle.close()
+                    position = 0
+                handle, inode = open(path, "rb"), st.st_ino
+                handle.seek(position)
+            chunk = handle.read() if handle is not None else b""
+            if chunk:
+                position += len(chunk)
+                out.write(chunk.decode("utf-8", "replace"))
+                out.flush()
+                continue
+            if not keep_going():
+                return 0
+            time.sleep(poll)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        if handle is not None:
+            handle.close()
