@@ -1,0 +1,171 @@
+"""hvd-plan: predict memory, step time and throughput of a pre-training job on a GPU cluster.
+
+  hvd-plan --model=base --seq_len=128 --per_gpu_batch=64 --accum_steps=4 \\
+           --precision=fp16 --gpu=V100-16G --gpus_per_node=8 --nodes=4 --network=infiniband
+
+  --target_global_batch=N   also rank every accum_steps that splits N exactly
+  --step_rate=LO,HI         list per-GPU batch x accum plans whose global step/s falls in [LO, HI]
+  --validate                compare the planner with NVIDIA's published BERT-large throughputs
+  --json                    print the prediction as JSON
+
+No TensorFlow import: the planner is arithmetic on the model config.
+"""
+
+import json
+import sys
+
+from absl import flags
+
+from hvd_pretrain.models.config import PRESETS, ConfigError, ModelConfig
+from hvd_pretrain.plan import hardware, published, search
+from hvd_pretrain.plan.estimate import format_prediction, predict
+
+
+def _define(fv):
+    flags.DEFINE_string("model", "base", "model preset: " + ", ".join(PRESETS), flag_values=fv)
+    flags.DEFINE_string("model_config", None, "JSON file with a ModelConfig (overrides --model)", flag_values=fv)
+    flags.DEFINE_integer("seq_len", 128, "sequence length", flag_values=fv)
+    flags.DEFINE_integer("per_gpu_batch", 32, "micro-batch per GPU", flag_values=fv)
+    flags.DEFINE_integer("accum_steps", 1, "gradient accumulation steps per optimizer step", flag_values=fv)
+    flags.DEFINE_integer("num_predictions", None, "MLM predictions per sequence (default ceil(0.15*seq_len))",
+                         flag_values=fv)
+    flags.DEFINE_string("precision", "fp16", "fp32 | fp16 | bf16", flag_values=fv)
+    flags.DEFINE_string("gpu", "V100-32G", "GPU type: " + ", ".join(hardware.GPUS), flag_values=fv)
+    flags.DEFINE_integer("gpus_per_node", 8, "GPUs per node", flag_values=fv)
+    flags.DEFINE_integer("nodes", 1, "number of nodes", flag_values=fv)
+    flags.DEFINE_string("interconnect", "nvlink", "intra-node link: " + ", ".join(hardware.INTRA_NODE),
+                        flag_values=fv)
+    flags.DEFINE_string("network", "infiniband", "inter-node network: " + ", ".join(hardware.NETWORKS),
+                        flag_values=fv)
+    flags.DEFINE_integer("nics_per_node", None, "NICs per node (default: DGX rails for infiniband, else 1)",
+                         flag_values=fv)
+    flags.DEFINE_bool("fp16_allreduce", False, "allreduce gradients in fp16 (Horovod compression)", flag_values=fv)
+    flags.DEFINE_string("allreduce", "auto", "auto | ring | hierarchical", flag_values=fv)
+    flags.DEFINE_bool("overlap", False, "allreduce overlaps the last backward pass", flag_values=fv)
+    flags.DEFINE_bool("recompute", False, "recompute activations in the backward pass", flag_values=fv)
+    flags.DEFINE_float("efficiency", None, "override the compute efficiency (fraction of peak)", flag_values=fv)
+    flags.DEFINE_integer("target_global_batch", None, "rank accum_steps choices for this global batch",
+                         flag_values=fv)
+    flags.DEFINE_string("step_rate", None, "LO,HI: list plans whose global step/s is in this range", flag_values=fv)
+    flags.DEFINE_bool("validate", False, "compare with NVIDIA's published BERT-large throughputs", flag_values=fv)
+    flags.DEFINE_bool("json", False, "print JSON instead of text", flag_values=fv)
+
+
+class UsageError(ValueError):
+    pass
+
+
+def _model(fv):
+    if fv.model_config:
+        try:
+            with open(fv.model_config) as f:
+                return ModelConfig.from_dict(json.load(f)).validate()
+        except (OSError, ValueError) as e:
+            raise UsageError("--model_config=%s: %s" % (fv.model_config, e))
+    if fv.model not in PRESETS:
+        raise UsageError("--model=%r is unknown; choose one of %s" % (fv.model, ", ".join(PRESETS)))
+    return fv.model
+
+
+def _step_rate(text):
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise UsageError("--step_rate=%r must be LO,HI (e.g. 1.3,1.9)" % text)
+    if not 0 < lo <= hi:
+        raise UsageError("--step_rate=%r must satisfy 0 < LO <= HI" % text)
+    return lo, hi
+
+
+def validation_table():
+    """Rows of (measurement, predicted sequences/s, error) for the published multi-GPU runs."""
+    rows = []
+    for m in published.VALIDATION:
+        p = predict("large", m.seq_len, m.per_gpu_batch, m.accum_steps, m.precision, m.gpu, m.gpus_per_node,
+                    m.nodes, "nvlink", fp16_allreduce=True, overlap=m.accum_steps == 1,
+                    num_predictions=m.num_predictions)
+        rows.append((m, p["sequences_per_sec"], p["sequences_per_sec"] / m.sequences_per_sec - 1.0))
+    return rows
+
+
+def _print_validation():
+    print("BERT-large, fp16 (AMP), measured: " + published.SOURCE)
+    print("%-9s %4s %5s %6s %6s %12s %12s %7s" % ("gpu", "seq", "gpus", "batch", "accum", "published", "predicted",
+                                                 "error"))
+    for m, pred, err in validation_table():
+        print("%-9s %4d %5d %6d %6d %12.1f %12.1f %+6.1f%%" % (m.gpu, m.seq_len, m.gpus, m.per_gpu_batch,
+                                                            m.accum_steps, m.sequences_per_sec, pred, 100 * err))
+
+
+def _main(fv):
+    if fv.validate:
+        _print_validation()
+        return 0
+    model = _model(fv)
+    options = dict(network=fv.network, nics_per_node=fv.nics_per_node, fp16_allreduce=fv.fp16_allreduce,
+                   allreduce=fv.allreduce, overlap=fv.overlap, recompute=fv.recompute,
+                   num_predictions=fv.num_predictions, efficiency=fv.efficiency)
+    p = predict(model, fv.seq_len, fv.per_gpu_batch, fv.accum_steps, fv.precision, fv.gpu, fv.gpus_per_node,
+                fv.nodes, fv.interconnect, **options)
+    extra = {}
+    if fv.target_global_batch is not None:
+        best, rows = search.best_accum_steps(model, fv.seq_len, fv.target_global_batch, fv.precision, fv.gpu,
+                                             fv.gpus_per_node, fv.nodes, fv.interconnect, **options)
+        extra["best_accum"] = {"best": best, "rows": rows}
+    if fv.step_rate is not None:
+        lo, hi = _step_rate(fv.step_rate)
+        extra["consistent_plans"] = search.consistent_plans(
+            model, fv.seq_len, fv.precision, fv.gpu, fv.gpus_per_node, fv.nodes, (lo, hi), fv.interconnect,
+            **options)
+    if fv.json:
+        print(json.dumps(dict(p, **extra), indent=2, sort_keys=True))
+        return 0
+    print(format_prediction(p))
+    if "best_accum" in extra:
+        print("\naccum_steps for global batch %d:" % fv.target_global_batch)
+        print("  %6s %10s %6s %10s %12s" % ("accum", "batch/GPU", "fits", "step/s", "seq/s"))
+        for r in extra["best_accum"]["rows"]:
+            print("  %6d %10d %6s %10.3f %12.1f" % (r["accum_steps"], r["per_gpu_batch"], "yes" if r["fits"] else "no",
+                                                  r["global_step_per_sec"], r["sequences_per_sec"]))
+        best = extra["best_accum"]["best"]
+        print("best: " + ("accum_steps=%d (per-GPU batch %d)" % (best["accum_steps"], best["per_gpu_batch"])
+                          if best else "none fits in memory"))
+    if "consistent_plans" in extra:
+        print("\nplans with global step/s in [%s]:" % fv.step_rate)
+        for r in extra["consistent_plans"] or []:
+            print("  batch/GPU %4d x accum %2d -> global batch %6d, %.2f step/s, %.0f seq/s, %.1f GiB"
+                  % (r["per_gpu_batch"], r["accum_steps"], r["global_batch"], r["global_step_per_sec"],
+                     r["sequences_per_sec"], r["memory_gib"]))
+        if not extra["consistent_plans"]:
+            print("  none")
+    return 0
+
+
+def run(argv=None):
+    argv = list(sys.argv if argv is None else argv)
+    fv = flags.FlagValues()
+    _define(fv)
+    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+        print(__doc__)
+        print(fv.get_help())
+        return 0
+    try:
+        fv(argv)
+    except flags.Error as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    try:
+        return _main(fv)
+    except UsageError as e:
+        print("error: %s" % e, file=sys.stderr)
+        return 2
+    except hardware.PlanError as e:
+        print("error: --%s" % e, file=sys.stderr)
+        return 2
+    except ConfigError as e:
+        print("error: --model_config: %s" % e, file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(run())

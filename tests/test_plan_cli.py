@@ -1,0 +1,89 @@
+"""hvd-plan: output, searches and one-line usage errors (exit 2)."""
+
+import json
+import os
+import sys
+
+import pytest
+
+import proc
+from hvd_pretrain.cli import plan as cli
+
+
+def run_cli(capsys, *args):
+    rc = cli.run(["hvd-plan", *args])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_prediction_text(capsys):
+    rc, out, err = run_cli(capsys, "--model=base", "--gpu=V100-16G", "--nodes=4", "--per_gpu_batch=64",
+                           "--accum_steps=4", "--precision=fp16")
+    assert rc == 0 and err == ""
+    for needle in ("memory per GPU", "fits", "micro-step", "allreduce", "global step/s", "sequences/s",
+                   "scaling efficiency", "assumptions:", "NVIDIA DeepLearningExamples"):
+        assert needle in out
+
+
+def test_json_with_searches(capsys):
+    rc, out, _ = run_cli(capsys, "--json", "--model=base", "--gpu=V100-16G", "--nodes=4",
+                         "--target_global_batch=8192", "--step_rate=1.3,1.9")
+    assert rc == 0
+    data = json.loads(out)
+    assert data["inputs"]["world_size"] == 32
+    assert data["best_accum"]["best"]["accum_steps"] == 2
+    assert all(1.3 <= r["global_step_per_sec"] <= 1.9 for r in data["consistent_plans"])
+
+
+def test_validate_table(capsys):
+    rc, out, _ = run_cli(capsys, "--validate")
+    assert rc == 0
+    assert out.count("%") == len(cli.published.VALIDATION) and "110280.7" in out
+
+
+def test_model_config_file(tmp_path, capsys):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"family": "bert", "hidden_size": 256, "num_layers": 4, "num_heads": 4,
+                                "intermediate_size": 1024}))
+    rc, out, _ = run_cli(capsys, "--model_config=%s" % path, "--gpu=A100-40G")
+    assert rc == 0 and "plan: bert seq 128" in out
+
+
+@pytest.mark.parametrize("args,flag", [
+    (["--gpu=K80"], "--gpu="),
+    (["--model=huge"], "--model="),
+    (["--interconnect=infiniband"], "--interconnect="),
+    (["--network=token-ring", "--nodes=2"], "--network="),
+    (["--precision=fp8"], "--precision="),
+    (["--precision=bf16", "--gpu=V100-32G"], "--precision="),
+    (["--per_gpu_batch=0"], "--per_gpu_batch="),
+    (["--seq_len=4096"], "--seq_len="),
+    (["--step_rate=fast"], "--step_rate="),
+    (["--target_global_batch=1000", "--nodes=4"], "--target_global_batch="),
+    (["--allreduce=tree"], "--allreduce="),
+    (["--model_config=/nonexistent/model.json"], "--model_config="),
+    (["--seq_len=abc"], "seq_len"),
+    (["--no_such_flag"], "no_such_flag"),
+])
+def test_bad_input_is_one_line_naming_the_flag(capsys, args, flag):
+    rc, out, err = run_cli(capsys, *args)
+    assert rc == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and flag in lines[0], err
+
+
+def test_help(capsys):
+    rc, out, _ = run_cli(capsys, "--help")
+    assert rc == 0 and "--target_global_batch" in out
+
+
+@pytest.mark.timeout(60)
+def test_console_script_runs_without_tensorflow():
+    code = ("import sys; from hvd_pretrain.cli import plan; rc = plan.run(['hvd-plan', '--gpu=H100', "
+            "'--nodes=2', '--precision=bf16']); sys.exit(rc or (3 if 'tensorflow' in sys.modules else 0))")
+    result = proc.run([sys.executable, "-c", code], timeout=50)
+    assert "H100" in result.stdout and "A100 efficiency reused" in result.stdout
+    script = os.path.join(os.path.dirname(sys.executable), "hvd-plan")
+    assert os.path.exists(script), "hvd-plan console script is not installed next to %s" % sys.executable
+    result = proc.run([script, "--gpu=K80"], timeout=50, check=False)
+    assert result.returncode == 2 and "--gpu='K80'" in result.stdout
