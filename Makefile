@@ -31,7 +31,7 @@ install: system-deps $(VENV)/.installed
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -z "$$missing" ]; then echo "==> system packages present: $(APT_PACKAGES)"; \
+	if [ -z "$$missing" ]; then echo "==> system packages present: $(APT_PACKAGES) $(EXTRA_APT)"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "==> installing Debian packages:$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
