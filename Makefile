@@ -11,8 +11,8 @@ HOROVOD_VERSION := 0.28.1
 CACHE_DIR ?= $(HOME)/.cache/hvd-pretrain
 WHEEL_DIR := $(CACHE_DIR)/wheels/horovod-$(HOROVOD_VERSION)-tf$(TF_VERSION)-$(notdir $(PYTHON))
 APT_PACKAGES := openmpi-bin libopenmpi-dev cmake g++ make
-# The dashboard's browser tests drive Debian's headless Chromium.
-TEST_APT_PACKAGES := chromium chromium-driver
+# Tests: headless Chromium drives the dashboard; tmux hosts `hvd-job start --tmux` jobs.
+TEST_APT_PACKAGES := chromium chromium-driver tmux
 PIP := $(BIN)/python -m pip --disable-pip-version-check
 PYTEST_ARGS ?=
 

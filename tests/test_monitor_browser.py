@@ -128,14 +128,15 @@ def test_overview_lists_both_runs_with_states(dashboard, browser):
     browser.get(url + "/?refresh=500")
     states = wait_for(browser, """
         const rows = document.querySelectorAll('tr[data-run]');
-        return rows.length >= 2 ? Array.from(rows).map(r => [r.dataset.run, r.dataset.state, r.className]) : null;
+        return rows.length >= 2
+            ? Array.from(rows).map(r => [r.dataset.run, r.dataset.state, r.className, r.innerText]) : null;
     """, what="overview rows")
-    by_name = {name: (state, cls) for name, state, cls in states}
+    # One snapshot taken in the page: live refresh replaces rows, so no element is held across calls.
+    by_name = {name: (state, cls, text) for name, state, cls, text in states}
     assert by_name[REAL][0] == "finished"
     assert by_name[FAILED][0] == "failed" and "alert" in by_name[FAILED][1]
     assert "alert" not in by_name[REAL][1]
-    text = browser.find_element("css selector", "tr[data-run='%s']" % REAL).text
-    assert "40 / 40" in text
+    assert "40 / 40" in by_name[REAL][2]
     screenshot(browser, "overview")
     no_js_errors(browser)
 
@@ -159,11 +160,14 @@ def test_run_page_charts_have_points_and_straggler_is_named(dashboard, browser, 
         return Object.values(window.hvdCharts).every(u => u.ctx.canvas.width > 100 && u.ctx.canvas.height > 50);
     """)
     assert drawn
-    straggler = browser.find_element("id", "straggler")
-    assert re.match(r"Slowest rank: [01]\b", straggler.text), straggler.text
+    # Read in one script: live refresh may replace these elements between two driver calls.
+    straggler_text, straggler_rank, plan_text = browser.execute_script("""
+        const s = document.getElementById('straggler');
+        return [s.innerText, s.dataset.rank, document.querySelector('.batchline').innerText];
+    """)
+    assert re.match(r"Slowest rank: [01]\b", straggler_text), straggler_text
     last_stats = [r["ranks"] for r in windows if "ranks" in r][-1]
-    assert straggler.get_attribute("data-rank") == str(last_stats["slowest_rank"])
-    plan_text = browser.find_element("css selector", ".batchline").text
+    assert straggler_rank == str(last_stats["slowest_rank"])
     assert plan_text == "per-rank batch 8 \u00d7 accum 1 \u00d7 world 2 = global batch 16"
     screenshot(browser, "run-real")
     no_js_errors(browser)
@@ -177,7 +181,7 @@ def test_live_refresh_picks_up_appended_rows(dashboard, browser, runs_dir):
     wait_for(browser, "return window.hvdCharts && window.hvdCharts.examples && HVD.pointsIn(window.hvdCharts.examples) === 12",
              what="12 points on the failed run's chart")
     browser.execute_script("window.__not_reloaded = true;")
-    assert browser.find_element("id", "rows").text == "12"
+    assert browser.execute_script("return document.getElementById('rows').textContent") == "12"
     t0 = rundir.read_jsonl(run.metrics)[0][0]["time"] - 20
     for step in (13, 14, 15):
         rundir.append_jsonl(run.metrics, synthetic.metrics_record(step, t0, 100, 2, interval=20))
@@ -186,7 +190,7 @@ def test_live_refresh_picks_up_appended_rows(dashboard, browser, runs_dir):
                       what="15 points")
     assert points == 15
     assert browser.execute_script("return window.__not_reloaded === true")
-    assert browser.find_element("css selector", ".run-head .badge").text == "failed"
+    assert browser.execute_script("return document.querySelector('.run-head .badge').innerText") == "failed"
     screenshot(browser, "run-failed")
     no_js_errors(browser)
 
