@@ -16,7 +16,7 @@ import sys
 
 from absl import flags
 
-from hvd_pretrain.cli.data_vocab import parse_flags
+from hvd_pretrain.cli.flagutil import parse_flags
 
 
 def define_flags(fv):

@@ -16,6 +16,8 @@ import time
 
 from absl import flags
 
+from hvd_pretrain.cli.flagutil import parse_flags
+
 
 def define_flags(fv):
     flags.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed). Default: the embedded "
@@ -37,22 +39,6 @@ def define_flags(fv):
                         flag_values=fv)
     flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"], "WordPiece lower-casing (auto: from the "
                       "vocab; uncased vocabs have no capitals).", flag_values=fv)
-
-
-def parse_flags(define, argv):
-    """(FlagValues, exit code or None). --help prints the help and exits 0; a bad flag exits 2."""
-    fv = flags.FlagValues()
-    define(fv)
-    if any(a in ("-h", "--help", "--helpfull", "-help") for a in argv[1:]):
-        print((sys.modules[define.__module__].__doc__ or "").strip() + "\n")
-        print(fv.get_help())
-        return fv, 0
-    try:
-        fv(list(argv))
-    except flags.Error as e:
-        print("error: %s (see --help)" % e, file=sys.stderr)
-        return fv, 2
-    return fv, None
 
 
 def main(argv):

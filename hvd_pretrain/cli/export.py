@@ -18,6 +18,8 @@ import sys
 
 from absl import flags
 
+from hvd_pretrain.cli.flagutil import parse_flags
+
 from hvd_pretrain.data.errors import DataError
 
 
@@ -86,18 +88,9 @@ def _main(fv):
 
 
 def run(argv=None):
-    argv = list(sys.argv if argv is None else argv)
-    fv = flags.FlagValues()
-    _define(fv)
-    if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
-        print(__doc__)
-        print(fv.get_help())
-        return 0
-    try:
-        fv(argv)
-    except flags.Error as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    fv, code = parse_flags(_define, list(sys.argv if argv is None else argv))
+    if code is not None:
+        return code
     try:
         return _main(fv)
     except UsageError as e:
