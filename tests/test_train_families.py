@@ -41,6 +41,23 @@ def test_family_loss_decreases_under_horovodrun(family, tmp_path, tiny_data, tin
     assert last["ranks"]["slowest_rank"] in (0, 1)
 
 
+@pytest.mark.horovod
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("sharing", ["ffn", "attention"])
+def test_albert_partial_sharing_modes_train_under_horovodrun(sharing, tmp_path, tiny_sop_data):
+    run_dir = str(tmp_path / "run")
+    flags = tiny_train_flags(tiny_sop_data, run_dir, steps=10, log_every=5, save_checkpoints_steps=10,
+                             train_batch_size=8, learning_rate=2e-3, warmup_steps=2)
+    out = run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", os.path.join(BIN, "hvd-pretrain"),
+               "--model=albert", "--sharing=" + sharing] + flags, timeout=280).stdout
+    assert "step 10/10" in out
+    with open(os.path.join(run_dir, "plan.json")) as f:
+        assert json.load(f)["model"]["sharing"] == sharing
+    windows = _windows(run_dir)
+    assert windows[-1]["losses"]["mlm"] < windows[0]["losses"]["mlm"]
+    assert final_digest(run_dir, 0) == final_digest(run_dir, 1)
+
+
 @pytest.mark.timeout(300)
 def test_electra_discriminator_beats_the_all_original_baseline(tiny_data):
     """A few real batches, trained on repeatedly: replaced tokens become detectable."""

@@ -45,6 +45,9 @@ flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNo
 flags.DEFINE_float("clip_norm", 1.0, "Clip the allreduced gradient to this global norm (0: off).")
 flags.DEFINE_float("hidden_dropout", None, "Override the preset's hidden dropout.")
 flags.DEFINE_float("attention_dropout", None, "Override the preset's attention dropout.")
+flags.DEFINE_enum("sharing", None, ["none", "all", "ffn", "attention"], "Override the preset's cross-layer sharing"
+                  " (ALBERT: all).")
+flags.DEFINE_integer("embedding_size", None, "Override the preset's factorized embedding size E.")
 flags.DEFINE_enum("sentence_objective", None, ["nsp", "sop", "none"], "Override the family's sentence objective.")
 flags.DEFINE_integer("save_checkpoints_steps", 100, "Checkpoint every N optimizer steps (rank 0).")
 flags.DEFINE_integer("keep_checkpoints", 3, "Checkpoints kept.")
@@ -92,7 +95,8 @@ def _configs():
     name = FLAGS.preset or DEFAULT_PRESETS[family]
     overrides = dict(hidden_dropout=FLAGS.hidden_dropout, attention_dropout=FLAGS.attention_dropout,
                      max_position_embeddings=FLAGS.max_position_embeddings,
-                     sentence_objective=FLAGS.sentence_objective, vocab_size=FLAGS.vocab_size)
+                     sentence_objective=FLAGS.sentence_objective, vocab_size=FLAGS.vocab_size,
+                     sharing=FLAGS.sharing, embedding_size=FLAGS.embedding_size)
     if FLAGS.init_from:
         from hvd_pretrain.export.importers import config_from_pretrained
         overrides.pop("vocab_size")
