@@ -20,11 +20,11 @@ import os
 import re
 import sys
 import sysconfig
-import tempfile
 import warnings
 
 from hvd_pretrain.data.documents import read_documents  # noqa: F401  (re-exported)
 from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.rundir import write_text_atomic
 
 BUILDER_VERSION = 1
 MIN_CORPUS_BYTES = 1 << 20
@@ -63,7 +63,7 @@ def default_corpus(cache_dir=None):
     if len(text.encode("utf-8")) < MIN_CORPUS_BYTES:
         raise DataError("the default corpus from %s has only %d bytes (need %d); pass your own text with --input_files"
                         % (stdlib_dir(), len(text.encode("utf-8")), MIN_CORPUS_BYTES))
-    _write_atomic(path, text)
+    write_text_atomic(path, text)
     return path
 
 
@@ -175,19 +175,3 @@ def _is_abbreviation(word):
     if len(word) == 1 and word.isalpha():
         return True  # an initial, as in "J. Smith"
     return word.lower().rstrip(".") in _ABBREVIATIONS
-
-
-def _write_atomic(path, text):
-    directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".corpus.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

@@ -80,15 +80,14 @@ class RunDir:
         return self
 
 
-def write_json_atomic(path, obj):
-    """Write JSON so that readers see either the old file or the new one, never half."""
+def write_text_atomic(path, text, encoding="utf-8"):
+    """Write a file so that readers see either the old file or the new one, never half."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=True)
-            f.write("\n")
+        with os.fdopen(fd, "w", encoding=encoding) as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -96,6 +95,10 @@ def write_json_atomic(path, obj):
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path, obj):
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
 def read_json(path, default=None):
@@ -116,26 +119,22 @@ def append_jsonl(path, obj):
         f.flush()
 
 
-def read_jsonl(path, offset=0):
-    """Read complete JSON lines from byte `offset`.
+def parse_jsonl_lines(data):
+    """(records, bad_lines) from bytes holding complete lines.
 
-    Returns (records, new_offset, bad_lines). A trailing line without a newline
-    is a write in progress: it is left for the next call. A complete line that
-    is not valid JSON is counted in bad_lines and skipped.
+    Fast path: the whole block as one JSON array in a single call; any bad line (or a line
+    holding more than one value) falls back to line by line. A line that is not a JSON
+    object counts as bad.
     """
-    records, bad = [], 0
+    lines = [raw for raw in data.splitlines() if raw.strip()]
     try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return records, offset, bad
-    end = data.rfind(b"\n")
-    if end < 0:
-        return records, offset, bad
-    for raw in data[: end + 1].splitlines():
-        if not raw.strip():
-            continue
+        values = json.loads(b"[" + b",".join(lines) + b"]")
+        if len(values) == len(lines) and all(type(v) is dict for v in values):
+            return values, 0
+    except ValueError:
+        pass
+    records, bad = [], 0
+    for raw in lines:
         try:
             obj = json.loads(raw)
         except ValueError:
@@ -145,6 +144,32 @@ def read_jsonl(path, offset=0):
             records.append(obj)
         else:
             bad += 1
+    return records, bad
+
+
+def read_jsonl(path, offset=0, max_bytes=None):
+    """Read complete JSON lines from byte `offset`, at most about `max_bytes` of them (None: all).
+
+    Returns (records, new_offset, bad_lines). A trailing line without a newline is a write in
+    progress: it is left for the next call. A line longer than `max_bytes` is read whole.
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read() if max_bytes is None else f.read(max_bytes)
+            end = data.rfind(b"\n")
+            while end < 0 and max_bytes is not None:
+                more = f.read(max_bytes)
+                if not more:
+                    break
+                found = more.find(b"\n")
+                end = len(data) + found if found >= 0 else -1
+                data += more
+    except OSError:
+        return [], offset, 0
+    if end < 0:
+        return [], offset, 0
+    records, bad = parse_jsonl_lines(data[: end + 1])
     return records, offset + end + 1, bad
 
 
