@@ -83,6 +83,10 @@ flags.DEFINE_integer("gpus_per_node", 8, "For the --dry_run prediction with --gp
 flags.DEFINE_string("interconnect", "nvlink", "For the --dry_run prediction: intra-node link (nvlink, pcie).")
 flags.DEFINE_string("network", "infiniband", "For the --dry_run prediction: inter-node network.")
 flags.DEFINE_integer("world_size", 0, "For --dry_run: the number of ranks to plan for (0: from the launcher).")
+flags.DEFINE_bool("elastic", False, "Elastic Horovod: run under horovodrun --min-np/--max-np"
+                  " --host-discovery-script; ranks may leave and join (needs --data_dir).")
+flags.DEFINE_integer("elastic_commit_every", 50, "With --elastic: commit the training state in host memory every N"
+                     " optimizer steps (work since the last commit is redone after a rank fails).")
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and batch plan, then exit.")
 
 
@@ -120,7 +124,8 @@ def _configs():
         fusion_threshold_mb=FLAGS.fusion_threshold_mb, cycle_time_ms=FLAGS.cycle_time_ms,
         stall_check_seconds=FLAGS.stall_check_seconds, stall_shutdown_seconds=FLAGS.stall_shutdown_seconds,
         init_checkpoint=FLAGS.init_checkpoint, continue_global_step=FLAGS.continue_global_step,
-        peak_tflops=FLAGS.peak_tflops, gpu_type=FLAGS.gpu_type).validate()
+        peak_tflops=FLAGS.peak_tflops, gpu_type=FLAGS.gpu_type, elastic=FLAGS.elastic,
+        elastic_commit_every=FLAGS.elastic_commit_every).validate()
     data = DataConfig(max_seq_length=FLAGS.max_seq_length, max_predictions_per_seq=FLAGS.max_predictions_per_seq,
                       sentence_objective=model.sentence_objective, seed=FLAGS.seed, dupe_factor=FLAGS.dupe_factor,
                       num_shards=FLAGS.num_shards).validate()

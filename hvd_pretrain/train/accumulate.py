@@ -131,6 +131,13 @@ class AccumulatingStep:
                                           trainable=False, name="accum/loss_sums")
         return self
 
+    def clear(self):
+        """Zero the accumulators: a step interrupted between micro-batches and allreduce leaves sums behind."""
+        for acc in self._accumulators or ():
+            acc.assign(tf.zeros_like(acc))
+        if self._loss_sums is not None:
+            self._loss_sums.assign(tf.zeros_like(self._loss_sums))
+
     # -- the pieces --------------------------------------------------------
     def local_counts(self, micro_batches, stop=False):
         """[count per objective..., non-padding tokens, stop flag] for this rank's micro-batches."""

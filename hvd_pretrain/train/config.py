@@ -53,6 +53,9 @@ class TrainConfig:
     # MFU denominator per rank: a datasheet peak (TFLOP/s), a GPU preset, or (default) measured on CPU.
     peak_tflops: float = 0.0
     gpu_type: str = ""
+    # Elastic Horovod (horovodrun --min-np/--max-np --host-discovery-script): commit state every N steps.
+    elastic: bool = False
+    elastic_commit_every: int = 50
 
     @property
     def budgeted(self):
@@ -65,7 +68,8 @@ class TrainConfig:
 
     def validate(self):
         positive = ("per_rank_batch", "accum_steps", "num_train_steps", "max_seq_length",
-                    "max_predictions_per_seq", "save_checkpoints_steps", "keep_checkpoints", "log_every")
+                    "max_predictions_per_seq", "save_checkpoints_steps", "keep_checkpoints", "log_every",
+                    "elastic_commit_every")
         for key in positive:
             value = getattr(self, key)
             if int(value) < 1:

@@ -1,0 +1,173 @@
+"""Elastic Horovod: a discovery script takes a slot away and gives it back while training runs."""
+
+import json
+import os
+import stat
+import time
+
+import numpy as np
+import pytest
+
+from conftest import tiny_train_flags
+from proc import BIN, Background, run
+
+pytestmark = pytest.mark.horovod
+
+
+def _records(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip().endswith("}")]
+    except FileNotFoundError:
+        return []
+
+
+# -- units -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("target, batch, world, accum, global_batch, warns", [
+    (16, 4, 2, 2, 16, False),   # launch plan
+    (16, 4, 1, 4, 16, False),   # one rank left: twice the accumulation
+    (16, 4, 4, 1, 16, False),
+    (256, 32, 8, 1, 256, False),
+    (256, 32, 3, 3, 288, True),  # 256 / 96 does not divide: nearest accumulation, with a warning
+    (256, 32, 16, 1, 512, True),  # more ranks than the target allows: accumulation cannot go below 1
+    (24, 4, 5, 1, 20, True),
+])
+def test_accum_for_world_keeps_the_global_batch_when_it_divides(target, batch, world, accum, global_batch, warns):
+    from hvd_pretrain.train.elastic import accum_for_world
+
+    got_accum, got_global, note = accum_for_world(target, batch, world)
+    assert (got_accum, got_global) == (accum, global_batch)
+    assert (note is not None) == warns
+    if warns:
+        assert "global batch %d" % global_batch in note and "%d ranks" % world in note
+
+
+class _OneRank:
+    """The Horovod calls TrainingState makes, for a world of one (broadcasts are identities)."""
+
+    def __init__(self):
+        self.broadcasts = 0
+
+    def rank(self):
+        return 0
+
+    def broadcast_object(self, obj, root_rank=0, name=None):
+        return obj
+
+    def broadcast_variables(self, variables, root_rank=0):
+        self.broadcasts += 1
+
+
+def test_training_state_restores_the_last_commit_and_syncs_variables():
+    from hvd_pretrain.tfcompat import tf
+    from hvd_pretrain.train.elastic import TrainingState
+
+    w = tf.Variable(np.arange(6, dtype=np.float32).reshape(2, 3))
+    step = tf.Variable(3, dtype=tf.int64)
+    hvd = _OneRank()
+    state = TrainingState(hvd, [w, step], phase_examples=48)
+    w.assign_add(tf.ones_like(w))
+    step.assign(4)
+    state.phase_examples = 64
+    state.commit()  # no host updates arrived: commits without raising
+    w.assign(tf.zeros_like(w))
+    step.assign(5)
+    state.phase_examples = 80
+    state.restore()  # a failed step rolls back to the commit
+    np.testing.assert_array_equal(w.numpy(), np.arange(6, dtype=np.float32).reshape(2, 3) + 1)
+    assert int(step.numpy()) == 4 and state.phase_examples == 64
+    state.sync()
+    assert hvd.broadcasts == 1
+
+
+# -- horovodrun --------------------------------------------------------------------------------------
+
+@pytest.mark.timeout(60)
+def test_elastic_needs_prepared_data(tmp_path):
+    out = run([os.path.join(BIN, "hvd-pretrain"), "--elastic", "--run_dir=%s" % (tmp_path / "run"),
+               "--num_train_steps=2"], timeout=50, check=False)
+    assert out.returncode == 2
+    errors = [line for line in out.stdout.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "--elastic needs --data_dir" in errors[0]
+    assert not os.path.exists(tmp_path / "run" / "data")
+
+
+def _wait_for(job, metrics, predicate, what, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        records = _records(metrics)
+        if predicate(records):
+            return records
+        if job.popen.poll() is not None:
+            raise AssertionError("horovodrun exited (%s) while waiting for %s:\n%s"
+                                 % (job.popen.returncode, what, job.output()[-6000:]))
+        time.sleep(0.2)
+    raise AssertionError("no %s after %ss:\n%s" % (what, timeout, job.output()[-6000:]))
+
+
+def _resets(records, world):
+    return [r for r in records if r.get("event") == "elastic_reset" and r["world_size"] == world]
+
+
+@pytest.mark.timeout(300)
+def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
+    hosts = tmp_path / "hosts"
+    hosts.write_text("localhost:2\n")
+    discover = tmp_path / "discover.sh"
+    discover.write_text("#!/bin/sh\ncat %s\n" % hosts)
+    discover.chmod(discover.stat().st_mode | stat.S_IEXEC)
+    run_dir = tmp_path / "run"
+    metrics = run_dir / "metrics.jsonl"
+    steps = 100
+    flags = tiny_train_flags(tiny_data, str(run_dir), steps=steps, accum_steps=2, save_checkpoints_steps=50,
+                             warmup_steps=10, learning_rate=1e-3) + ["--elastic", "--elastic_commit_every=2"]
+    cmd = [os.path.join(BIN, "horovodrun"), "-np", "2", "--min-np", "1", "--max-np", "2",
+           "--network-interface", "lo", "--host-discovery-script", str(discover),
+           os.path.join(BIN, "hvd-pretrain")] + flags
+    with Background(cmd, str(tmp_path / "job.log")) as job:
+        _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= 6 for r in rs), "step 6", 150)
+        hosts.write_text("localhost:1\n")
+        records = _wait_for(job, metrics, lambda rs: _resets(rs, 1), "a reset to one rank", 60)
+        one_rank_from = _resets(records, 1)[0]["step"]
+        _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= one_rank_from + 6 for r in rs),
+                  "6 steps on one rank", 60)
+        hosts.write_text("localhost:2\n")
+        _wait_for(job, metrics, lambda rs: _resets(rs, 2), "a reset back to two ranks", 120)
+        assert job.wait(150) == 0, job.output()[-6000:]
+        output = job.output()
+
+    records = _records(metrics)
+    windows = [r for r in records if "loss" in r]
+    # The global batch stayed 16: accumulation went 2 -> 4 -> 2 as the world went 2 -> 1 -> 2.
+    assert {r["global_batch"] for r in windows} == {16}
+    assert {(r["world_size"], r["accum_steps"]) for r in windows} == {(2, 2), (1, 4)}
+    worlds = [r["world_size"] for r in windows]
+    assert worlds[0] == 2 and worlds[-1] == 2 and 1 in worlds
+    back_at = _resets(records, 2)[0]["step"]
+    print("one rank from step %d, two again from step %d of %d" % (one_rank_from, back_at, steps))
+    assert one_rank_from < back_at < steps
+    assert "elastic: world size is now 1; batch plan: 4 per rank x 4 accumulation x 1 ranks = global batch 16" \
+        in output
+    # Training continued without losing or repeating a step: one window every 2 steps, up to the end.
+    assert [r["step"] for r in windows] == list(range(2, steps + 1, 2))
+    # The learning-rate schedule counted optimizer steps straight through both changes.
+    from hvd_pretrain.train.optimization import WarmupPolynomialDecay
+    schedule = WarmupPolynomialDecay(1e-3, steps, 10)
+    for r in windows:
+        assert r["lr"] == pytest.approx(float(schedule(r["step"])), rel=1e-5), r["step"]
+    # The committed counters survived: the final checkpoint counts every example of every step.
+    with open(run_dir / "checkpoints" / ("ckpt-%09d" % steps) / "state.json") as f:
+        state = json.load(f)
+    assert state["phase_examples"] == steps * 16
+    # The worker that joined received rank 0's state, and both ranks ended with identical weights.
+    ranks = {rank: _records(run_dir / "ranks" / ("%d.jsonl" % rank)) for rank in (0, 1)}
+    joined = {rank: [r for r in rs if r.get("event") == "elastic_reset" and r["step"] == back_at]
+              for rank, rs in ranks.items()}
+    assert joined[0] and joined[1]
+    assert joined[0][-1]["weights_sha256"] == joined[1][-1]["weights_sha256"]
+    ends = {rank: [r for r in rs if r.get("event") == "end"] for rank, rs in ranks.items()}
+    assert ends[0][-1]["step"] == ends[1][-1]["step"] == steps
+    assert ends[0][-1]["weights_sha256"] == ends[1][-1]["weights_sha256"]
+    losses = [r["loss"] for r in windows]
+    assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
