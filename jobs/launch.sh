@@ -21,7 +21,19 @@ done
 # Stop here if logout, SSH, disk or limits would kill the run (the fix is printed for each problem).
 [[ ${SKIP_DOCTOR:-0} == 1 ]] || hvd-job doctor --runs_dir "$RUNS_DIR" --hostfile "$HOSTFILE" --skip horovod
 
+# ELASTIC=1: ranks may leave and join (MIN_NP..MAX_NP); jobs/discover_hosts.sh reads the hostfile and
+# keeps the hosts that answer ssh. The data must already exist (--data_dir in the flagfile).
+if [[ ${ELASTIC:-0} == 1 ]]; then
+  LAUNCH=(horovodrun -np "$NP" --min-np "${MIN_NP:-$NP}" --max-np "${MAX_NP:-$NP}"
+          --host-discovery-script "$(dirname "$0")/discover_hosts.sh")
+  TRAINER_FLAGS=(--elastic)
+else
+  LAUNCH=(horovodrun -np "$NP" -hostfile "$HOSTFILE")
+  TRAINER_FLAGS=()
+fi
+
+export HOSTFILE
 exec hvd-job start "$NAME" --runs_dir "$RUNS_DIR" --restarts "$RESTARTS" --stall-timeout "$STALL_TIMEOUT" \
   --grace 300 -- \
-  horovodrun -np "$NP" -hostfile "$HOSTFILE" \
-  hvd-pretrain --flagfile="$FLAGFILE" --run_dir="$RUNS_DIR/$NAME"
+  "${LAUNCH[@]}" \
+  hvd-pretrain --flagfile="$FLAGFILE" --run_dir="$RUNS_DIR/$NAME" "${TRAINER_FLAGS[@]}"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from conftest import tiny_train_flags
-from proc import BIN, Background, run
+from proc import BIN, REPO, Background, run
+from proc import test_env as env_with
 
 pytestmark = pytest.mark.horovod
 
@@ -79,6 +80,30 @@ def test_training_state_restores_the_last_commit_and_syncs_variables():
     assert int(step.numpy()) == 4 and state.phase_examples == 64
     state.sync()
     assert hvd.broadcasts == 1
+
+
+SSH_STUB = """#!/bin/sh
+# ssh stub: the host is the argument before the command; hosts named down* do not answer.
+eval "host=\\${$(($# - 1))}"
+case $host in down*) sleep 1; exit 255;; esac
+exit 0
+"""
+
+
+@pytest.mark.timeout(30)
+def test_discovery_script_lists_the_hostfile_hosts_that_answer(tmp_path):
+    stub_dir = tmp_path / "bin"
+    stub_dir.mkdir()
+    (stub_dir / "ssh").write_text(SSH_STUB)
+    (stub_dir / "ssh").chmod(0o755)
+    hostfile = tmp_path / "hostfile"
+    hostfile.write_text("node01 slots=8\n# spare\n\ndown02 slots=8\nnode03 slots=4\nnode04")
+    script = os.path.join(REPO, "jobs", "discover_hosts.sh")
+    env = env_with(HOSTFILE=str(hostfile), PATH=str(stub_dir) + os.pathsep + env_with()["PATH"])
+    out = run(["bash", script], timeout=20, env=env)
+    assert out.stdout.split() == ["node01:8", "node03:4", "node04:1"]
+    missing = run(["bash", script], timeout=20, env=env_with(HOSTFILE=str(tmp_path / "nope")), check=False)
+    assert missing.returncode == 2 and "nope not found" in missing.stdout
 
 
 # -- horovodrun --------------------------------------------------------------------------------------
