@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import stat
 import time
 
@@ -131,26 +132,42 @@ def _wait_for(job, metrics, predicate, what, timeout):
     raise AssertionError("no %s after %ss:\n%s" % (what, timeout, job.output()[-6000:]))
 
 
+def _elastic_job(tmp_path, tiny_data, hosts_text, steps, commit_every, log_every):
+    hosts = tmp_path / "hosts"
+    hosts.write_text(hosts_text)
+    discover = tmp_path / "discover.sh"
+    discover.write_text("#!/bin/sh\ncat %s\n" % hosts)
+    discover.chmod(discover.stat().st_mode | stat.S_IEXEC)
+    run_dir = tmp_path / "run"
+    flags = tiny_train_flags(tiny_data, str(run_dir), steps=steps, accum_steps=2, save_checkpoints_steps=50,
+                             warmup_steps=10, learning_rate=1e-3, log_every=log_every)
+    flags += ["--elastic", "--elastic_commit_every=%d" % commit_every]
+    cmd = [os.path.join(BIN, "horovodrun"), "-np", "2", "--min-np", "1", "--max-np", "2",
+           "--network-interface", "lo", "--host-discovery-script", str(discover),
+           os.path.join(BIN, "hvd-pretrain")] + flags
+    return hosts, run_dir, Background(cmd, str(tmp_path / "job.log"))
+
+
+def _check_schedule_and_examples(run_dir, windows, steps):
+    """The LR schedule counted optimizer steps straight through; the final checkpoint counts every example."""
+    from hvd_pretrain.train.optimization import WarmupPolynomialDecay
+    schedule = WarmupPolynomialDecay(1e-3, steps, 10)
+    for r in windows:
+        assert r["lr"] == pytest.approx(float(schedule(r["step"])), rel=1e-5), r["step"]
+    with open(run_dir / "checkpoints" / ("ckpt-%09d" % steps) / "state.json") as f:
+        assert json.load(f)["phase_examples"] == steps * 16
+
+
 def _resets(records, world):
     return [r for r in records if r.get("event") == "elastic_reset" and r["world_size"] == world]
 
 
 @pytest.mark.timeout(300)
 def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
-    hosts = tmp_path / "hosts"
-    hosts.write_text("localhost:2\n")
-    discover = tmp_path / "discover.sh"
-    discover.write_text("#!/bin/sh\ncat %s\n" % hosts)
-    discover.chmod(discover.stat().st_mode | stat.S_IEXEC)
-    run_dir = tmp_path / "run"
-    metrics = run_dir / "metrics.jsonl"
     steps = 100
-    flags = tiny_train_flags(tiny_data, str(run_dir), steps=steps, accum_steps=2, save_checkpoints_steps=50,
-                             warmup_steps=10, learning_rate=1e-3) + ["--elastic", "--elastic_commit_every=2"]
-    cmd = [os.path.join(BIN, "horovodrun"), "-np", "2", "--min-np", "1", "--max-np", "2",
-           "--network-interface", "lo", "--host-discovery-script", str(discover),
-           os.path.join(BIN, "hvd-pretrain")] + flags
-    with Background(cmd, str(tmp_path / "job.log")) as job:
+    hosts, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:2\n", steps, commit_every=2, log_every=2)
+    metrics = run_dir / "metrics.jsonl"
+    with job:
         _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= 6 for r in rs), "step 6", 150)
         hosts.write_text("localhost:1\n")
         records = _wait_for(job, metrics, lambda rs: _resets(rs, 1), "a reset to one rank", 60)
@@ -176,15 +193,7 @@ def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
         in output
     # Training continued without losing or repeating a step: one window every 2 steps, up to the end.
     assert [r["step"] for r in windows] == list(range(2, steps + 1, 2))
-    # The learning-rate schedule counted optimizer steps straight through both changes.
-    from hvd_pretrain.train.optimization import WarmupPolynomialDecay
-    schedule = WarmupPolynomialDecay(1e-3, steps, 10)
-    for r in windows:
-        assert r["lr"] == pytest.approx(float(schedule(r["step"])), rel=1e-5), r["step"]
-    # The committed counters survived: the final checkpoint counts every example of every step.
-    with open(run_dir / "checkpoints" / ("ckpt-%09d" % steps) / "state.json") as f:
-        state = json.load(f)
-    assert state["phase_examples"] == steps * 16
+    _check_schedule_and_examples(run_dir, windows, steps)
     # The worker that joined received rank 0's state, and both ranks ended with identical weights.
     ranks = {rank: _records(run_dir / "ranks" / ("%d.jsonl" % rank)) for rank in (0, 1)}
     joined = {rank: [r for r in rs if r.get("event") == "elastic_reset" and r["step"] == back_at]
@@ -196,3 +205,32 @@ def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
     assert ends[0][-1]["weights_sha256"] == ends[1][-1]["weights_sha256"]
     losses = [r["loss"] for r in windows]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_rank_rolls_the_survivor_back_to_the_last_commit(tmp_path, tiny_data):
+    # Two host names for this machine: Horovod excludes the host of a failed rank, and the other goes on.
+    steps, commit_every = 40, 5
+    _, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:1\n127.0.0.1:1\n", steps, commit_every,
+                                   log_every=1)
+    metrics = run_dir / "metrics.jsonl"
+    with job:
+        records = _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= 12 for r in rs),
+                            "step 12", 150)
+        starts = [r for r in _records(run_dir / "ranks" / "1.jsonl") if r.get("event") == "start"]
+        os.kill(starts[0]["pid"], signal.SIGKILL)
+        killed_after = max(r["step"] for r in _records(metrics) if "loss" in r)
+        assert job.wait(150) == 0, job.output()[-6000:]
+
+    records = _records(metrics)
+    resets = _resets(records, 1)
+    assert len(resets) == 1
+    rolled_back_to = resets[0]["step"]
+    # The survivor went back to the last commit before the failure and trained on alone.
+    assert rolled_back_to % commit_every == 0 and killed_after - commit_every <= rolled_back_to <= killed_after + 1
+    after = [r for r in records if "loss" in r and records.index(r) > records.index(resets[0])]
+    assert [r["step"] for r in after] == list(range(rolled_back_to + 1, steps + 1))
+    assert {(r["world_size"], r["accum_steps"], r["global_batch"]) for r in after} == {(1, 4, 16)}
+    # Restored, not merely continued: the step counter, the schedule and the example count are the
+    # committed ones (steps trained after the commit would otherwise be counted twice).
+    _check_schedule_and_examples(run_dir, after, steps)

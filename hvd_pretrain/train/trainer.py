@@ -223,8 +223,8 @@ class Session:
         """Each rank records a digest of its weights: ranks that diverged show up as different digests."""
         rank = self.hvd.rank()
         append_jsonl(self.rundir.rank_log(rank), {"time": time.time(), "rank": rank, "step": int(step),
-                                                  "event": event, "weights_sha256": distributed.weights_digest(
-                                                      self.model)})
+                                                  "event": event, "pid": os.getpid(),
+                                                  "weights_sha256": distributed.weights_digest(self.model)})
 
     def run_steps(self, plan, iterator, logger, step, phase_examples, stop, after_step=None):
         """Train from `step` to the end. Returns (exit code or None when finished, step, phase examples).
