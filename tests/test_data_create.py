@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -130,19 +131,60 @@ def test_sop_swaps_real_neighbours(corpus_file, vocab, tmp_path):
     assert checked > 100
 
 
-def test_output_is_the_same_for_one_or_two_workers(corpus_file, vocab, tmp_path):
+def test_output_is_the_same_for_one_or_two_workers(corpus_file, vocab, tmp_path, monkeypatch):
+    import multiprocessing
+
+    from hvd_pretrain.data import create
+
     config = DataConfig(dupe_factor=1, num_shards=3, seed=7)
     one = create_pretraining_data([corpus_file], vocab, str(tmp_path / "w1"), config, num_workers=1)
     two = create_pretraining_data([corpus_file], vocab, str(tmp_path / "w2"), config, num_workers=2)
     assert _digest(str(tmp_path / "w1")) == _digest(str(tmp_path / "w2"))
     assert one["shards"] == two["shards"] and two["run"]["num_workers"] == 2
+    # freshly spawned workers (what a process with TensorFlow loaded gets) make the same bytes as forked ones
+    monkeypatch.setattr(create, "pool_context", lambda: multiprocessing.get_context("spawn"))
+    create_pretraining_data([corpus_file], vocab, str(tmp_path / "spawned"), config, num_workers=2)
+    assert _digest(str(tmp_path / "spawned")) == _digest(str(tmp_path / "w1"))
     other = create_pretraining_data([corpus_file], vocab, str(tmp_path / "s8"), DataConfig(dupe_factor=1,
                                                                                           num_shards=3, seed=8))
     assert _digest(str(tmp_path / "s8")) != _digest(str(tmp_path / "w1"))
     assert other["num_instances"] > 0
 
 
-def test_rerun_keeps_finished_shards_and_refuses_another_config(corpus_file, vocab, tmp_path):
+@pytest.mark.timeout(120)
+def test_cli_with_two_workers_matches_one_worker_and_shows_progress(corpus_file, vocab, tmp_path):
+    """A fresh `hvd-data create` process (no TensorFlow: its workers are forked) with its progress bar."""
+    import proc
+
+    config = DataConfig(dupe_factor=2, num_shards=3, seed=3)
+    create_pretraining_data([corpus_file], vocab, str(tmp_path / "one"), config, num_workers=1)
+    result = proc.run([sys.executable, "-m", "hvd_pretrain.cli.data", "create", "--input_files=" + corpus_file,
+                       "--vocab=" + vocab, "--out=%s" % (tmp_path / "cli"), "--dupe_factor=2", "--num_shards=3",
+                       "--seed=3", "--num_workers=2"], timeout=100)
+    assert _digest(str(tmp_path / "cli")) == _digest(str(tmp_path / "one"))
+    manifest = read_manifest(str(tmp_path / "cli"))
+    last_bar = [line for line in result.stdout.replace("\r", "\n").splitlines() if "instances=" in line][-1]
+    assert "100%" in last_bar and "shards=3/3" in last_bar
+    assert "instances=%d" % manifest["num_instances"] in last_bar and "documents=%d" % manifest["documents"] in last_bar
+
+
+def test_progress_reports_bytes_documents_and_instances(corpus_file, vocab, tmp_path):
+    seen = []
+    manifest = create_pretraining_data([corpus_file], vocab, str(tmp_path), DataConfig(dupe_factor=3, num_shards=2),
+                                       progress=seen.append)
+    size = os.path.getsize(corpus_file)
+    assert len(seen) > 6  # more often than once per shard
+    assert all(p.bytes_total == size and p.shards_total == 2 for p in seen)
+    for name in ("bytes_done", "documents", "instances", "shards_done"):
+        values = [getattr(p, name) for p in seen]
+        assert values == sorted(values), name
+    last = seen[-1]
+    assert (last.bytes_done, last.documents, last.instances, last.shards_done) == (
+        size, manifest["documents"], manifest["num_instances"], 2)
+    assert any(0 < p.bytes_done < size and p.shards_done == 0 for p in seen)  # within the first shard
+
+
+def test_rerun_keeps_finished_shards_and_refuses_another_config(corpus_file, vocab, tmp_path, monkeypatch):
     out = str(tmp_path / "d")
     config = DataConfig(dupe_factor=1, num_shards=3)
     create_pretraining_data([corpus_file], vocab, out, config)
@@ -159,6 +201,14 @@ def test_rerun_keeps_finished_shards_and_refuses_another_config(corpus_file, voc
     with pytest.raises(DataError, match="another config"):
         create_pretraining_data([corpus_file], vocab, out, DataConfig(dupe_factor=2, num_shards=3))
     assert _digest(out) == before  # nothing was touched
+    # An unfinished run of an older generator (other bytes for the same seed) is not mixed in either.
+    import hvd_pretrain.data.create as create_module
+    os.unlink(os.path.join(out, "manifest.json"))
+    os.unlink(list_shards(out)[0])
+    monkeypatch.setattr(create_module, "GENERATOR_VERSION", create_module.GENERATOR_VERSION + 1)
+    with pytest.raises(DataError, match="unfinished run"):
+        create_pretraining_data([corpus_file], vocab, out, config)
+    assert len(list_shards(out)) == 2  # the finished shards are kept
 
 
 def test_bad_input_is_skipped_and_counted(vocab, corpus_file, tmp_path):

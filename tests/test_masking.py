@@ -2,28 +2,37 @@
 
 import numpy as np
 
-from hvd_pretrain.data.instances import Instance, assemble, truncate_pair
+from hvd_pretrain.data.instances import InstanceTable, truncated_lengths
 from hvd_pretrain.data.masking import MaskingRule, MaskStats, mask_sequence, word_groups
+from hvd_pretrain.data.sequences import assemble
+from hvd_pretrain.data.token_documents import TokenDocuments
 
 PAD, CLS, SEP, MASK = 0, 2, 3, 4
 VOCAB = 1000
 
 
-def _random_instance(rng, max_seq_length=128):
-    la = int(rng.integers(1, 70))
-    lb = int(rng.integers(1, max_seq_length - 3 - la + 1))
-    a = rng.integers(5, VOCAB, la).astype(np.int32)
-    b = rng.integers(5, VOCAB, lb).astype(np.int32)
-    return Instance(a, rng.random(la) < 0.6, b, rng.random(lb) < 0.6, 0)
+def _random_pairs(rng, num, max_seq_length=128):
+    """(tokens, word starts, a_start, a_len, b_len, Sequences) of random A/B pairs, B right after A."""
+    a_len = rng.integers(1, 70, num)
+    b_len = rng.integers(1, max_seq_length - 3 - a_len + 1)
+    total = a_len + b_len
+    tokens = rng.integers(5, VOCAB, int(total.sum())).astype(np.int32)
+    starts = rng.random(tokens.size) < 0.6
+    a_start = np.cumsum(total) - total
+    documents = TokenDocuments(np.append(tokens, np.int32(SEP)), np.append(starts, True), [0, tokens.size], [0, 1],
+                               tokens.size)
+    table = InstanceTable.from_ranges(a_start, a_len, a_start + a_len, b_len, np.zeros(num, dtype=np.int64))
+    return tokens, starts, a_start, a_len, b_len, assemble(table, documents, max_seq_length, CLS, SEP, PAD)
 
 
 def _masked_many(rule, num, seed=0, max_seq_length=128):
     rng = np.random.default_rng(seed)
     stats = MaskStats()
     out = []
-    for _ in range(num):
-        ids, _, _, candidates, starts, n = assemble(_random_instance(rng, max_seq_length), max_seq_length,
-                                                    CLS, SEP, PAD)
+    seq = _random_pairs(rng, num, max_seq_length)[-1]
+    for row in range(num):
+        ids, candidates, starts, n = (seq.input_ids[row], seq.candidates[row], seq.word_starts[row],
+                                      int(seq.num_tokens[row]))
         masked, positions, labels = mask_sequence(ids, candidates, starts, n, rng, rule, stats)
         out.append((ids, candidates, starts, n, masked, positions, labels))
     return out, stats
@@ -116,12 +125,7 @@ def test_ngram_composes_with_whole_words():
             assert sum(p in chosen for p in word) in (0, len(word))
 
 
-def test_truncate_pair_trims_the_longer_side_first():
-    rng = np.random.default_rng(0)
-
-    def seg(n):
-        return np.arange(n, dtype=np.int32), np.ones(n, dtype=bool)
-
+def test_truncation_trims_the_longer_side_first():
     def loop_rule(la, lb, limit):  # trim one token at a time from the longer side (b on ties)
         while la + lb > limit:
             if la > lb:
@@ -130,25 +134,38 @@ def test_truncate_pair_trims_the_longer_side_first():
                 lb -= 1
         return la, lb
 
-    for la in range(1, 140, 3):
-        for lb in range(1, 140, 7):
-            a, b = truncate_pair(seg(la), seg(lb), 125, rng)
-            assert (a[0].size, b[0].size) == loop_rule(la, lb, 125)
-            assert np.all(np.diff(a[0]) == 1) and np.all(np.diff(b[0]) == 1)  # trimmed at the ends only
+    la, lb = np.meshgrid(np.arange(1, 140, 3), np.arange(1, 140, 7))
+    new_a, new_b = truncated_lengths(la.ravel(), lb.ravel(), 125)
+    assert [(a, b) for a, b in zip(new_a.tolist(), new_b.tolist())] == [
+        loop_rule(a, b, 125) for a, b in zip(la.ravel().tolist(), lb.ravel().tolist())]
+
+
+def test_sequences_have_the_pair_layout():
+    rng = np.random.default_rng(7)
+    tokens, starts, a_start, a_len, b_len, seq = _random_pairs(rng, 300)
+    for row in range(300):
+        a = tokens[a_start[row]:a_start[row] + a_len[row]].tolist()
+        b = tokens[a_start[row] + a_len[row]:a_start[row] + a_len[row] + b_len[row]].tolist()
+        n = len(a) + len(b) + 3
+        assert seq.num_tokens[row] == n
+        assert seq.input_ids[row].tolist() == [CLS] + a + [SEP] + b + [SEP] + [PAD] * (128 - n)
+        assert seq.input_mask[row].tolist() == [1] * n + [0] * (128 - n)
+        assert seq.segment_ids[row].tolist() == [0] * (len(a) + 2) + [1] * (len(b) + 1) + [0] * (128 - n)
+        assert np.flatnonzero(seq.candidates[row]).tolist() == (list(range(1, len(a) + 1))
+                                                                + list(range(len(a) + 2, n - 1)))
+        a_starts = starts[a_start[row]:a_start[row] + a_len[row]].copy()
+        b_starts = starts[a_start[row] + a_len[row]:a_start[row] + a_len[row] + b_len[row]].copy()
+        a_starts[0] = b_starts[0] = True  # a segment always starts a word
+        assert seq.word_starts[row, 1:len(a) + 1].tolist() == a_starts.tolist()
+        assert seq.word_starts[row, len(a) + 2:n - 1].tolist() == b_starts.tolist()
 
 
 def test_batched_token_masking_matches_the_rules_on_100k_tokens():
-    from hvd_pretrain.data.instances import assemble_batch
     from hvd_pretrain.data.masking import mask_batch_tokens
 
     rng = np.random.default_rng(6)
-    instances = [_random_instance(rng) for _ in range(8500)]
-    ids, input_mask, segment_ids, candidates, starts, n = assemble_batch(instances, 128, CLS, SEP, PAD)
-    for row in (0, 1, 4321):  # same layout as the one-instance assemble
-        single = assemble(instances[row], 128, CLS, SEP, PAD)
-        for batched, one in zip((ids, input_mask, segment_ids, candidates, starts), single[:5]):
-            assert np.array_equal(batched[row], one)
-        assert n[row] == single[5]
+    seq = _random_pairs(rng, 8500)[-1]
+    ids, candidates, n = seq.input_ids, seq.candidates, seq.num_tokens
     rule = MaskingRule(mask_id=MASK, random_ids=np.arange(5, VOCAB), max_predictions=20)
     stats = MaskStats()
     masked, positions, labels, weights = mask_batch_tokens(ids, candidates, n, rng, rule, stats)
@@ -158,6 +175,7 @@ def test_batched_token_masking_matches_the_rules_on_100k_tokens():
     rows = np.nonzero(valid)[0]
     cols = positions[valid]
     assert np.all(candidates[rows, cols]) and not np.isin(ids[rows, cols], [PAD, CLS, SEP]).any()
+    assert np.all(np.diff(positions, axis=1)[valid[:, 1:]] > 0)  # ascending, no repeats
     assert np.array_equal(labels[valid], ids[rows, cols])
     now = masked[rows, cols]
     total = now.size
@@ -168,3 +186,10 @@ def test_batched_token_masking_matches_the_rules_on_100k_tokens():
     untouched[rows, cols] = False
     assert np.array_equal(masked[untouched], ids[untouched])
     assert np.all(positions[~valid] == 0) and np.all(labels[~valid] == 0)
+    # every candidate of a row is equally likely: check the first and the last one against budget / candidates
+    chance = valid.sum(axis=1) / candidates.sum(axis=1)
+    last = n - 2
+    chosen_first = (positions == 1).any(axis=1)
+    chosen_last = (valid & (positions == last[:, None])).any(axis=1)
+    for chosen in (chosen_first, chosen_last):
+        assert abs(chosen.sum() / chance.sum() - 1) < 0.08

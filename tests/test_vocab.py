@@ -114,6 +114,50 @@ def test_wordpiece_vocab(tmp_path):
     assert offsets == [0, 3, 8, 12, 16]
 
 
+TRICKY_TEXTS = [
+    "Running the path.", "  double  spaces  and trailing ", "tab\tseparated\ttext", "naïve café résumé",
+    "ΣΊΣΥΦΟΣ ΟΔΟΣ ends in sigma", "中文字符测试 mixed中文text", "emoji 😀 here😀", "control\x00chars\x1fhere\x7f",
+    "a" * 150 + " long word", "[MASK] literal [SEP]x", "", " ", "x \u0301y combining after a space",
+    "non\u00a0breaking zero\u200bwidth", "dashes—and–hyphens,commas.", "line\u2028separator\rreturn",
+]
+
+
+@pytest.mark.parametrize("cased", [False, True])
+def test_wordpiece_encode_flat_equals_encoding_each_text(tmp_path, cased, monkeypatch):
+    from hvd_pretrain.vocab import piece_cache
+
+    monkeypatch.setattr(piece_cache, "MAX_PIECES", 40)  # the third round overflows the cache: it starts afresh
+    words = ["the", "path", "run", "##ning", "return", "caf", "##é", "na", "##ï", "中", "文"]
+    _write_wordpiece_vocab(tmp_path / "vocab.txt", words + (["Running", "The", "ΣΊ"] if cased else []))
+    tok = load_tokenizer(str(tmp_path))
+    assert tok.do_lower_case is not cased
+    rounds = (TRICKY_TEXTS, TRICKY_TEXTS[::-1] + ["the path the path run"], ["only new pieces: zebra"],
+              ["%d pieces, fresh" % i for i in range(40)])
+    for texts in rounds:
+        ids, lengths = tok.encode_flat(texts)  # later rounds reuse the pieces cached by earlier ones
+        expected = [tok.encode(t) for t in texts]
+        assert lengths.tolist() == [len(e) for e in expected]
+        assert ids.tolist() == [i for e in expected for i in e]
+        assert len(tok._piece_cache) <= max(40, len(set(" ".join(texts).split(" "))))
+    assert tok.encode_flat([])[0].size == 0
+
+
+def test_wordpiece_encode_flat_on_real_text_with_a_trained_vocab(small_corpus, tmp_path):
+    from tokenizers import BertWordPieceTokenizer
+
+    trainer = BertWordPieceTokenizer(lowercase=True)
+    trainer.train([small_corpus], vocab_size=3000, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"],
+                  show_progress=False)
+    trainer.save_model(str(tmp_path))
+    tok = load_tokenizer(str(tmp_path))
+    with open(small_corpus, encoding="utf-8") as f:
+        lines = [line.strip() for line in f if line.strip()]
+    ids, lengths = tok.encode_flat(lines)
+    expected = tok.encode_batch(lines)
+    assert lengths.tolist() == [len(e) for e in expected]
+    assert ids.tolist() == [i for e in expected for i in e]
+
+
 def test_wordpiece_vocab_without_mask_is_refused(tmp_path):
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nthe\n")
     with pytest.raises(DataError, match=r"lacks \[MASK\]"):

@@ -109,16 +109,19 @@ def run(fv):
 
 
 def _progress_bar():
+    """A tqdm bar over the input bytes (so its rate and ETA are real), with documents, instances and shards."""
     from tqdm import tqdm
 
     state = {"bar": None}
 
-    def update(done, total, documents, instances):
+    def update(progress):
         if state["bar"] is None:
-            state["bar"] = tqdm(total=total, unit="shard", file=sys.stderr, dynamic_ncols=True)
+            state["bar"] = tqdm(total=progress.bytes_total, unit="B", unit_scale=True, file=sys.stderr,
+                                dynamic_ncols=True, desc="create")
         bar = state["bar"]
-        bar.set_postfix(documents=documents, instances=instances, refresh=False)
-        bar.update(done - bar.n)
+        bar.set_postfix(documents=progress.documents, instances=progress.instances,
+                        shards="%d/%d" % (progress.shards_done, progress.shards_total), refresh=False)
+        bar.update(progress.bytes_done - bar.n)
 
     update.close = lambda: state["bar"] and state["bar"].close()
     return update

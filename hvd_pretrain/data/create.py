@@ -13,7 +13,10 @@ dir holding data of another config or vocab is refused, never overwritten.
 
 import multiprocessing
 import os
+import sys
+import threading
 import time
+from dataclasses import dataclass
 
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
@@ -25,9 +28,13 @@ from hvd_pretrain.rundir import read_json, write_json_atomic
 
 FORMAT = "hvd-pretrain-data"
 FORMAT_VERSION = 1
+# The instance generator's version: bumped whenever the same seed, config and input give other bytes,
+# so that a rerun never mixes shards of two generators in one output directory.
+GENERATOR_VERSION = 2
 PROGRESS_DIR = ".progress"
 AUTO_SHARD_BYTES = 32 << 20
 AUTO_MIN_SHARDS = 8
+PROGRESS_SECONDS = 0.25
 
 
 def shard_name(index, total):
@@ -40,7 +47,7 @@ def auto_num_shards(total_bytes):
 
 def _identity(files, tokenizer, config):
     return {"config_hash": config.fingerprint(), "tokenizer_fingerprint": tokenizer.fingerprint,
-            "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files]}
+            "generator_version": GENERATOR_VERSION, "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files]}
 
 
 def _check_out_dir(out_dir, identity):
@@ -78,10 +85,22 @@ def _finished(out_dir, name, identity):
     return result
 
 
+@dataclass
+class Progress:
+    """Where a run stands: input bytes turned into instances, documents read, instances written."""
+
+    bytes_done: int
+    bytes_total: int
+    documents: int
+    instances: int
+    shards_done: int
+    shards_total: int
+
+
 def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None):
     """Write shards and manifest.json into out_dir; return the manifest.
 
-    progress(done_shards, total_shards, documents, instances) is called as shards finish.
+    progress(Progress) is called a few times a second while shards are made, and when each finishes.
     """
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
@@ -109,18 +128,17 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
             tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name)})
     skipped = len(results)
     started = time.time()
-    documents = sum(r["documents"] for r in results.values())
-    instances = sum(r["instances"] for r in results.values())
-    if progress:
-        progress(len(results), len(chunks), documents, instances)
-    for result in _run(tasks, vocab_dir, config, num_workers):
+    reused = Progress(total_bytes - sum(_chunk_bytes(t["segments"]) for t in tasks), total_bytes,
+                      sum(r["documents"] for r in results.values()), sum(r["instances"] for r in results.values()),
+                      len(results), len(chunks))
+    tracker = _Tracker(reused, progress)
+    tracker.show()
+    for result in _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer):
         write_json_atomic(os.path.join(out_dir, PROGRESS_DIR, shard_name(result["index"], len(chunks)) + ".json"),
                           {"identity": identity, "result": result})
         results[result["index"]] = result
-        documents += result["documents"]
-        instances += result["instances"]
-        if progress:
-            progress(len(results), len(chunks), documents, instances)
+        tracker.shards_done += 1
+        tracker.show()
     manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
     manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
                        "seconds": round(time.time() - started, 3)}
@@ -131,21 +149,72 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
     return manifest
 
 
-def _run(tasks, vocab_dir, config, num_workers):
+def _chunk_bytes(segments):
+    return sum(end - start for _, start, end in segments)
+
+
+class _Tracker:
+    """Adds the workers' running counts (bytes, documents, instances) to what reused shards hold."""
+
+    def __init__(self, reused, callback):
+        self.reused, self.callback = reused, callback
+        self.counts = [0, 0, 0]
+        self.shards_done = reused.shards_done
+
+    def add(self, done_bytes, documents, instances):  # called in this process when there is no pool
+        self.counts = [self.counts[0] + done_bytes, self.counts[1] + documents, self.counts[2] + instances]
+        self.show()
+
+    def show(self):
+        if self.callback:
+            r, (done_bytes, documents, instances) = self.reused, self.counts
+            self.callback(Progress(r.bytes_done + int(done_bytes), r.bytes_total, r.documents + int(documents),
+                                   r.instances + int(instances), self.shards_done, r.shards_total))
+
+
+def pool_context():
+    """fork when it is safe (no TensorFlow, no threads in this process): workers start at once, with the
+    modules and tokenizer already loaded. Otherwise spawn."""
+    if ("fork" in multiprocessing.get_all_start_methods() and "tensorflow" not in sys.modules
+            and threading.active_count() == 1):
+        return multiprocessing.get_context("fork")
+    return multiprocessing.get_context("spawn")
+
+
+def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer):
     from hvd_pretrain.data import shard_writer
 
     if not tasks:
         return
     workers = max(1, min(int(num_workers), len(tasks)))
     if workers == 1:
-        shard_writer.init_worker(vocab_dir, config.as_dict())
-        for task in tasks:
-            yield shard_writer.process_chunk(task)
+        shard_writer.init_worker(vocab_dir, config.as_dict(), counters=tracker.add, tokenizer=tokenizer)
+        try:
+            for task in tasks:
+                yield shard_writer.process_chunk(task)
+        finally:
+            shard_writer.attach_counters(None)
         return
-    # spawn: safe even when the caller has TensorFlow (and its threads) loaded.
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(workers, initializer=shard_writer.init_worker, initargs=(vocab_dir, config.as_dict())) as pool:
-        yield from pool.imap_unordered(shard_writer.process_chunk, tasks)
+    context = pool_context()
+    counters = context.Array("d", 3)
+    if context.get_start_method() == "fork":
+        shard_writer.init_worker(vocab_dir, config.as_dict(), tokenizer=tokenizer)  # every worker inherits it
+        pool = context.Pool(workers, initializer=shard_writer.join_pool, initargs=(counters,))
+    else:
+        pool = context.Pool(workers, initializer=shard_writer.init_pool_worker,
+                            initargs=(vocab_dir, config.as_dict(), counters))
+    with pool:
+        pending = pool.imap_unordered(shard_writer.process_chunk, tasks)
+        for _ in tasks:
+            while True:
+                try:
+                    result = pending.next(timeout=PROGRESS_SECONDS)
+                    break
+                except multiprocessing.TimeoutError:
+                    tracker.counts = counters[:]
+                    tracker.show()
+            tracker.counts = counters[:]
+            yield result
 
 
 def _manifest(out_dir, files, tokenizer, config, identity, results):

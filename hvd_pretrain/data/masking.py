@@ -198,9 +198,7 @@ def mask_batch_tokens(ids, candidates, num_tokens, rng, rule, stats=None):
     pred = rule.max_predictions
     budget = np.minimum(pred, np.maximum(1, np.round(num_tokens * rule.masked_lm_prob).astype(np.int64)))
     budget = np.minimum(budget, candidates.sum(axis=1))
-    keys = rng.random((rows, width))
-    keys[~candidates] = 2.0
-    order = np.argsort(keys, axis=1, kind="stable")[:, :pred]
+    order = _random_candidate_order(candidates, pred, rng)
     valid = np.arange(pred)[None, :] < budget[:, None]
     positions = np.sort(np.where(valid, order, width), axis=1)  # chosen positions first, ascending
     valid = positions < width
@@ -224,3 +222,22 @@ def mask_batch_tokens(ids, candidates, num_tokens, rng, rule, stats=None):
         stats.kept += masked - int(to_mask.sum()) - int(to_random.sum())
         stats.span_lengths[1] = stats.span_lengths.get(1, 0) + masked
     return out, positions.astype(np.int32), labels.astype(np.int32), valid.astype(np.float32)
+
+
+def _random_candidate_order(candidates, count, rng):
+    """The first `count` columns of each row in a uniformly random order of its candidates first.
+
+    Each column gets a random key with the column number in its low bits, so keys are unique,
+    any sort gives the same order, and the column comes back from the sorted keys themselves
+    (sorting values is much faster than argsort). Non-candidates get the largest key.
+    """
+    rows, width = candidates.shape
+    bits = max(1, (width - 1).bit_length())
+    key_type = np.uint32 if bits <= 12 else np.uint64
+    random_bits = 8 * np.dtype(key_type).itemsize - 1 - bits  # the top bit stays 0 for candidates
+    keys = rng.integers(0, 1 << random_bits, (rows, width), dtype=key_type)
+    keys <<= bits
+    keys |= np.arange(width, dtype=key_type)
+    keys[~candidates] = np.iinfo(key_type).max
+    first = np.sort(keys, axis=1)[:, :count]
+    return (first & ((1 << bits) - 1)).astype(np.int64)

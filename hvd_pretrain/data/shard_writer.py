@@ -1,9 +1,14 @@
 """One chunk of input text -> one TFRecord shard. Runs in a worker process; no TensorFlow.
 
-A worker loads the tokenizer (and the segmenter, for Chinese whole-word
-masking) once, in `init_worker`, then handles any number of chunks. All
-randomness of a chunk comes from a generator seeded with (seed, chunk index),
+A worker holds the tokenizer (and the segmenter, for Chinese whole-word
+masking), built once by `init_worker`, then handles any number of chunks. All
+randomness of a chunk comes from generators seeded with (seed, chunk index),
 so a shard's bytes do not depend on which worker made it or how many there were.
+
+The work on a chunk: read its documents, tokenize them into one flat array,
+plan dupe_factor passes of instances as token ranges, shuffle them, then, in
+batches of BATCH rows: assemble fixed-length sequences, mask, encode the
+Examples and append them to the shard.
 """
 
 import os
@@ -12,19 +17,30 @@ import numpy as np
 
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, iter_documents
-from hvd_pretrain.data.instances import assemble_batch, instances_from_document, packed_instances
+from hvd_pretrain.data.example_encoder import RecordEncoder
+from hvd_pretrain.data.instances import (InstanceTable, packed_instances, pair_instances, python_random,
+                                         single_instances)
 from hvd_pretrain.data.masking import MaskingRule, MaskStats, mask_batch_tokens, mask_sequence
-from hvd_pretrain.data.tfrecord import TFRecordWriter, encode_examples
+from hvd_pretrain.data.sequences import assemble
+from hvd_pretrain.data.tfrecord import TFRecordWriter
+from hvd_pretrain.data.token_documents import tokenize_documents
 
 _STATE = {}
-BATCH = 256  # instances assembled, masked and encoded together
+BATCH = 2048  # instances assembled, masked and encoded together
 
 
-def init_worker(vocab_dir, config_dict):
+def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None):
+    """Build this process's tokenizer (unless given), segmenter and masking rule, and let the process
+    keep the memory it frees for reuse (see malloc_tuning).
+
+    counters: where progress goes (see `attach_counters`).
+    """
+    from hvd_pretrain.data.malloc_tuning import keep_freed_memory
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
+    keep_freed_memory()
     config = DataConfig.from_dict(config_dict)
-    tokenizer = load_tokenizer(vocab_dir)
+    tokenizer = tokenizer or load_tokenizer(vocab_dir)
     segmenter = None
     if config.segmenter == "jieba":
         from hvd_pretrain.data.segmenter import JiebaSegmenter
@@ -34,106 +50,122 @@ def init_worker(vocab_dir, config_dict):
                        max_predictions=config.max_predictions_per_seq, masked_lm_prob=config.masked_lm_prob,
                        whole_word=config.whole_word_masking, ngram_max=config.ngram_max,
                        mask_prob=config.mask_prob, random_prob=config.random_prob)
-    _STATE.update(config=config, tokenizer=tokenizer, segmenter=segmenter, rule=rule)
+    _STATE.update(config=config, tokenizer=tokenizer, segmenter=segmenter, rule=rule, encoder=RecordEncoder())
+    attach_counters(counters)
 
 
-def tokenize_documents(raw_documents, tokenizer, segmenter=None):
-    """Lists of sentence strings -> lists of (ids, word-start flags); empty sentences and documents dropped."""
-    sentences = [s for document in raw_documents for s in document]
-    table = tokenizer.word_start_table
-    if segmenter is None:
-        encoded = [(ids, None) for ids in tokenizer.encode_batch(sentences)]
-    else:
-        encoded = []
-        for text in sentences:
-            ids, offsets = tokenizer.encode_with_offsets(text)
-            boundaries = segmenter.word_start_offsets(text)
-            encoded.append((ids, [offset in boundaries for offset in offsets]))
-    documents, k = [], 0
-    for document in raw_documents:
-        out = []
-        for _ in document:
-            ids, starts = encoded[k]
-            k += 1
-            if not ids:
-                continue
-            ids = np.asarray(ids, dtype=np.int32)
-            starts = table[ids] if starts is None else np.asarray(starts, dtype=bool)
-            out.append((ids, starts))
-        if out:
-            documents.append(out)
-    return documents
+def init_pool_worker(vocab_dir, config_dict, counters):
+    """Initializer of a freshly started (spawned) pool process."""
+    join_pool(counters)
+    init_worker(vocab_dir, config_dict, counters)
 
 
-def chunk_rng(seed, chunk_index):
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([int(seed), int(chunk_index)])))
+def join_pool(counters):
+    """Initializer of a pool process that inherited its state (fork): report to `counters`, and keep the
+    tokenizer to one thread, since the pool already runs a process per core."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    attach_counters(counters)
 
 
-def build_instances(documents, config, rng, separator_id=None):
-    instances = []
+def attach_counters(counters):
+    """Progress goes to `counters`: a shared array (bytes done, documents, instances) that this
+    process adds to, a callable taking the same three increments, or None."""
+    _STATE["counters"] = counters
+
+
+def _report(done_bytes, documents, instances):
+    counters = _STATE.get("counters")
+    if counters is None:
+        return
+    if callable(counters):
+        counters(done_bytes, documents, instances)
+        return
+    with counters.get_lock():
+        counters[0] += done_bytes
+        counters[1] += documents
+        counters[2] += instances
+
+
+def chunk_random(seed, chunk_index):
+    """(NumPy Generator, random.Random) of one chunk: independent streams, fixed by (seed, chunk index)."""
+    numpy_seed, python_seed = np.random.SeedSequence([int(seed), int(chunk_index)]).spawn(2)
+    return np.random.Generator(np.random.PCG64(numpy_seed)), python_random(python_seed)
+
+
+def build_instances(documents, config, rng, rand):
+    """dupe_factor passes over the documents, shuffled together."""
+    passes = []
     for _ in range(config.dupe_factor):
         if config.packing:
-            instances.extend(packed_instances(documents, config.max_seq_length, separator_id, rng))
-            continue
-        for doc_index in range(len(documents)):
-            instances.extend(instances_from_document(documents, doc_index, config.max_seq_length,
-                                                     config.short_seq_prob, config.sentence_objective, rng))
-    order = rng.permutation(len(instances))
-    return [instances[i] for i in order]
+            passes.append(packed_instances(documents, config.max_seq_length, rng))
+        elif config.sentence_objective == "none":
+            passes.append(single_instances(documents, config.max_seq_length, config.short_seq_prob, rand))
+        else:
+            passes.append(pair_instances(documents, config.max_seq_length, config.short_seq_prob,
+                                         config.sentence_objective, rand, rng))
+    return InstanceTable.concatenate(passes).shuffled(rng)
 
 
-def encode_batch(instances, config, tokenizer, rule, rng, mask_stats):
-    """Serialized tf.train.Examples for instances (masked now, or stored unmasked for dynamic masking)."""
-    ids, input_mask, segment_ids, candidates, starts, num_tokens = assemble_batch(
-        instances, config.max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
-    labels = np.array([[instance.label] for instance in instances], dtype=np.int32)
+def encode_batch(table, documents, config, tokenizer, rule, rng, mask_stats, encoder):
+    """TFRecord bytes of a batch of instances (masked now, or stored unmasked for dynamic masking)."""
+    seq = assemble(table, documents, config.max_seq_length, tokenizer.cls_id, tokenizer.sep_id, tokenizer.pad_id)
     if config.masking == "dynamic":
         # 0: never masked ([CLS], [SEP], padding), 1: starts a word, 2: continues a word
-        word_starts = np.where(candidates, np.where(starts, 1, 2), 0)
-        return encode_examples({"input_ids": ids, "input_mask": input_mask, "segment_ids": segment_ids,
-                                "word_starts": word_starts, "next_sentence_labels": labels})
+        word_starts = np.where(seq.candidates, np.where(seq.word_starts, 1, 2), 0)
+        return encoder.encode({"input_ids": seq.input_ids, "input_mask": seq.input_mask,
+                               "segment_ids": seq.segment_ids, "word_starts": word_starts,
+                               "next_sentence_labels": seq.labels})
+    rows = len(table)
     if not rule.whole_word and rule.ngram_max == 1:
-        masked, positions, lm_ids, weights = mask_batch_tokens(ids, candidates, num_tokens, rng, rule, mask_stats)
+        masked, positions, lm_ids, weights = mask_batch_tokens(seq.input_ids, seq.candidates, seq.num_tokens, rng,
+                                                               rule, mask_stats)
     else:
         pred = config.max_predictions_per_seq
-        masked = np.empty_like(ids)
-        positions = np.zeros((len(instances), pred), dtype=np.int32)
-        lm_ids = np.zeros((len(instances), pred), dtype=np.int32)
-        weights = np.zeros((len(instances), pred), dtype=np.float32)
-        for row in range(len(instances)):
-            masked[row], chosen, original = mask_sequence(ids[row], candidates[row], starts[row],
-                                                          int(num_tokens[row]), rng, rule, mask_stats)
+        masked = np.empty_like(seq.input_ids)
+        positions = np.zeros((rows, pred), dtype=np.int32)
+        lm_ids = np.zeros((rows, pred), dtype=np.int32)
+        weights = np.zeros((rows, pred), dtype=np.float32)
+        for row in range(rows):
+            masked[row], chosen, original = mask_sequence(seq.input_ids[row], seq.candidates[row],
+                                                          seq.word_starts[row], int(seq.num_tokens[row]), rng, rule,
+                                                          mask_stats)
             positions[row, :chosen.size] = chosen
             lm_ids[row, :chosen.size] = original
             weights[row, :chosen.size] = 1.0
-    return encode_examples(
-        {"input_ids": masked, "input_mask": input_mask, "segment_ids": segment_ids,
-         "masked_lm_positions": positions, "masked_lm_ids": lm_ids, "next_sentence_labels": labels},
+    return encoder.encode(
+        {"input_ids": masked, "input_mask": seq.input_mask, "segment_ids": seq.segment_ids,
+         "masked_lm_positions": positions, "masked_lm_ids": lm_ids, "next_sentence_labels": seq.labels},
         {"masked_lm_weights": weights})
 
 
 def process_chunk(task):
     """task: dict(index, segments=[(path, start, end)], path). Writes the shard; returns its statistics."""
-    config, tokenizer, segmenter, rule = (_STATE[k] for k in ("config", "tokenizer", "segmenter", "rule"))
+    config, tokenizer, segmenter, rule, encoder = (_STATE[k] for k in ("config", "tokenizer", "segmenter", "rule",
+                                                                       "encoder"))
     read_stats = ReadStats()
     raw = []
     for path, start, end in task["segments"]:
         raw.extend(iter_documents(path, start, end, read_stats, config.max_line_bytes))
+    chunk_bytes = sum(end - start for _, start, end in task["segments"])
     documents = tokenize_documents(raw, tokenizer, segmenter)
-    rng = chunk_rng(config.seed, task["index"])
-    instances = build_instances(documents, config, rng, tokenizer.sep_id)
+    _report(0, documents.num_documents, 0)
+    rng, rand = chunk_random(config.seed, task["index"])
+    table = build_instances(documents, config, rng, rand)
     mask_stats = MaskStats()
-    labels = [0, 0]
-    if instances:
+    reported = 0
+    if len(table):
         with TFRecordWriter(task["path"]) as writer:
-            for first in range(0, len(instances), BATCH):
-                batch = instances[first:first + BATCH]
-                writer.write_many(encode_batch(batch, config, tokenizer, rule, rng, mask_stats))
-                for instance in batch:
-                    labels[instance.label] += 1
+            for batch in table.batches(BATCH):
+                writer.write_framed(encode_batch(batch, documents, config, tokenizer, rule, rng, mask_stats, encoder),
+                                    len(batch))
+                done = chunk_bytes * writer.count // len(table)
+                _report(done - reported, 0, len(batch))
+                reported = done
+    _report(chunk_bytes - reported, 0, 0)
+    label_ones = int(table.label.sum())
     return {
-        "index": task["index"], "file": os.path.basename(task["path"]), "instances": len(instances),
-        "bytes": os.path.getsize(task["path"]) if instances else 0, "documents": len(documents),
+        "index": task["index"], "file": os.path.basename(task["path"]), "instances": len(table),
+        "bytes": os.path.getsize(task["path"]) if len(table) else 0, "documents": documents.num_documents,
         "read_stats": read_stats.as_dict(), "masking": mask_stats.as_dict(),
-        "sentence_labels": {"0": labels[0], "1": labels[1]},
+        "sentence_labels": {"0": len(table) - label_ones, "1": label_ones},
     }

@@ -1,7 +1,8 @@
 """Tokenizers for pre-training data: a SentencePiece model, or a WordPiece vocab.txt.
 
 Both expose the same small interface used by the data tools and the trainer:
-ids of the special symbols, `encode`, `encode_batch`, `encode_with_offsets`
+ids of the special symbols, `encode`, `encode_batch`, `encode_flat` (many texts
+into one flat id array, for data creation), `encode_with_offsets`
 (character offsets, for segmenter-based whole-word masking), `id_to_piece`,
 `is_word_start` (SentencePiece: pieces starting with "▁"; WordPiece: pieces
 not starting with "##"), the ids that random replacement may draw from, and
@@ -10,6 +11,7 @@ record.
 """
 
 import hashlib
+import itertools
 import json
 import os
 
@@ -48,6 +50,13 @@ class Tokenizer:
 
     def is_word_start(self, token_id):
         return bool(self.word_start_table[int(token_id)])
+
+    def encode_flat(self, texts):
+        """(ids of all texts back to back as int32, number of ids of each text as int64)."""
+        encoded = self.encode_batch(texts)
+        lengths = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+        flat = np.fromiter(itertools.chain.from_iterable(encoded), dtype=np.int32, count=int(lengths.sum()))
+        return flat, lengths
 
     def describe(self):
         return {"kind": self.kind, "path": os.path.abspath(self.path), "fingerprint": self.fingerprint,
@@ -135,6 +144,7 @@ class WordPieceTokenizer(Tokenizer):
                                          clean_text=True, handle_chinese_chars=True)
         special = [i for i, p in enumerate(pieces) if p.startswith("[") and p.endswith("]")]
         self._build_tables(pieces, special, lambda piece: not piece.startswith("##"))
+        self._piece_cache = None
 
     def encode(self, text):
         return self.hf.encode(text, add_special_tokens=False).ids
@@ -145,6 +155,18 @@ class WordPieceTokenizer(Tokenizer):
     def encode_with_offsets(self, text):
         encoding = self.hf.encode(text, add_special_tokens=False)
         return encoding.ids, [start for start, _ in encoding.offsets]
+
+    def encode_flat(self, texts):
+        """Like the base class, through a cache that encodes each space-separated piece once (same ids)."""
+        if self._piece_cache is None:
+            from hvd_pretrain.vocab.piece_cache import PieceCache
+
+            def encode_batch_with_offsets(batch):
+                return [(e.ids, [start for start, _ in e.offsets])
+                        for e in self.hf.encode_batch(batch, add_special_tokens=False)]
+
+            self._piece_cache = PieceCache(encode_batch_with_offsets)
+        return self._piece_cache.encode_flat(list(texts))
 
     def id_to_piece(self, token_id):
         return self._pieces[int(token_id)]

@@ -1,0 +1,62 @@
+"""A chunk's documents, tokenized into one flat array: the layout instance creation works on.
+
+Sentences lie back to back in `tokens`, documents are runs of sentences, so any
+run of consecutive sentences of a document is one contiguous token range. An
+instance can then be described by a few (start, length) ranges instead of
+copies of token arrays. One [SEP] token follows the last sentence, at index
+`separator`, for sequences that need a separator inside a segment (packing).
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class TokenDocuments:
+    tokens: np.ndarray  # int32 token ids of every sentence, back to back, then one [SEP]
+    word_starts: np.ndarray  # bool, per token: it starts a word (whole-word masking)
+    sentence_bounds: list  # sentence s is tokens[sentence_bounds[s]:sentence_bounds[s + 1]]
+    document_bounds: list  # document d is sentences document_bounds[d] .. document_bounds[d + 1] - 1
+    separator: int  # index of the [SEP] token after the last sentence
+
+    @property
+    def num_documents(self):
+        return len(self.document_bounds) - 1
+
+
+def tokenize_documents(raw_documents, tokenizer, segmenter=None):
+    """Lists of sentence strings -> TokenDocuments; sentences without tokens and empty documents dropped.
+
+    Word starts come from the tokenizer's pieces (▁ / ##), or, with a segmenter, from its
+    word boundaries (a token starts a word when its first character starts a segmenter word).
+    """
+    sentences = [s for document in raw_documents for s in document]
+    if segmenter is None:
+        flat, lengths = tokenizer.encode_flat(sentences)
+        starts = tokenizer.word_start_table[flat]
+    else:
+        pieces, flags = [], []
+        for text in sentences:
+            ids, offsets = tokenizer.encode_with_offsets(text)
+            boundaries = segmenter.word_start_offsets(text)
+            pieces.append(np.asarray(ids, dtype=np.int32))
+            flags.append(np.fromiter((offset in boundaries for offset in offsets), dtype=bool, count=len(offsets)))
+        lengths = np.array([p.size for p in pieces], dtype=np.int64)
+        flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
+        starts = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
+    sentence_bounds, document_bounds = [0], [0]
+    end, k = 0, 0
+    for document in raw_documents:
+        kept = 0
+        for length in lengths[k:k + len(document)].tolist():
+            if length:
+                end += length
+                sentence_bounds.append(end)
+                kept += 1
+        k += len(document)
+        if kept:
+            document_bounds.append(document_bounds[-1] + kept)
+    tokens = np.append(flat.astype(np.int32, copy=False), np.int32(tokenizer.sep_id))
+    word_starts = np.append(starts.astype(bool, copy=False), True)
+    return TokenDocuments(tokens, word_starts, sentence_bounds, document_bounds, separator=int(flat.size))

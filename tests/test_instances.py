@@ -1,0 +1,175 @@
+"""Instance planning on token ranges: grouping as in Google's loop, NSP/SOP labels, truncation, packing."""
+
+import random
+
+import numpy as np
+import pytest
+
+from hvd_pretrain.data.instances import (COLUMN, LENGTH, ROW, SOURCE, InstanceTable, _plan_pairs, packed_instances,
+                                         pair_instances, single_instances)
+from hvd_pretrain.data.token_documents import TokenDocuments
+
+SEP = 3
+
+
+def _documents(seed, num_docs=800, max_sentences=12, sentence_tokens=(1, 40)):
+    """Random document structure; token i has id i, so a token's id is its place in the corpus."""
+    rng = np.random.default_rng(seed)
+    lengths = [rng.integers(sentence_tokens[0], sentence_tokens[1] + 1, rng.integers(1, max_sentences + 1))
+               for _ in range(num_docs)]
+    sentence_bounds = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).tolist()
+    document_bounds = np.concatenate([[0], np.cumsum([len(x) for x in lengths])]).tolist()
+    total = sentence_bounds[-1]
+    return TokenDocuments(np.append(np.arange(total, dtype=np.int32), np.int32(SEP)), np.ones(total + 1, dtype=bool),
+                          sentence_bounds, document_bounds, total)
+
+
+def _ranges(table):
+    """(a_start, a_len, b_start, b_len, label) per row of a table of one piece per segment."""
+    out = np.zeros((len(table), 4), dtype=np.int64)
+    for row, column, source, length in table.pieces.tolist():
+        segment = 0 if column == 1 else 2
+        out[row, segment:segment + 2] = source, length
+    return out[:, 0], out[:, 1], out[:, 2], out[:, 3], table.label
+
+
+def _reference_pairs(documents, max_tokens, short_seq_prob, objective, rand):
+    """Google's create_instances_from_document loop over lists of sentences (with the coin flipped for
+    every instance), drawing random numbers in the same order as the planner."""
+    bounds = documents.sentence_bounds
+    docs = [[(bounds[s], bounds[s + 1] - bounds[s]) for s in range(documents.document_bounds[d],
+                                                                    documents.document_bounds[d + 1])]
+            for d in range(documents.num_documents)]
+    out = []
+    for d, doc in enumerate(docs):
+        target = max_tokens
+        if rand() < short_seq_prob:
+            target = 2 + int(rand() * (max_tokens - 1))
+        chunk, length, i = [], 0, 0
+        while i < len(doc):
+            chunk.append(doc[i])
+            length += doc[i][1]
+            if i == len(doc) - 1 or length >= target:
+                random_next = objective == "nsp" and len(docs) > 1 and rand() < 0.5
+                made = True
+                if len(chunk) >= 2:
+                    a_end = 1 + int(rand() * (len(chunk) - 1))
+                    a = (chunk[0][0], sum(n for _, n in chunk[:a_end]))
+                    if random_next:
+                        i -= len(chunk) - a_end
+                    else:
+                        b = (chunk[a_end][0], sum(n for _, n in chunk[a_end:]))
+                elif random_next:
+                    a = chunk[0]
+                elif chunk[0][1] >= 2:
+                    cut = 1 + int(rand() * (chunk[0][1] - 1))
+                    a, b = (chunk[0][0], cut), (chunk[0][0] + cut, chunk[0][1] - cut)
+                else:
+                    made = False
+                if made:
+                    if random_next:
+                        want = max(1, target - a[1])
+                        other = int(rand() * (len(docs) - 1))
+                        other += other >= d
+                        start = int(rand() * len(docs[other]))
+                        picked = 0
+                        for _, n in docs[other][start:]:
+                            picked += n
+                            if picked >= want:
+                                break
+                        b = (docs[other][start][0], picked)
+                    label = int(random_next)
+                    if objective == "sop" and rand() < 0.5:
+                        a, b, label = b, a, 1
+                    out.append((a[0], a[1], b[0], b[1], label))
+                chunk, length = [], 0
+            i += 1
+    return out
+
+
+@pytest.mark.parametrize("objective", ["nsp", "sop"])
+def test_grouping_follows_googles_sentence_loop(objective):
+    documents = _documents(0)
+    planned = _plan_pairs(documents.document_bounds, documents.sentence_bounds, 125, 0.1, objective == "nsp",
+                          objective == "sop", random.Random(5).random)
+    reference = _reference_pairs(documents, 125, 0.1, objective, random.Random(5).random)
+    assert len(reference) > 1000
+    assert [tuple(planned[k:k + 5]) for k in range(0, len(planned), 5)] == reference
+
+
+def _document_of(documents, tokens):
+    token_bounds = np.array(documents.sentence_bounds)[documents.document_bounds]
+    return np.searchsorted(token_bounds, tokens, side="right") - 1
+
+
+def test_nsp_pairs_are_token_ranges_with_balanced_labels():
+    documents = _documents(1)
+    rng = np.random.default_rng(0)
+    table = pair_instances(documents, 128, 0.1, "nsp", random.Random(0), rng)
+    a_start, a_len, b_start, b_len, label = _ranges(table)
+    assert np.all(a_len >= 1) and np.all(b_len >= 1) and np.all(a_len + b_len <= 125)
+    a_doc, b_doc = _document_of(documents, a_start), _document_of(documents, b_start)
+    assert np.array_equal(a_doc, _document_of(documents, a_start + a_len - 1))  # each segment in one document
+    assert np.array_equal(b_doc, _document_of(documents, b_start + b_len - 1))
+    assert np.all(a_doc[label == 1] != b_doc[label == 1])  # random next: from another document
+    whole = (a_len + b_len < 125) & (label == 0)  # not truncated: B follows A directly
+    assert whole.sum() > 500 and np.all(b_start[whole] == a_start[whole] + a_len[whole])
+    assert abs(label.mean() - 0.5) < 0.03
+
+
+def test_sop_swaps_neighbours():
+    documents = _documents(2)
+    table = pair_instances(documents, 128, 0.1, "sop", random.Random(1), np.random.default_rng(1))
+    a_start, a_len, b_start, b_len, label = _ranges(table)
+    whole = a_len + b_len < 125
+    assert np.all(b_start[whole & (label == 0)] == (a_start + a_len)[whole & (label == 0)])
+    assert np.all(a_start[whole & (label == 1)] == (b_start + b_len)[whole & (label == 1)])
+    assert abs(label.mean() - 0.5) < 0.03
+
+
+def test_truncation_trims_front_and_back_evenly():
+    # one 200-token sentence per group: a random-next A is the whole sentence, then trimmed to fit
+    documents = _documents(3, num_docs=300, max_sentences=3, sentence_tokens=(200, 200))
+    table = pair_instances(documents, 128, 0.0, "nsp", random.Random(2), np.random.default_rng(2))
+    a_start, a_len, _, _, label = _ranges(table)
+    assert np.all(a_len <= 125)
+    front = a_start[label == 1] % 200  # sentences start at multiples of 200
+    removed = 200 - a_len[label == 1]
+    assert removed.sum() > 30_000 and abs(front.sum() / removed.sum() - 0.5) < 0.02
+
+
+def test_single_segments_start_at_sentences_and_fit():
+    documents = _documents(4)
+    table = single_instances(documents, 128, 0.1, random.Random(3))
+    a_start, a_len, _, b_len, label = _ranges(table)
+    assert np.all(b_len == 0) and np.all(label == 0) and np.all((a_len >= 1) & (a_len <= 126))
+    assert set(a_start.tolist()) <= set(documents.sentence_bounds)
+    assert np.array_equal(_document_of(documents, a_start), _document_of(documents, a_start + a_len - 1))
+
+
+def test_packing_fills_rows_with_runs_and_separators():
+    documents = _documents(5)
+    table = packed_instances(documents, 128, np.random.default_rng(4))
+    pieces = table.pieces
+    assert np.all(table.a_len <= 126) and table.a_len.mean() > 110 and np.all(table.b_len == 0)
+    covered = 0
+    for row in range(len(table)):
+        own = pieces[pieces[:, ROW] == row]
+        assert own[0, COLUMN] == 1 and np.all(own[1:, COLUMN] == own[:-1, COLUMN] + own[:-1, LENGTH])
+        assert own[:, LENGTH].sum() == table.a_len[row]
+        text = own[own[:, SOURCE] != documents.separator]
+        covered += text[:, LENGTH].sum()
+    assert covered == documents.separator  # every token once per pass, no sentence cut
+
+
+def test_shuffle_and_batches_keep_every_instance():
+    documents = _documents(6)
+    table = pair_instances(documents, 128, 0.1, "nsp", random.Random(4), np.random.default_rng(5))
+    shuffled = table.shuffled(np.random.default_rng(6))
+    rows = sorted(zip(*(x.tolist() for x in _ranges(table))))
+    assert sorted(zip(*(x.tolist() for x in _ranges(shuffled)))) == rows
+    assert list(zip(*(x.tolist() for x in _ranges(shuffled)))) != list(zip(*(x.tolist() for x in _ranges(table))))
+    batches = list(shuffled.batches(300))
+    assert [len(b) for b in batches[:-1]] == [300] * (len(batches) - 1)
+    joined = InstanceTable.concatenate(batches)
+    assert all(np.array_equal(getattr(joined, k), getattr(shuffled, k)) for k in ("a_len", "b_len", "label", "pieces"))
