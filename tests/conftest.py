@@ -43,6 +43,28 @@ def tiny_sop_data(tiny_data, tmp_path_factory):
     return dict(tiny_data, data_dir=data_dir)
 
 
+@pytest.fixture(scope="session")
+def corpus_file(tmp_path_factory):
+    """The first ~400 kB of the embedded corpus (whole documents): quick data-creation tests."""
+    from hvd_pretrain.corpus import default_corpus
+
+    with open(default_corpus(), encoding="utf-8") as f:
+        text = f.read(400_000)
+    path = tmp_path_factory.mktemp("corpus") / "small.txt"
+    path.write_text(text[:text.rfind("\n\n") + 1], encoding="utf-8")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def vocab(corpus_file, tmp_path_factory):
+    """A 2000-piece SentencePiece vocab trained on corpus_file."""
+    from hvd_pretrain.vocab import train_sentencepiece
+
+    out = str(tmp_path_factory.mktemp("vocab"))
+    train_sentencepiece([corpus_file], out, 2000, num_threads=1)
+    return out
+
+
 def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
     """hvd-pretrain flags for a fast tiny-BERT run on the session's shards."""
     flags = {

@@ -1,6 +1,5 @@
 """hvd-data create: instances, labels, manifest, determinism, restart, bad input. No TensorFlow here."""
 
-import hashlib
 import json
 import os
 import sys
@@ -8,35 +7,11 @@ import sys
 import numpy as np
 import pytest
 
-from hvd_pretrain.corpus import default_corpus
+from datatools import digest as _digest
+from datatools import records as _records
 from hvd_pretrain.data import (DataConfig, DataError, create_pretraining_data, list_shards, read_manifest,
                                shards_for_rank, verify_shards)
-from hvd_pretrain.data.tfrecord import decode_example, iter_records
-from hvd_pretrain.vocab import load_tokenizer, train_sentencepiece
-
-
-@pytest.fixture(scope="module")
-def corpus_file(tmp_path_factory):
-    with open(default_corpus(), encoding="utf-8") as f:
-        text = f.read(400_000)
-    path = tmp_path_factory.mktemp("corpus") / "small.txt"
-    path.write_text(text[:text.rfind("\n\n") + 1], encoding="utf-8")
-    return str(path)
-
-
-@pytest.fixture(scope="module")
-def vocab(corpus_file, tmp_path_factory):
-    out = str(tmp_path_factory.mktemp("vocab"))
-    train_sentencepiece([corpus_file], out, 2000, num_threads=1)
-    return out
-
-
-def _records(data_dir):
-    return [decode_example(r) for f in list_shards(data_dir) for r in iter_records(f)]
-
-
-def _digest(data_dir):
-    return {os.path.basename(f): hashlib.sha256(open(f, "rb").read()).hexdigest() for f in list_shards(data_dir)}
+from hvd_pretrain.vocab import load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -334,27 +309,3 @@ def test_whole_word_masking_on_real_data(corpus_file, vocab, tmp_path):
             if not special:
                 word.append(pos)
     assert multi > 100
-
-
-def test_packing_fills_sequences_with_whole_documents(corpus_file, vocab, tmp_path):
-    tok = load_tokenizer(vocab)
-    plain = create_pretraining_data([corpus_file], vocab, str(tmp_path / "plain"),
-                                    DataConfig(dupe_factor=1, num_shards=1, sentence_objective="none"))
-    packed = create_pretraining_data([corpus_file], vocab, str(tmp_path / "packed"),
-                                     DataConfig(dupe_factor=1, num_shards=1, sentence_objective="none", packing=True))
-    assert packed["masking_stats"]["tokens"] / packed["num_instances"] > 105  # of 128: whole sentences only
-    assert plain["masking_stats"]["tokens"] / plain["num_instances"] < 100
-    assert packed["num_instances"] < 0.7 * plain["num_instances"]
-    inner_separators = 0
-    for rec in _records(str(tmp_path / "packed")):
-        n = sum(rec["input_mask"])
-        k = int(sum(rec["masked_lm_weights"]))
-        ids = list(rec["input_ids"])
-        for pos, orig in zip(rec["masked_lm_positions"][:k], rec["masked_lm_ids"][:k]):
-            assert orig not in (tok.sep_id, tok.cls_id, tok.pad_id)
-            ids[pos] = orig
-        inner_separators += ids[1:n - 1].count(tok.sep_id)
-        assert set(rec["segment_ids"]) == {0} and rec["next_sentence_labels"] == [0]
-    assert inner_separators > packed["num_instances"]  # most sequences hold several documents
-    with pytest.raises(DataError, match="--packing needs --sentence_objective=none"):
-        DataConfig(packing=True).validate()

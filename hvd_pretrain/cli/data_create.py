@@ -47,8 +47,10 @@ def define_flags(fv):
                   flag_values=fv)
     d.DEFINE_string("wwm_dict", "", "jieba user dictionary for Chinese whole-word masking; implies "
                     "--segmenter=jieba --whole_word_masking.", flag_values=fv)
-    d.DEFINE_bool("packing", False, "Fill each sequence with consecutive documents, separated by [SEP] "
-                  "(needs --sentence_objective=none).", flag_values=fv)
+    d.DEFINE_bool("packing", False, "Fill each sequence with more text. --sentence_objective=none: whole "
+                  "sentences of consecutive documents, separated by [SEP]. nsp/sop: several pairs of the same "
+                  "label, [CLS] A1 [SEP] B1 [SEP] A2 [SEP] B2 [SEP] ..., so the sequence's label holds for "
+                  "each pair.", flag_values=fv)
     d.DEFINE_integer("max_line_bytes", 100_000, "Longer lines are skipped (and counted in the manifest).",
                      flag_values=fv)
     d.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=fv)
@@ -66,7 +68,7 @@ def main(argv):
         print("error: %s" % e, file=sys.stderr)
         return 2
     summary = {k: manifest[k] for k in ("num_instances", "num_shards", "documents", "input_stats",
-                                        "sentence_labels", "masking_stats", "run")}
+                                        "sentence_labels", "sequence_stats", "masking_stats", "run")}
     print(json.dumps(summary, indent=2, sort_keys=True))
     print("wrote %d instances in %d shards to %s" % (manifest["num_instances"], manifest["num_shards"],
                                                      os.path.abspath(fv.out)))

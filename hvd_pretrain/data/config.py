@@ -27,7 +27,7 @@ class DataConfig:
     segmenter: str = "none"  # none | jieba: word boundaries for whole-word masking of Chinese
     wwm_dict: str = ""  # jieba user dictionary (one word per line, optional frequency and tag)
     max_line_bytes: int = 100_000  # longer lines are skipped and counted
-    packing: bool = False  # fill sequences with consecutive documents (sentence_objective "none" only)
+    packing: bool = False  # fill sequences: whole sentences of consecutive documents (none), same-label pairs (nsp/sop)
     mask_prob: float = 0.8  # of the chosen positions: replaced by [MASK] ...
     random_prob: float = 0.1  # ... by a random token; the rest keep their token
 
@@ -51,9 +51,6 @@ class DataConfig:
         need(self.max_line_bytes >= 16, "max_line_bytes", self.max_line_bytes, "use at least 16")
         need(0.0 <= self.mask_prob and 0.0 <= self.random_prob and self.mask_prob + self.random_prob <= 1.0,
              "mask_prob", "%s/%s" % (self.mask_prob, self.random_prob), "mask_prob + random_prob must be <= 1")
-        if self.packing and self.sentence_objective != "none":
-            raise DataError("--packing needs --sentence_objective=none: a sequence packed with several documents "
-                            "has no single next-sentence or sentence-order label")
         if self.segmenter == "jieba" and not self.whole_word_masking:
             raise DataError("--segmenter=jieba only matters with --whole_word_masking; add it or drop the segmenter")
         if self.wwm_dict and self.segmenter != "jieba":

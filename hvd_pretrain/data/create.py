@@ -30,7 +30,7 @@ FORMAT = "hvd-pretrain-data"
 FORMAT_VERSION = 1
 # The instance generator's version: bumped whenever the same seed, config and input give other bytes,
 # so that a rerun never mixes shards of two generators in one output directory.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 PROGRESS_DIR = ".progress"
 AUTO_SHARD_BYTES = 32 << 20
 AUTO_MIN_SHARDS = 8
@@ -241,4 +241,17 @@ def _manifest(out_dir, files, tokenizer, config, identity, results):
         "masking_stats": mask_stats.as_dict() if config.masking == "static" else None,
         "sentence_labels": labels,
         "sentence_label_1_rate": labels["1"] / total if total else 0.0,
+        "sequence_stats": _sequence_stats(results, total, config.max_seq_length),
     }
+
+
+def _sequence_stats(results, total, max_seq_length):
+    """Real tokens ([CLS] and [SEP]s included) and sentence pairs per sequence; None when a reused shard
+    was recorded without them."""
+    if not total or any("sequences" not in r for r in results):
+        return None
+    tokens = sum(r["sequences"]["real_tokens"] for r in results)
+    pairs = sum(r["sequences"]["pairs"] for r in results)
+    return {"real_tokens": tokens, "tokens_per_sequence": round(tokens / total, 3),
+            "fill": round(tokens / (total * max_seq_length), 4), "pairs": pairs,
+            "pairs_per_sequence": round(pairs / total, 3)}

@@ -18,8 +18,8 @@ import numpy as np
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, iter_documents
 from hvd_pretrain.data.example_encoder import RecordEncoder
-from hvd_pretrain.data.instances import (InstanceTable, packed_instances, pair_instances, python_random,
-                                         single_instances)
+from hvd_pretrain.data.instances import (InstanceTable, packed_instances, packed_pair_instances, pair_instances,
+                                         python_random, single_instances)
 from hvd_pretrain.data.masking import MaskingRule, MaskStats, mask_batch_tokens, mask_sequence
 from hvd_pretrain.data.sequences import assemble
 from hvd_pretrain.data.tfrecord import TFRecordWriter
@@ -96,13 +96,15 @@ def build_instances(documents, config, rng, rand):
     """dupe_factor passes over the documents, shuffled together."""
     passes = []
     for _ in range(config.dupe_factor):
-        if config.packing:
-            passes.append(packed_instances(documents, config.max_seq_length, rng))
-        elif config.sentence_objective == "none":
-            passes.append(single_instances(documents, config.max_seq_length, config.short_seq_prob, rand))
+        if config.sentence_objective == "none":
+            if config.packing:
+                passes.append(packed_instances(documents, config.max_seq_length, rng))
+            else:
+                passes.append(single_instances(documents, config.max_seq_length, config.short_seq_prob, rand))
         else:
-            passes.append(pair_instances(documents, config.max_seq_length, config.short_seq_prob,
-                                         config.sentence_objective, rand, rng))
+            make = packed_pair_instances if config.packing else pair_instances
+            passes.append(make(documents, config.max_seq_length, config.short_seq_prob, config.sentence_objective,
+                               rand, rng))
     return InstanceTable.concatenate(passes).shuffled(rng)
 
 
@@ -168,4 +170,5 @@ def process_chunk(task):
         "bytes": os.path.getsize(task["path"]) if len(table) else 0, "documents": documents.num_documents,
         "read_stats": read_stats.as_dict(), "masking": mask_stats.as_dict(),
         "sentence_labels": {"0": len(table) - label_ones, "1": label_ones},
+        "sequences": {"real_tokens": int(table.num_tokens.sum()), "pairs": table.num_pairs},
     }
