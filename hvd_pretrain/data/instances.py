@@ -253,6 +253,13 @@ def truncated_lengths(a_len, b_len, max_tokens):
     return np.where(over, new_a, a_len), np.where(over, new_b, b_len)
 
 
+def _target_length(max_tokens, short_seq_prob, rand):
+    """A document's target length: max_tokens, or with probability short_seq_prob a random shorter one."""
+    if rand() < short_seq_prob:
+        return 2 + int(rand() * (max_tokens - 1))
+    return max_tokens
+
+
 def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, rand):
     """Untruncated pairs as a flat list: a_start, a_len, b_start, b_len, label for each instance."""
     out = []
@@ -260,9 +267,7 @@ def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, r
     random_next_possible = nsp and num_docs > 1
     for d in range(num_docs):
         first, last = doc_bounds[d], doc_bounds[d + 1]
-        target = max_tokens
-        if rand() < short_seq_prob:
-            target = 2 + int(rand() * (max_tokens - 1))
+        target = _target_length(max_tokens, short_seq_prob, rand)
         c0 = first
         while c0 < last:
             t0 = sent_bounds[c0]
@@ -307,9 +312,7 @@ def _plan_singles(doc_bounds, sent_bounds, max_tokens, short_seq_prob, rand):
     out = []
     for d in range(len(doc_bounds) - 1):
         first, last = doc_bounds[d], doc_bounds[d + 1]
-        target = max_tokens
-        if rand() < short_seq_prob:
-            target = 2 + int(rand() * (max_tokens - 1))
+        target = _target_length(max_tokens, short_seq_prob, rand)
         c0 = first
         while c0 < last:
             t0 = sent_bounds[c0]
