@@ -210,7 +210,7 @@ def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
 @pytest.mark.timeout(240)
 def test_a_killed_rank_rolls_the_survivor_back_to_the_last_commit(tmp_path, tiny_data):
     # Two host names for this machine: Horovod excludes the host of a failed rank, and the other goes on.
-    steps, commit_every = 40, 5
+    steps, commit_every = 30, 5
     _, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:1\n127.0.0.1:1\n", steps, commit_every,
                                    log_every=1)
     metrics = run_dir / "metrics.jsonl"
