@@ -128,7 +128,7 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     assert detected_in <= 2 * stall
 
     job = jobs.wait_state(name, "finished", 180)
-    assert job["restarts"] == 2 and [h["kind"] for h in job["history"]] == ["error", "hang", "finished"]
+    assert job["restarts"] == 2 and [h["kind"] for h in job["history"]] == ["error", "hang", "finished"], job["history"]
     assert max(r["step"] for r in step_records(jobs, name)) == steps
     lost1, recovered1, resumed1 = recovery(jobs, name, killed_at)
     lost2, recovered2, resumed2 = recovery(jobs, name, stopped_at, since=killed_at)
