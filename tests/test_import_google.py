@@ -19,8 +19,8 @@ from hvd_pretrain.models import ConfigError, build_pretrainer
 import proc
 
 # The packages import tf.contrib at module level, so look for them without importing.
-if importlib.util.find_spec("bert") is None or importlib.util.find_spec("albert") is None:
-    pytest.skip("pip install bert-tensorflow albert-tensorflow (test extra)", allow_module_level=True)
+assert importlib.util.find_spec("bert") and importlib.util.find_spec("albert"), \
+    "the test extras are missing: pip install -e .[test] (make test installs them)"
 
 REFERENCE = r'''
 import json, os, sys, types

@@ -94,8 +94,9 @@ def test_bad_names_are_rejected(name):
 def _facts(tmp_path, conf, cgroup, linger, user="alice", systemd_run=True):
     (tmp_path / "logind.conf").write_text(conf)
     (tmp_path / "cgroup").write_text(cgroup)
-    f = logind.facts(user=user, conf_globs=(str(tmp_path / "logind.conf"),), cgroup_path=str(tmp_path / "cgroup"))
-    f.linger, f.systemd_run = linger, systemd_run  # the host's loginctl is not the subject here
+    f = logind.facts(user=user, conf_globs=(str(tmp_path / "logind.conf"),), cgroup_path=str(tmp_path / "cgroup"),
+                     loginctl=lambda args: None)  # no running manager: the config files decide
+    f.linger, f.systemd_run = linger, systemd_run
     return f
 
 
@@ -105,8 +106,7 @@ SERVICE = "0::/system.slice/slurmd.service\n"
 
 def test_logind_facts_from_config_and_cgroup(tmp_path):
     f = _facts(tmp_path, "[Login]\nKillUserProcesses=yes\n", SESSION, linger=False)
-    if f.kill_source == "loginctl":
-        pytest.skip("this host answers loginctl, which overrides the config files under test")
+    assert f.kill_source == str(tmp_path / "logind.conf")
     assert f.kill_user_processes is True and f.session_scope == "session-7.scope" and f.at_risk
     assert not _facts(tmp_path, "[Login]\nKillUserProcesses=yes\n", SERVICE, linger=False).at_risk
     assert not _facts(tmp_path, "[Login]\nKillUserProcesses=no\n", SESSION, linger=False).at_risk
@@ -114,9 +114,16 @@ def test_logind_facts_from_config_and_cgroup(tmp_path):
     assert excluded.kills_this_user is False and not excluded.at_risk
 
 
+def test_running_manager_overrides_the_config_files(tmp_path):
+    (tmp_path / "logind.conf").write_text("[Login]\nKillUserProcesses=yes\n")
+    answers = {"show-session": {"KillUserProcesses": "no", "KillExcludeUsers": "root"},
+               "show-user": {"Linger": "yes"}}
+    f = logind.facts(user="alice", conf_globs=(str(tmp_path / "logind.conf"),), cgroup_path="/nonexistent",
+                     loginctl=lambda args: answers[args[0]])
+    assert f.kill_source == "loginctl" and f.kill_user_processes is False and f.linger is True
+
+
 def test_launcher_choice_follows_logind(tmp_path):
-    if _facts(tmp_path, "", "", False).kill_source == "loginctl":
-        pytest.skip("this host answers loginctl, which overrides the config files under test")
     kill = "[Login]\nKillUserProcesses=yes\n"
     assert launch.choose_launcher("auto", _facts(tmp_path, "[Login]\n", SESSION, False)) == "direct"
     assert launch.choose_launcher("auto", _facts(tmp_path, kill, SESSION, True)) == "systemd"

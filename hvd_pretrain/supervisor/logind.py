@@ -119,11 +119,13 @@ def linger_file(user):
     return os.path.exists(os.path.join("/var/lib/systemd/linger", user))
 
 
-def facts(user=None, conf_globs=CONF_GLOBS, cgroup_path="/proc/self/cgroup"):
+def facts(user=None, conf_globs=CONF_GLOBS, cgroup_path="/proc/self/cgroup", loginctl=_loginctl):
+    """What logind will do to this user's processes at logout. loginctl(args) -> {key: value} or None
+    (the running manager's answer; when it has none, logind.conf and its drop-ins decide)."""
     user = user or current_user()
     result = LogindFacts(user=user, session_scope=session_scope(cgroup_path),
                          systemd_run=shutil.which("systemd-run") is not None)
-    manager = _loginctl(["show-session", "-p", "KillUserProcesses", "-p", "KillExcludeUsers",
+    manager = loginctl(["show-session", "-p", "KillUserProcesses", "-p", "KillExcludeUsers",
                          "-p", "KillOnlyUsers"])
     if manager and "KillUserProcesses" in manager:
         result.kill_user_processes = _bool(manager["KillUserProcesses"])
@@ -140,7 +142,7 @@ def facts(user=None, conf_globs=CONF_GLOBS, cgroup_path="/proc/self/cgroup"):
             result.kill_exclude_users = conf["killexcludeusers"][0].split()
         if "killonlyusers" in conf:
             result.kill_only_users = conf["killonlyusers"][0].split()
-    user_info = _loginctl(["show-user", user, "-p", "Linger"])
+    user_info = loginctl(["show-user", user, "-p", "Linger"])
     if user_info and "Linger" in user_info:
         result.linger = _bool(user_info["Linger"])
     elif os.path.isdir("/var/lib/systemd/linger"):
