@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from datatools import digest as _digest
+from datatools import masked_multitoken_words
 from datatools import records as _records
 from hvd_pretrain.data import (DataConfig, DataError, create_pretraining_data, list_shards, read_manifest,
                                shards_for_rank, verify_shards)
@@ -298,14 +299,5 @@ def test_whole_word_masking_on_real_data(corpus_file, vocab, tmp_path):
         ids[positions] = rec["masked_lm_ids"][:k]  # the original sequence
         n = sum(rec["input_mask"])
         masked = set(positions.tolist())
-        word = []
-        for pos in list(range(1, n)) + [n]:
-            special = pos >= n or ids[pos] in (tok.cls_id, tok.sep_id)
-            if word and (special or tok.is_word_start(ids[pos])):
-                hits = sum(p in masked for p in word)
-                assert hits in (0, len(word))
-                multi += hits > 1
-                word = []
-            if not special:
-                word.append(pos)
+        multi += masked_multitoken_words(ids, n, masked, tok)
     assert multi > 100

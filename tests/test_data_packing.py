@@ -3,6 +3,7 @@
 import pytest
 
 from datatools import digest as _digest
+from datatools import masked_multitoken_words
 from datatools import records as _records
 from hvd_pretrain.data import DataConfig, DataError, create_pretraining_data, read_manifest
 from hvd_pretrain.vocab import load_tokenizer
@@ -85,16 +86,8 @@ def test_packed_pairs_in_records(corpus_file, vocab, tmp_path, objective):
         k = int(sum(rec["masked_lm_weights"]))
         masked = set(rec["masked_lm_positions"][:k])
         assert k >= 1 and all(0 < p < n and ids[p] not in (tok.cls_id, tok.sep_id, tok.pad_id) for p in masked)
-        word = []  # whole words, each masked entirely or not at all; a word ends at every [SEP]
-        for pos in list(range(1, n)) + [n]:
-            special = pos >= n or ids[pos] == tok.sep_id
-            if word and (special or pos in segment_starts or tok.is_word_start(ids[pos])):
-                hits = sum(p in masked for p in word)
-                assert hits in (0, len(word))
-                multi_token_words += hits > 1
-                word = []
-            if not special:
-                word.append(pos)
+        # whole words, each masked entirely or not at all; a word ends at every [SEP]
+        multi_token_words += masked_multitoken_words(ids, n, masked, tok, segment_starts)
     assert multi_token_words > 100
 
 

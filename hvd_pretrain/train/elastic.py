@@ -33,14 +33,13 @@ variables instead.
 
 import faulthandler
 import os
-import sys
 
 from horovod.common.elastic import ObjectState, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
 from hvd_pretrain.tfcompat import tf
 from hvd_pretrain.train.accumulate import HorovodCommunicator
-from hvd_pretrain.train.resolve import EXIT_CONFIG
+from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error
 from hvd_pretrain.train.signals import StopRequest
 
 
@@ -94,11 +93,8 @@ def _is_horovod_failure(error):
     return isinstance(error, tf.errors.OpError) and "Horovod" in (error.message or "")
 
 
-def run(hvd, state, train_fn, on_removed=None):
-    """Run ``train_fn(state)`` until it returns, re-entering it after every change of world size.
-
-    ``on_removed()`` is called (and its value returned) when this worker's slot was taken away.
-    """
+def run(hvd, state, train_fn):
+    """Run ``train_fn(state)`` until it returns, re-entering it after every change of world size."""
 
     def guarded(state_):
         try:
@@ -115,23 +111,11 @@ def run(hvd, state, train_fn, on_removed=None):
         # Without faulthandler that is two lines of output instead of a Python stack dump.
         dumping = faulthandler.is_enabled()
         faulthandler.disable()
-        try:
-            hvd.init()
-        except Exception as e:  # noqa: BLE001 - should a Horovod version raise instead of aborting
-            if "removed from elastic job" in str(e):
-                raise _Removed() from e
-            raise
+        hvd.init()
         if dumping:
             faulthandler.enable()
 
-    try:
-        return run_fn(guarded, reset)(state)
-    except _Removed:
-        return on_removed() if on_removed else 0
-
-
-class _Removed(Exception):
-    pass
+    return run_fn(guarded, reset)(state)
 
 
 def train_elastic(session, plan, start_step):
@@ -167,7 +151,7 @@ def train_elastic(session, plan, start_step):
             iterator = session.open_data(rank, size, step)
         except DataError as e:
             if rank == 0:
-                print("error: " + str(e).splitlines()[0], file=sys.stderr, flush=True)
+                print_error(str(e).splitlines()[0])
             return EXIT_CONFIG
         if session.is_root:
             session.write_plan(current)
@@ -187,14 +171,10 @@ def train_elastic(session, plan, start_step):
             return code
         return session.finish(logger, step)
 
-    def removed():
-        print("elastic: this worker's slot was removed from the job; exiting", flush=True)
-        return 0
-
     try:
-        return run(hvd, state, train_fn, on_removed=removed)
+        return run(hvd, state, train_fn)
     except DataError as e:
-        print("error: " + str(e).splitlines()[0], file=sys.stderr, flush=True)
+        print_error(str(e).splitlines()[0])
         return EXIT_CONFIG
     finally:
         stop.uninstall()

@@ -7,12 +7,18 @@ run's weights). Any problem is a ResolveError with a one-line message.
 """
 
 import os
+import sys
 
 from hvd_pretrain.rundir import RunDir, read_json
 from hvd_pretrain.train.checkpoint import CheckpointMismatch, check_compatible, latest_checkpoint
 from hvd_pretrain.train.prepare import PrepareError, prepare
 
 EXIT_CONFIG = 2
+
+
+def print_error(line):
+    """A start-up or data problem, as the one line the user sees (on stderr)."""
+    print("error: " + line, file=sys.stderr, flush=True)
 
 
 class ResolveError(Exception):

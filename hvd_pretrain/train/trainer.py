@@ -9,7 +9,6 @@
 """
 
 import os
-import sys
 import time
 
 from hvd_pretrain.rundir import RunDir, append_jsonl, write_json_atomic
@@ -20,14 +19,10 @@ from hvd_pretrain.train.checkpoint import CheckpointWriter, latest_checkpoint
 from hvd_pretrain.train.metrics import MetricsLogger
 from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
 from hvd_pretrain.train.plan import BatchPlan, budget_steps
-from hvd_pretrain.train.resolve import EXIT_CONFIG, ResolveError, resolve
+from hvd_pretrain.train.resolve import EXIT_CONFIG, ResolveError, print_error, resolve
 from hvd_pretrain.train.signals import StopRequest
 
 POLICIES = {"fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
-
-
-def _error(msg):
-    print("error: " + msg, file=sys.stderr, flush=True)
 
 
 def _quiet(*args, **kwargs):
@@ -283,7 +278,7 @@ def train(model_config, cfg, data_config, source, printer=print):
     status, resolved = _startup(hvd, model_config, cfg, data_config, source, say)
     if status:
         if hvd.rank() == 0:
-            _error(status)
+            print_error(status)
         return EXIT_CONFIG
     model_config.vocab_size = resolved["vocab_size"]
     cfg.max_seq_length = resolved["max_seq_length"]
@@ -321,7 +316,7 @@ def train(model_config, cfg, data_config, source, printer=print):
     try:
         iterator = session.open_data(rank, size, start_step)
     except DataError as e:
-        _error(str(e).splitlines()[0])
+        print_error(str(e).splitlines()[0])
         return EXIT_CONFIG
     logger = session.logger(plan)
     logger.event("resume" if start_step > session.offset else "start", start_step, world_size=size,
@@ -332,7 +327,7 @@ def train(model_config, cfg, data_config, source, printer=print):
         code, step, _ = session.run_steps(plan, iterator, logger, start_step,
                                           (start_step - session.offset) * plan.global_batch, stop)
     except DataError as e:
-        _error(str(e).splitlines()[0])
+        print_error(str(e).splitlines()[0])
         return EXIT_CONFIG
     finally:
         stop.uninstall()
