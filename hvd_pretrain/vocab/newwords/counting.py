@@ -209,21 +209,33 @@ def select_candidates(pass1, min_count):
 def branching_entropy(pairs, size):
     """Entropy (nats) of the neighbour distribution of each of `size` candidates.
 
-    A boundary (line end, punctuation, any non-CJK character) counts as a new, distinct
-    neighbour every time it occurs, so words that stand between punctuation are free.
+    A boundary (line start or end, punctuation, any non-CJK character) counts as a new,
+    distinct neighbour every time it occurs, so words that stand between punctuation are
+    free: a word seen k times, always at a line start, has left entropy ln k.
+
+    pairs: (uint64 codes packing candidate index << CP_BITS | neighbour, counts).
+    Returns a float64 array of shape (size,); 0 for candidates without neighbours, and an
+    empty float64 array when size is 0.
     """
     codes, counts = pairs
+    codes = np.asarray(codes, dtype=np.uint64)
     idx = (codes >> np.uint64(ngrams.CP_BITS)).astype(np.int64)
     nb = codes & np.uint64(ngrams.CP_MASK)
-    counts = counts.astype(np.float64)
-    total = np.bincount(idx, weights=counts, minlength=size)
+    counts = np.asarray(counts, dtype=np.float64)
+    total = _weighted_bincount(idx, counts, size)
     safe_total = np.where(total > 0, total, 1.0)
     real = nb != ngrams.BOUNDARY
     p = counts[real] / safe_total[idx[real]]
-    entropy = np.bincount(idx[real], weights=-p * np.log(p), minlength=size)
-    boundary = np.bincount(idx[~real], weights=counts[~real], minlength=size)
+    entropy = _weighted_bincount(idx[real], -p * np.log(p), size)
+    boundary = _weighted_bincount(idx[~real], counts[~real], size)
     entropy += boundary / safe_total * np.log(safe_total)
     return entropy
+
+
+def _weighted_bincount(idx, weights, size):
+    """np.bincount with weights, always float64 of shape (size,) (numpy returns int64
+    for an empty `idx`, even with weights)."""
+    return np.bincount(idx, weights=weights, minlength=size).astype(np.float64, copy=False)
 
 
 def count_pass2(paths, config, candidates):
