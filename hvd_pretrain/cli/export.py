@@ -35,6 +35,9 @@ def _define(fv):
                         "vocab.txt beside a Google checkpoint)", flag_values=fv)
     flags.DEFINE_string("out", None, "output directory", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "replace an existing --out", flag_values=fv)
+    flags.DEFINE_bool("allow_missing", False, "with --from_pretrained: write tensors the source lacks (e.g. an "
+                      "ELECTRA generator without --generator, heads of a bare encoder) with their initial random "
+                      "values; they are listed", flag_values=fv)
 
 
 class UsageError(ValueError):
@@ -71,12 +74,18 @@ def _main(fv):
     from hvd_pretrain.export.hf import export_hf
 
     if fv.from_pretrained:
-        from hvd_pretrain.export.importers import config_from_pretrained, load_pretrained
+        from hvd_pretrain.export.importers import config_from_pretrained, describe_missing, load_pretrained
         from hvd_pretrain.models import build_pretrainer
         model = build_pretrainer(config_from_pretrained(source, fv.generator)).build_for()
         report = load_pretrained(model, source, fv.generator)
-        origin = "%s (%d tensors; kept initial values for %d missing)" % (
-            source, report["loaded"], len(report["missing"]))
+        if report["missing"] and not fv.allow_missing:
+            raise UsageError("%s lacks %s that the export would write with random values; %s"
+                             % (source, describe_missing(report["missing"]),
+                                "pass --generator=DIR for the ELECTRA generator, or --allow_missing to write it"
+                                " as initialised" if any(k.startswith("generator/") for k in report["missing"])
+                                else "pass --allow_missing to write them as initialised"))
+        origin = "%s (%d tensors loaded; kept their initial values: %s)" % (
+            ", ".join(report["sources"].values()), report["loaded"], describe_missing(report["missing"]))
     else:
         from hvd_pretrain.export.checkpoints import load_checkpoint_model
         model, origin = load_checkpoint_model(source)

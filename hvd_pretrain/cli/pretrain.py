@@ -17,6 +17,8 @@ from absl import app, flags
 FLAGS = flags.FLAGS
 
 DEFAULT_PRESETS = {"bert": "tiny", "albert": "albert-tiny", "electra": "electra-tiny"}
+# Flags that the data also records: given explicitly, they must match the data.
+DATA_FLAGS = ("vocab_size", "max_seq_length", "max_predictions_per_seq", "dupe_factor", "num_shards")
 
 flags.DEFINE_string("run_dir", os.environ.get("HVD_PRETRAIN_RUN_DIR", "runs/default"),
                     "Run directory: vocab, data, checkpoints, metrics (default: $HVD_PRETRAIN_RUN_DIR or runs/default).")
@@ -43,6 +45,8 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "Optimizer: AdamW, or
                   " for large global batches.")
 flags.DEFINE_float("weight_decay", 0.01, "Decoupled weight decay (not on LayerNorm or biases).")
 flags.DEFINE_float("clip_norm", 1.0, "Clip the allreduced gradient to this global norm (0: off).")
+flags.DEFINE_integer("max_consecutive_skipped_steps", 100, "Stop (exit 2, naming the likely cause) after this many"
+                     " optimizer steps in a row were skipped for non-finite gradients; 0: never.")
 flags.DEFINE_float("hidden_dropout", None, "Override the preset's hidden dropout.")
 flags.DEFINE_float("attention_dropout", None, "Override the preset's attention dropout.")
 flags.DEFINE_enum("sharing", None, ["none", "all", "ffn", "attention"], "Override the preset's cross-layer sharing"
@@ -117,6 +121,7 @@ def _configs():
         warmup_proportion=FLAGS.warmup_proportion, learning_rate=FLAGS.learning_rate,
         end_learning_rate=FLAGS.end_learning_rate, decay_power=FLAGS.decay_power, optimizer=FLAGS.optimizer,
         weight_decay=FLAGS.weight_decay, clip_norm=FLAGS.clip_norm, max_seq_length=FLAGS.max_seq_length,
+        max_consecutive_skipped_steps=FLAGS.max_consecutive_skipped_steps,
         max_predictions_per_seq=FLAGS.max_predictions_per_seq, save_checkpoints_steps=FLAGS.save_checkpoints_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every=FLAGS.log_every, seed=FLAGS.seed,
         threads=FLAGS.threads, train_examples=FLAGS.train_examples, train_epochs=FLAGS.train_epochs,
@@ -138,8 +143,8 @@ def _configs():
         vocab_dir = pretrained_vocab(FLAGS.init_from) or ""
     source = dict(input_files=FLAGS.input_files, data_dir=FLAGS.data_dir, vocab_dir=vocab_dir,
                   init_from=FLAGS.init_from, init_from_generator=FLAGS.init_from_generator,
-                  vocab_size=FLAGS.vocab_size, vocab_size_set=FLAGS["vocab_size"].present,
-                  max_seq_length_set=FLAGS["max_seq_length"].present)
+                  vocab_size=FLAGS.vocab_size, dupe_factor=FLAGS.dupe_factor, num_shards=FLAGS.num_shards,
+                  **{name + "_set": bool(FLAGS[name].present) for name in DATA_FLAGS})
     return model, train, data, source
 
 

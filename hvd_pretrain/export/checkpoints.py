@@ -8,6 +8,7 @@ and nothing in the run directory is modified.
 import glob
 import json
 import os
+import sys
 
 from hvd_pretrain.models.config import ConfigError, ModelConfig
 
@@ -16,15 +17,23 @@ CHECKPOINT_PREFIX = "ckpt"
 
 def resolve_checkpoint(path):
     """A checkpoint directory from a run directory (its latest checkpoint) or a checkpoint directory."""
-    from hvd_pretrain.train.checkpoint import list_checkpoints
+    from hvd_pretrain.train.checkpoint import CheckpointDamaged, newest_good_checkpoint, verify_checkpoint
 
     if os.path.isfile(os.path.join(path, "model_config.json")):
+        try:
+            verify_checkpoint(path)
+        except CheckpointDamaged as e:
+            raise ConfigError("checkpoint %s is damaged (%s); export another one" % (path, e)) from None
         return path
-    found = list_checkpoints(os.path.join(path, "checkpoints"))
+    warn = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    try:
+        _, found, _ = newest_good_checkpoint(os.path.join(path, "checkpoints"), warn=warn)
+    except CheckpointDamaged as e:
+        raise ConfigError(str(e)) from None
     if not found:
         raise ConfigError("%s holds no complete checkpoint (checkpoints/ckpt-*/state.json); train first or pass "
                           "--checkpoint=DIR" % path)
-    return found[-1][1]
+    return found
 
 
 def load_checkpoint_model(path):

@@ -18,6 +18,7 @@ the report.
 import glob
 import json
 import os
+import re
 
 import numpy as np
 
@@ -36,13 +37,42 @@ def _read_json(path):
         raise ConfigError("cannot read %s: %s" % (path, e)) from None
 
 
+_STEP = re.compile(r"-(\d+)$")
+_STATE_LINE = re.compile(r'^model_checkpoint_path:\s*"(.*)"\s*$')
+
+
+def _newest_google_prefix(directory):
+    """The checkpoint prefix a TF1 directory stands for, or None when it holds no *.index.
+
+    The `checkpoint` state file's model_checkpoint_path wins when that checkpoint exists;
+    otherwise the highest global step (model.ckpt-200000 beats model.ckpt-100000: numbers
+    compare as numbers), then the name.
+    """
+    prefixes = [p[:-len(".index")] for p in glob.glob(os.path.join(directory, "*.index"))]
+    if not prefixes:
+        return None
+    try:
+        with open(os.path.join(directory, "checkpoint"), encoding="utf-8") as f:
+            named = [m.group(1) for m in map(_STATE_LINE.match, f.read().splitlines()) if m]
+    except OSError:
+        named = []
+    for name in named:
+        prefix = name if os.path.isabs(name) else os.path.join(directory, name)
+        if os.path.exists(prefix + ".index"):
+            return prefix
+
+    def order(prefix):
+        m = _STEP.search(prefix)
+        return (int(m.group(1)) if m else -1, prefix)
+    return max(prefixes, key=order)
+
+
 def _google_checkpoint(source):
     """(checkpoint prefix, config path) when `source` is a Google TF1 checkpoint, else None."""
     if os.path.isdir(source):
-        indexes = sorted(glob.glob(os.path.join(source, "*.index")))
-        if not indexes:
+        prefix = _newest_google_prefix(source)
+        if prefix is None:
             return None
-        prefix = indexes[0][:-len(".index")]
         directory = source
     elif os.path.exists(source + ".index"):
         prefix, directory = source, os.path.dirname(source) or "."
@@ -149,10 +179,13 @@ def _required(key):
 
 
 def load_pretrained(model, source, generator_source=None):
-    """Assign a checkpoint's weights to a built `model`; returns {"loaded": n, "missing": [keys]}.
+    """Assign a checkpoint's weights to a built `model`; returns a report of what came from where.
 
-    Raises ConfigError naming the tensor when a shape does not match the
-    model's config, or when an encoder tensor is absent.
+    Report: {"loaded": number of tensors assigned, "missing": [keys that kept their initial
+    values], "sources": {part: the file or directory each part was read from}}. Keys of the
+    ELECTRA generator are "generator/<key>"; without `generator_source` every generator tensor
+    not shared with the discriminator is missing. Raises ConfigError naming the tensor when a
+    shape does not match the model's config, or when an encoder tensor is absent.
     """
     if not model.built:
         model.build_for()
@@ -160,19 +193,37 @@ def load_pretrained(model, source, generator_source=None):
     if google is not None:
         binds = google_names.google_bindings(model)
         missing = bindings.assign(binds, read_google_tensors(google[0]), google[0], _required)
-        return {"loaded": len(binds) - len(missing), "missing": missing}
+        loaded = {b.variable.ref() for b in binds if b.variable is not None and b.key not in missing}
+        return {"loaded": len(loaded), "missing": missing, "sources": {"model": google[0]}}
     if not _is_hf_dir(source):
         raise ConfigError("%s is neither a transformers directory nor a Google TF1 checkpoint" % source)
     family = model.config.family
-    loaded, missing = 0, []
     parts = [("model", source)]
     if family == "electra":
         # Generator first: the discriminator's copy of the shared embeddings wins.
-        parts = ([("generator", generator_source)] if generator_source else []) + [("discriminator", source)]
+        parts = [("generator", generator_source), ("discriminator", source)]
+    assigned, missing, sources = set(), [], {}
     for part, path in parts:
         _, binds = hf_names.hf_bindings(model, part)
-        tensors = _with_prefix(read_hf_tensors(path), family)
-        miss = bindings.assign(binds, tensors, path, _required)
-        loaded += len(binds) - len(miss)
-        missing += miss
-    return {"loaded": loaded, "missing": missing}
+        label = "generator/" if part == "generator" else ""
+        if path is None:
+            missing += [(label + b.key, b) for b in binds if b.variable is not None]
+            continue
+        sources[part] = path
+        miss = set(bindings.assign(binds, _with_prefix(read_hf_tensors(path), family), path, _required))
+        assigned.update(b.variable.ref() for b in binds if b.variable is not None and b.key not in miss)
+        missing += [(label + b.key, b) for b in binds if b.key in miss]
+    missing = [key for key, b in missing if b.variable is None or b.variable.ref() not in assigned]
+    return {"loaded": len(assigned), "missing": missing, "sources": sources}
+
+
+def describe_missing(missing, limit=4):
+    """'37 tensors (generator: 35, cls: 2; e.g. generator/electra.encoder...)' or 'none'."""
+    if not missing:
+        return "none"
+    groups = {}
+    for key in missing:
+        group = key.split("/", 1)[0] if "/" in key else key.split(".", 1)[0]
+        groups[group] = groups.get(group, 0) + 1
+    return "%d tensors (%s; e.g. %s)" % (len(missing), ", ".join("%s: %d" % kv for kv in sorted(groups.items())),
+                                         ", ".join(missing[:limit]))

@@ -1,12 +1,20 @@
 """Rank-0 checkpoints: written atomically (write to a temporary directory, then
-rename), keep-N, and refused on resume when the model architecture differs.
+rename), verified before they replace anything and again before a restore,
+keep-N, and refused on resume when the model architecture differs.
 
 Layout::
 
     checkpoints/ckpt-000000100/
         ckpt.index, ckpt.data-*      TensorFlow checkpoint (model + optimizer)
         model_config.json            the ModelConfig that produced it
-        state.json                   step, examples seen, plan, time (written last)
+        state.json                   step, examples seen, plan, time, and the size and
+                                     CRC-32C of every other file (written last)
+    checkpoints/ckpt-000000200.damaged   a checkpoint that failed verification, set aside
+
+Checkpoints are ordered by the step number in their name, compared as an
+integer. A damaged checkpoint (a truncated or altered file, an unreadable
+state.json or model_config.json) is never deleted: `newest_good_checkpoint`
+renames it to ``<name>.damaged`` and the run resumes from the newest good one.
 """
 
 import json
@@ -15,18 +23,32 @@ import re
 import shutil
 import time
 
+import google_crc32c
+
 from hvd_pretrain.rundir import read_json, write_json_atomic
 from hvd_pretrain.tfcompat import tf
 
-_NAME = re.compile(r"^ckpt-(\d{9})$")
+_NAME = re.compile(r"^ckpt-(\d+)$")
+STATE = "state.json"
+MODEL_CONFIG = "model_config.json"
+DAMAGED_SUFFIX = ".damaged"
+_CHUNK = 8 << 20
 
 
 class CheckpointMismatch(Exception):
     """A checkpoint that belongs to a different model (one-line message)."""
 
 
+class CheckpointDamaged(Exception):
+    """A checkpoint whose files do not match what was written (one-line message)."""
+
+
+def checkpoint_name(step):
+    return "ckpt-%09d" % int(step)
+
+
 def list_checkpoints(directory):
-    """Complete checkpoints as (step, path), oldest first. Partial writes are ignored."""
+    """Complete checkpoints as (step, path), oldest first, by step number. Partial writes are ignored."""
     found = []
     try:
         names = os.listdir(directory)
@@ -35,22 +57,124 @@ def list_checkpoints(directory):
     for name in names:
         m = _NAME.match(name)
         path = os.path.join(directory, name)
-        if m and os.path.isfile(os.path.join(path, "state.json")):
+        if m and os.path.isfile(os.path.join(path, STATE)):
             found.append((int(m.group(1)), path))
     return sorted(found)
 
 
 def latest_checkpoint(directory):
+    """(step, path) of the highest-numbered complete checkpoint, unverified; (None, None) when none."""
     found = list_checkpoints(directory)
     return found[-1] if found else (None, None)
 
 
+def file_digests(directory, skip=(STATE,)):
+    """{file name: {"bytes": size, "crc32c": 8 hex digits}} for every file in `directory` but `skip`.
+
+    The files are read back from disk in 8 MiB chunks; CRC-32C (Castagnoli) as in TFRecord files.
+    """
+    out = {}
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name in skip or not os.path.isfile(path):
+            continue
+        crc, size = 0, 0
+        with open(path, "rb") as f:
+            while True:
+                chunk = f.read(_CHUNK)
+                if not chunk:
+                    break
+                crc = google_crc32c.extend(crc, chunk)
+                size += len(chunk)
+        out[name] = {"bytes": size, "crc32c": "%08x" % crc}
+    return out
+
+
+def verify_checkpoint(path):
+    """Check a checkpoint directory; returns its state.json. Raises CheckpointDamaged naming the fault.
+
+    With recorded digests every file's size and CRC-32C must match. A checkpoint written
+    without digests is read in full through TensorFlow, whose index holds a CRC-32C of every
+    tensor.
+    """
+    state = read_json(os.path.join(path, STATE))
+    if not isinstance(state, dict) or not isinstance(state.get("step"), int):
+        raise CheckpointDamaged("%s is unreadable or has no step" % STATE)
+    if not isinstance(read_json(os.path.join(path, MODEL_CONFIG)), dict):
+        raise CheckpointDamaged("%s is unreadable" % MODEL_CONFIG)
+    recorded = state.get("files")
+    if recorded:
+        for name, want in sorted(recorded.items()):
+            file_path = os.path.join(path, name)
+            try:
+                size = os.path.getsize(file_path)
+            except OSError:
+                raise CheckpointDamaged("%s is missing" % name) from None
+            if size != want["bytes"]:
+                raise CheckpointDamaged("%s has %d bytes, %d were written" % (name, size, want["bytes"]))
+        got = file_digests(path)
+        for name, want in sorted(recorded.items()):
+            if got.get(name, {}).get("crc32c") != want["crc32c"]:
+                raise CheckpointDamaged("%s does not match the CRC-32C recorded when it was written" % name)
+        return state
+    try:
+        reader = tf.train.load_checkpoint(os.path.join(path, "ckpt"))
+        for key in reader.get_variable_to_shape_map():
+            reader.get_tensor(key)
+    except Exception as e:  # noqa: BLE001 - the reader raises OpError, IndexError or ValueError on damage
+        message = (getattr(e, "message", None) or str(e)).strip().splitlines()
+        raise CheckpointDamaged("TensorFlow cannot read it (%s)" % (message[0] if message else type(e).__name__))
+    return state
+
+
+def set_aside(path):
+    """Rename a damaged checkpoint to <path>.damaged (or .damaged-2, ...); nothing is deleted."""
+    target = path + DAMAGED_SUFFIX
+    n = 1
+    while os.path.exists(target):
+        n += 1
+        target = "%s%s-%d" % (path, DAMAGED_SUFFIX, n)
+    os.rename(path, target)
+    return target
+
+
+def newest_good_checkpoint(directory, set_aside_damaged=False, warn=None):
+    """(step, path, state) of the newest checkpoint that verifies; (None, None, None) when none is good.
+
+    Damaged checkpoints newer than it are reported through `warn(line)` and, with
+    `set_aside_damaged` and a good checkpoint to fall back on, renamed by `set_aside`.
+    When every checkpoint is damaged nothing is renamed and CheckpointDamaged is raised.
+    """
+    found = list_checkpoints(directory)
+    damaged = []
+    for step, path in reversed(found):
+        try:
+            state = verify_checkpoint(path)
+        except CheckpointDamaged as e:
+            damaged.append((path, str(e)))
+            continue
+        for bad, reason in damaged:
+            kept = set_aside(bad) if set_aside_damaged else bad
+            if warn:
+                warn("warning: checkpoint %s is damaged (%s); %s; resuming from %s"
+                     % (os.path.basename(bad), reason,
+                        "set aside as %s" % os.path.basename(kept) if kept != bad else "skipped",
+                        os.path.basename(path)))
+        return step, path, state
+    if damaged:
+        bad, reason = damaged[0]
+        raise CheckpointDamaged(
+            "every checkpoint in %s is damaged (newest: %s: %s); move them aside to start this run again from"
+            " step 0, or restore them from a backup" % (directory, os.path.basename(bad), reason))
+    return None, None, None
+
+
 def check_compatible(path, model_config):
     """Raise CheckpointMismatch when the checkpoint at `path` was made by another architecture."""
-    saved = read_json(os.path.join(path, "model_config.json"))
+    saved = read_json(os.path.join(path, MODEL_CONFIG))
     if saved is None:
-        raise CheckpointMismatch("checkpoint %s has no readable model_config.json; move it away or use a new --run_dir"
-                                 % path)
+        raise CheckpointMismatch("checkpoint %s has no readable %s; move it away or use a new --run_dir"
+                                 % (path, MODEL_CONFIG))
     ours = model_config.architecture_dict()
     theirs = {k: saved.get(k) for k in ours}
     diff = ["%s=%r (checkpoint) vs %r (now)" % (k, theirs[k], ours[k]) for k in sorted(ours) if theirs[k] != ours[k]]
@@ -70,16 +194,28 @@ class CheckpointWriter:
         self.ckpt = tf.train.Checkpoint(model=model, optimizer=optimizer)
 
     def save(self, step, state):
+        """Write checkpoint `step`, verify it, then move it into place; returns its path.
+
+        Raises CheckpointDamaged (and replaces nothing) when the files read back differ from
+        what TensorFlow wrote.
+        """
         os.makedirs(self.directory, exist_ok=True)
-        final = os.path.join(self.directory, "ckpt-%09d" % step)
-        tmp = os.path.join(self.directory, ".tmp-ckpt-%09d-%d" % (step, os.getpid()))
+        final = os.path.join(self.directory, checkpoint_name(step))
+        tmp = os.path.join(self.directory, ".tmp-%s-%d" % (checkpoint_name(step), os.getpid()))
         if os.path.exists(tmp):
             shutil.rmtree(tmp)
         os.makedirs(tmp)
         self.ckpt.write(os.path.join(tmp, "ckpt"))
-        with open(os.path.join(tmp, "model_config.json"), "w") as f:
+        with open(os.path.join(tmp, MODEL_CONFIG), "w") as f:
             json.dump(self.model_config.to_dict(), f, indent=2, sort_keys=True)
-        write_json_atomic(os.path.join(tmp, "state.json"), dict(state, step=int(step), saved_at=time.time()))
+        self._check_index(tmp)
+        write_json_atomic(os.path.join(tmp, STATE), dict(state, step=int(step), saved_at=time.time(),
+                                                         files=file_digests(tmp)))
+        try:
+            verify_checkpoint(tmp)
+        except CheckpointDamaged as e:
+            raise CheckpointDamaged("checkpoint %s failed verification after writing (%s); kept as %s"
+                                    % (final, e, tmp)) from None
         if os.path.exists(final):
             # Same step saved again (e.g. a stop right after a periodic save): swap, then drop the old copy.
             old = final + ".old-%d" % os.getpid()
@@ -91,6 +227,18 @@ class CheckpointWriter:
         self._prune(keep_path=final)
         return final
 
+    def _check_index(self, directory):
+        """The new checkpoint's index reads back and lists at least every model variable."""
+        try:
+            stored = tf.train.load_checkpoint(os.path.join(directory, "ckpt")).get_variable_to_shape_map()
+        except tf.errors.OpError as e:
+            raise CheckpointDamaged("checkpoint written to %s cannot be read back: %s"
+                                    % (directory, (e.message or "").splitlines()[0])) from None
+        expected = len(self.ckpt.model.variables)
+        if len(stored) < expected:
+            raise CheckpointDamaged("checkpoint written to %s lists %d tensors for a model of %d variables"
+                                    % (directory, len(stored), expected))
+
     def _prune(self, keep_path):
         found = list_checkpoints(self.directory)
         for _, path in found[: max(0, len(found) - self.keep)]:
@@ -101,11 +249,11 @@ class CheckpointWriter:
         """Restore model and optimizer from `path`; returns its state.json."""
         check_compatible(path, self.model_config)
         self.ckpt.read(os.path.join(path, "ckpt")).assert_existing_objects_matched()
-        return read_json(os.path.join(path, "state.json"), {})
+        return read_json(os.path.join(path, STATE), {})
 
     def restore_weights(self, path):
         """Model weights only (a new training phase from another run): fresh optimizer state."""
         check_compatible(path, self.model_config)
         model = self.ckpt.model
         tf.train.Checkpoint(model=model).read(os.path.join(path, "ckpt")).expect_partial()
-        return read_json(os.path.join(path, "state.json"), {})
+        return read_json(os.path.join(path, STATE), {})

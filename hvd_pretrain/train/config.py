@@ -29,6 +29,8 @@ class TrainConfig:
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
     clip_norm: float = 1.0
+    # Stop when this many optimizer steps in a row are skipped for non-finite gradients (0: never).
+    max_consecutive_skipped_steps: int = 100
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
     save_checkpoints_steps: int = 100
@@ -92,6 +94,9 @@ class TrainConfig:
         if self.train_examples and self.train_epochs:
             raise TrainConfigError("--train_examples=%d and --train_epochs=%g both set; give one budget"
                                    % (self.train_examples, self.train_epochs))
+        if self.max_consecutive_skipped_steps < 0:
+            raise TrainConfigError("--max_consecutive_skipped_steps=%r must be >= 0 (0: no limit)"
+                                   % self.max_consecutive_skipped_steps)
         if self.threads < 0:
             raise TrainConfigError("--threads=%r must be >= 0" % self.threads)
         return self

@@ -39,6 +39,7 @@ from horovod.common.exceptions import HorovodInternalError
 
 from hvd_pretrain.tfcompat import tf
 from hvd_pretrain.train.accumulate import HorovodCommunicator
+from hvd_pretrain.train.nonfinite import NonFiniteTraining
 from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error
 from hvd_pretrain.train.signals import StopRequest
 
@@ -173,8 +174,9 @@ def train_elastic(session, plan, start_step):
 
     try:
         return run(hvd, state, train_fn)
-    except DataError as e:
-        print_error(str(e).splitlines()[0])
+    except (DataError, NonFiniteTraining) as e:
+        if hvd.rank() == 0 or isinstance(e, DataError):
+            print_error(str(e).splitlines()[0])
         return EXIT_CONFIG
     finally:
         stop.uninstall()

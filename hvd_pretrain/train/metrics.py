@@ -2,7 +2,9 @@
 
 Throughput is always a total over elapsed wall time (steps / seconds, examples
 / seconds), never an average of per-step rates, which would overweight fast
-steps.
+steps. Only applied optimizer steps count as steps and examples: a step skipped
+for non-finite gradients is counted in `skipped_steps`, and its loss is left out
+of the window's mean (a window of skipped steps only reports their loss).
 """
 
 import socket
@@ -28,18 +30,27 @@ class WindowMeter:
         self.objective_sums = {}
         self.accuracy_sums = {}
         self.skipped = 0
+        self.skipped_loss = None
+
+    @property
+    def applied(self):
+        """Optimizer steps of the window that updated the weights."""
+        return self.steps - self.skipped
 
     def add(self, step_time, data_wait, info):
         self.steps += 1
         self.step_time += step_time
         self.data_wait += data_wait
+        if info.get("skipped"):
+            self.skipped += 1
+            self.skipped_loss = info["loss"]
+            return
         self.nonpad_tokens += info.get("nonpad_tokens", 0.0)
         self.loss_sum += info["loss"]
         for name, value in info["losses"].items():
             self.objective_sums[name] = self.objective_sums.get(name, 0.0) + value
         for name, value in info.get("accuracy", {}).items():
             self.accuracy_sums[name] = self.accuracy_sums.get(name, 0.0) + value
-        self.skipped += int(bool(info.get("skipped")))
 
 
 def straggler_summary(per_rank):
@@ -58,7 +69,7 @@ class MetricsLogger:
     """Writes metrics.jsonl (rank 0), ranks/<r>.jsonl (every rank) and TensorBoard scalars."""
 
     def __init__(self, rundir, rank, plan, is_root, gather=None, tb_writer=None, printer=print, end_step=None,
-                 flops_per_example=None, peak_flops=None):
+                 flops_per_example=None, peak=None):
         self.rundir = rundir
         self.rank = rank
         self.plan = plan
@@ -69,8 +80,9 @@ class MetricsLogger:
         self.host = socket.gethostname()
         self.end_step = end_step if end_step is not None else plan.num_train_steps
         self.flops_per_example = flops_per_example
-        self.peak_flops = peak_flops  # of all ranks together
+        self.peak = peak  # a PeakEstimate of one rank (rank 0), or None
         self.run_start = time.time()
+        self.windows = 0
         self.window = WindowMeter()
 
     def event(self, name, step, **extra):
@@ -94,8 +106,9 @@ class MetricsLogger:
         record = None
         if self.is_root:
             plan = self.plan
-            step_rate = w.steps / elapsed
-            examples = w.steps * plan.global_batch
+            applied = max(w.applied, 1)
+            step_rate = w.applied / elapsed
+            examples = w.applied * plan.global_batch
             remaining = max(self.end_step - step, 0)
             record = {
                 "time": now,
@@ -105,9 +118,9 @@ class MetricsLogger:
                 "examples_per_sec": examples / elapsed,
                 "tokens_per_sec": examples * plan.max_seq_length / elapsed,
                 "tokens_per_sec_nonpad": w.nonpad_tokens / elapsed,
-                "loss": w.loss_sum / steps,
-                "losses": {k: v / steps for k, v in w.objective_sums.items()},
-                "accuracy": {k: v / steps for k, v in w.accuracy_sums.items()},
+                "loss": w.loss_sum / applied if w.applied else w.skipped_loss,
+                "losses": {k: v / applied for k, v in w.objective_sums.items()},
+                "accuracy": {k: v / applied for k, v in w.accuracy_sums.items()},
                 "skipped_steps": w.skipped,
                 "lr": lr,
                 "elapsed": now - self.run_start,
@@ -121,14 +134,21 @@ class MetricsLogger:
             if ranks is not None:
                 record["ranks"] = ranks
             if self.flops_per_example:
-                record["model_tflops_per_sec"] = record["examples_per_sec"] * self.flops_per_example / 1e12
-                if self.peak_flops:
-                    record["mfu"] = record["examples_per_sec"] * self.flops_per_example / self.peak_flops
+                achieved = record["examples_per_sec"] * self.flops_per_example
+                record["model_tflops_per_sec"] = achieved / 1e12
+                mfu = self.peak.mfu(achieved / plan.world_size) if self.peak is not None else None
+                if mfu is not None and w.applied:
+                    record["mfu"] = mfu
+                    record["peak_tflops_per_rank"] = self.peak.flops / 1e12
             if extra:
                 record.update(extra)
             append_jsonl(self.rundir.metrics, record)
             self.printer(format_record(record))
             self._tensorboard(record)
+        self.windows += 1
+        if self.peak is not None and self.peak.due(self.windows):
+            self.peak.remeasure()  # between windows, so its time is charged to no window
+            now = time.time()
         self.window.reset(now)
         return record
 
@@ -168,4 +188,6 @@ def format_record(r):
         line += " | mfu %.1f%%" % (100 * r["mfu"])
     if "loss_scale" in r:
         line += " | scale %g" % r["loss_scale"]
+    if r.get("skipped_steps"):
+        line += " | skipped %d (non-finite)" % r["skipped_steps"]
     return line

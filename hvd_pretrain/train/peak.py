@@ -6,6 +6,7 @@ training step) and returns the best achieved FLOP/s over a few repetitions,
 counting 2*n^3 FLOPs per matmul as the model FLOP counter does.
 """
 
+import os
 import time
 
 
@@ -55,3 +56,89 @@ class _NullScope:
 
     def __exit__(self, *exc):
         return False
+
+
+class PeakEstimate:
+    """A rank's peak FLOP/s for MFU: a datasheet figure, or the best rate measured on this machine.
+
+    A measured matmul rate is a lower bound of the machine's peak, and a transient load at
+    the moment of measuring lowers it (a busy 2-core machine measures about half). So a
+    measured estimate:
+
+    * is the maximum over every measurement: at start-up, again after logging windows 1, 2,
+      4, 8, ... (each a fraction of a second), and the best kept from earlier runs with the
+      same host, processor, thread count and TensorFlow in `cache_path` (a JSON file);
+    * is raised to the model FLOP/s the rank achieved when that is higher, since achieved
+      work is measured too. MFU therefore never exceeds 1.
+
+    measure: a function returning one measurement in FLOP/s (e.g. measure_matmul_peak).
+    fixed: a datasheet peak in FLOP/s; then nothing is measured.
+    """
+
+    def __init__(self, measure=None, fixed=None, source="", cache_path=None):
+        if (measure is None) == (fixed is None):
+            raise ValueError("PeakEstimate needs exactly one of measure and fixed")
+        self.measure = measure
+        self.source = source
+        self.cache_path = cache_path
+        self.flops = float(fixed) if fixed is not None else 0.0
+        self.measurements = 0
+        if measure is not None:
+            self.flops = max(self._cached(), 0.0)
+            self.remeasure()
+
+    @property
+    def measured(self):
+        return self.measure is not None
+
+    def _cached(self):
+        from hvd_pretrain.rundir import read_json
+        saved = read_json(self.cache_path) if self.cache_path else None
+        return float(saved.get("flops", 0.0)) if isinstance(saved, dict) else 0.0
+
+    def _save(self):
+        if not self.cache_path or self.flops <= self._cached():
+            return
+        from hvd_pretrain.rundir import write_json_atomic
+        try:
+            write_json_atomic(self.cache_path, {"flops": self.flops, "measurements": self.measurements})
+        except OSError:
+            pass  # a read-only cache only costs the next run a fresh measurement
+
+    def remeasure(self):
+        """One more measurement; the estimate keeps the best. Returns the estimate in FLOP/s."""
+        if self.measure is None:
+            return self.flops
+        self.measurements += 1
+        self.flops = max(self.flops, float(self.measure()))
+        self._save()
+        return self.flops
+
+    def due(self, window_index):
+        """True after logging windows 1, 2, 4, 8, ... of a measured estimate."""
+        return self.measured and window_index >= 1 and window_index & (window_index - 1) == 0
+
+    def mfu(self, achieved_flops):
+        """achieved / peak for one rank's model FLOP/s; raises the estimate when it is exceeded."""
+        if not self.flops > 0:
+            return None
+        if achieved_flops > self.flops and self.measured:
+            self.flops = float(achieved_flops)
+            self._save()
+        return achieved_flops / self.flops
+
+
+def peak_cache_path(cache_dir, threads, tf_version):
+    """Where the best measured peak of this host, processor, thread count and TensorFlow is kept."""
+    import platform
+    import re
+    import socket
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    key = "%s-%s-t%d-tf%s" % (socket.gethostname(), cpu, int(threads), tf_version)
+    return os.path.join(cache_dir, "peak", re.sub(r"[^A-Za-z0-9_.-]+", "_", key) + ".json")

@@ -14,7 +14,6 @@ Runs on rank 0 only; the other ranks receive the result by broadcast.
 import glob
 import os
 
-from hvd_pretrain.rundir import read_json
 
 
 class PrepareError(Exception):
@@ -42,13 +41,26 @@ def _manifest_vocab(manifest):
     return tok.get("vocab_size"), os.path.dirname(tok["path"]) if tok.get("path") else ""
 
 
-def _same_inputs(manifest, inputs, data_config):
+def _input_differences(manifest, inputs, data_config):
+    """Why data built earlier in the run directory is not what these flags would build ([] when it is)."""
     saved = [i["path"] if isinstance(i, dict) else i for i in manifest.get("inputs", [])]
     if [os.path.abspath(p) for p in saved] != [os.path.abspath(p) for p in inputs]:
-        return False
+        return ["inputs %s (data) vs %s (now)" % (",".join(saved), ",".join(inputs))]
     saved_cfg = manifest.get("config") or {}
-    ours = data_config.as_dict()
-    return all(saved_cfg.get(k, v) == v for k, v in ours.items())
+    return ["--%s=%r (data) vs %r (now)" % (k, saved_cfg[k], v) for k, v in sorted(data_config.as_dict().items())
+            if k in saved_cfg and saved_cfg[k] != v]
+
+
+def _check_vocab_matches(vocab_dir, manifest, data_dir):
+    """An explicit --vocab_dir must be the vocab the data was tokenized with; returns its size."""
+    from hvd_pretrain.vocab import load_tokenizer
+    tokenizer = load_tokenizer(vocab_dir)
+    made_with = (manifest.get("tokenizer") or {}).get("fingerprint")
+    if made_with and tokenizer.fingerprint != made_with:
+        raise PrepareError("--vocab_dir=%s is not the vocab the data in %s was made with (tokenizer fingerprint %s,"
+                           " data %s); drop --vocab_dir to use the data's own vocab or rebuild the data"
+                           % (vocab_dir, data_dir, tokenizer.fingerprint[:12], made_with[:12]))
+    return tokenizer.vocab_size
 
 
 def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_dir="", printer=print):
@@ -61,15 +73,15 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
             files = list_shards(data_dir)
             if not files:
                 raise PrepareError("--data_dir=%s holds no TFRecord shards; run `hvd-data create` first" % data_dir)
-            manifest = read_manifest(data_dir) if os.path.isfile(os.path.join(data_dir, "manifest.json")) else {}
+            manifest = read_manifest(data_dir, missing_ok=True) or {}
             data_vocab, manifest_vocab_dir = _manifest_vocab(manifest)
             if vocab_dir:
-                data_vocab = load_tokenizer(vocab_dir).vocab_size
+                data_vocab = _check_vocab_matches(vocab_dir, manifest, data_dir)
             cfg = manifest.get("config") or {}
             return dict(data_dir=data_dir, vocab_dir=vocab_dir or manifest_vocab_dir,
                         vocab_size=data_vocab, num_instances=manifest.get("num_instances"), files=files,
                         max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"),
-                        sentence_objective=cfg.get("sentence_objective"))
+                        sentence_objective=cfg.get("sentence_objective"), data_config=cfg)
 
         if input_files:
             inputs = expand_files(input_files, "input_files")
@@ -86,11 +98,11 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
         tokenizer = load_tokenizer(vocab_dir)
 
         out = rundir.data_dir
-        manifest_path = os.path.join(out, "manifest.json")
-        manifest = read_json(manifest_path)
-        if manifest is not None and not _same_inputs(manifest, inputs, data_config):
-            raise PrepareError("%s was built from other inputs or options; use a new --run_dir, or --data_dir=%s"
-                               " to train on it as it is" % (out, out))
+        manifest = read_manifest(out, missing_ok=True)
+        differences = _input_differences(manifest, inputs, data_config) if manifest is not None else []
+        if differences:
+            raise PrepareError("%s was built from other inputs or options (%s); use a new --run_dir, or"
+                               " --data_dir=%s to train on it as it is" % (out, "; ".join(differences[:3]), out))
         if manifest is None:
             printer("preparing: creating pre-training instances from %s into %s" % (source, out))
             manifest = create_pretraining_data(inputs, vocab_dir, out, data_config, num_workers=1)
@@ -98,7 +110,7 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
                     num_instances=manifest.get("num_instances"), files=list_shards(out),
                     max_seq_length=data_config.max_seq_length,
                     max_predictions=data_config.max_predictions_per_seq,
-                    sentence_objective=data_config.sentence_objective)
+                    sentence_objective=data_config.sentence_objective, data_config=data_config.as_dict())
     except DataError as e:
         raise PrepareError(str(e)) from None
 

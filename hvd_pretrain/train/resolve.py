@@ -9,8 +9,9 @@ run's weights). Any problem is a ResolveError with a one-line message.
 import os
 import sys
 
-from hvd_pretrain.rundir import RunDir, read_json
-from hvd_pretrain.train.checkpoint import CheckpointMismatch, check_compatible, latest_checkpoint
+from hvd_pretrain.rundir import RunDir
+from hvd_pretrain.train.checkpoint import (CheckpointDamaged, CheckpointMismatch, check_compatible,
+                                           newest_good_checkpoint, verify_checkpoint)
 from hvd_pretrain.train.prepare import PrepareError, prepare
 
 EXIT_CONFIG = 2
@@ -21,30 +22,57 @@ def print_error(line):
     print("error: " + line, file=sys.stderr, flush=True)
 
 
+def print_warning(line):
+    """A line that starts with "warning: ", on stderr."""
+    print(line if line.startswith("warning: ") else "warning: " + line, file=sys.stderr, flush=True)
+
+
 class ResolveError(Exception):
     """A start-up problem (one-line message); the run exits with code 2."""
 
 
 def _init_checkpoint(path):
-    """--init_checkpoint may name a checkpoint directory, a checkpoints/ directory or a run directory."""
+    """--init_checkpoint may name a checkpoint directory, a checkpoints/ directory or a run directory.
+
+    In a directory of checkpoints the newest one that verifies is taken (another run's
+    damaged checkpoints are skipped with a warning, never renamed).
+    """
     if os.path.isfile(os.path.join(path, "state.json")):
         return path
     for candidate in (os.path.join(path, "checkpoints"), path):
-        _, found = latest_checkpoint(candidate)
+        _, found, _ = newest_good_checkpoint(candidate, warn=print_warning)
         if found:
             return found
     raise ResolveError("--init_checkpoint=%s holds no complete checkpoint (ckpt-*/state.json); give a run"
                        " directory or a checkpoint directory" % path)
 
 
-def resolve(model_config, cfg, data_config, source, world_size, printer):
+def _check_flags_against_data(source, cfg, prepared):
+    """A value the user set explicitly must equal the one the data was made with."""
+    made = prepared.get("data_config") or {}
+    checks = [("max_seq_length", cfg.max_seq_length, prepared["max_seq_length"]),
+              ("max_predictions_per_seq", cfg.max_predictions_per_seq, prepared["max_predictions"])]
+    checks += [(name, source.get(name), made.get(name)) for name in ("dupe_factor", "num_shards")]
+    for flag, ours, theirs in checks:
+        if theirs is not None and source.get(flag + "_set") and ours != theirs:
+            raise ResolveError("--%s=%s differs from the %s the data in %s was made with; drop the flag to train"
+                               " on the data as it is, or rebuild the data with --%s=%s"
+                               % (flag, ours, theirs, prepared["data_dir"], flag, ours))
+
+
+def resolve(model_config, cfg, data_config, source, world_size, printer, rank=0):
+    """The run's start-up decisions as one dict (see the module docstring); raises ResolveError.
+
+    `rank` 0 sets damaged checkpoints of this run aside (renamed, never deleted); other
+    ranks (elastic workers resolving alone) only skip them.
+    """
     try:
-        return _resolve(model_config, cfg, data_config, source, world_size, printer)
-    except (PrepareError, CheckpointMismatch, ValueError) as e:
+        return _resolve(model_config, cfg, data_config, source, world_size, printer, rank)
+    except (PrepareError, CheckpointMismatch, CheckpointDamaged, ValueError) as e:
         raise ResolveError(str(e).splitlines()[0]) from None
 
 
-def _resolve(model_config, cfg, data_config, source, world_size, printer):
+def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
     rundir = RunDir(cfg.run_dir).ensure()
     prepared = prepare(rundir, data_config, source["vocab_size"], source["input_files"], source["data_dir"],
                        source["vocab_dir"], printer=printer)
@@ -60,10 +88,8 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer):
                                                                              model_config.vocab_size))
         data_vocab = model_config.vocab_size
     data_vocab = data_vocab or source["vocab_size"]
+    _check_flags_against_data(source, cfg, prepared)
     seq = prepared["max_seq_length"] or cfg.max_seq_length
-    if prepared["max_seq_length"] and source["max_seq_length_set"] and seq != cfg.max_seq_length:
-        raise ResolveError("--max_seq_length=%d differs from the data's %d (%s); rebuild the data or drop the flag"
-                           % (cfg.max_seq_length, seq, prepared["data_dir"]))
     if seq > model_config.max_position_embeddings:
         raise ResolveError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
                            " --max_position_embeddings" % (seq, model_config.max_position_embeddings))
@@ -83,17 +109,20 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer):
                     max_predictions=prepared["max_predictions"] or cfg.max_predictions_per_seq,
                     checkpoint=None, init_checkpoint=None, resume_state=None, step_offset=0)
 
-    _, path = latest_checkpoint(rundir.checkpoints)
+    _, path, state = newest_good_checkpoint(rundir.checkpoints, set_aside_damaged=rank == 0,
+                                            warn=print_warning if rank == 0 else None)
     if path:
         check_compatible(path, model_config)
-        state = read_json(os.path.join(path, "state.json"), {})
         resolved.update(checkpoint=path, resume_state=state, step_offset=int(state.get("step_offset", 0)))
     elif source.get("init_from"):
         resolved["init_from"] = source["init_from"]
     elif cfg.init_checkpoint:
         init = _init_checkpoint(cfg.init_checkpoint)
         check_compatible(init, model_config)
-        state = read_json(os.path.join(init, "state.json"), {})
+        try:
+            state = verify_checkpoint(init)
+        except CheckpointDamaged as e:
+            raise ResolveError("--init_checkpoint: %s is damaged (%s); give another checkpoint" % (init, e)) from None
         resolved.update(init_checkpoint=init,
                         step_offset=int(state.get("step", 0)) if cfg.continue_global_step else 0)
     return resolved

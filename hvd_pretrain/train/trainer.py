@@ -17,6 +17,7 @@ from hvd_pretrain.train import distributed
 from hvd_pretrain.train.accumulate import AccumulatingStep, DynamicLossScale, HorovodCommunicator
 from hvd_pretrain.train.checkpoint import CheckpointWriter, latest_checkpoint
 from hvd_pretrain.train.metrics import MetricsLogger
+from hvd_pretrain.train.nonfinite import NonFiniteTraining, SkippedStepGuard
 from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
 from hvd_pretrain.train.plan import BatchPlan, budget_steps
 from hvd_pretrain.train.resolve import EXIT_CONFIG, ResolveError, print_error, resolve
@@ -49,17 +50,22 @@ def _dummy_features(cfg):
                 masked_lm_weights=tf.ones((b, preds), tf.float32), next_sentence_labels=ints(b))
 
 
-def _peak_flops(cfg, is_root):
-    """Per-rank peak FLOP/s for MFU: --peak_tflops, a --gpu_type preset, or a measured CPU matmul peak."""
+def _peak_estimate(cfg, is_root):
+    """Per-rank peak for MFU: --peak_tflops, a --gpu_type preset, or on CPU the best measured matmul rate."""
+    from hvd_pretrain.train.peak import PeakEstimate, measure_matmul_peak, peak_cache_path
     if cfg.peak_tflops:
-        return cfg.peak_tflops * 1e12, "--peak_tflops"
+        return PeakEstimate(fixed=cfg.peak_tflops * 1e12, source="--peak_tflops")
     if cfg.gpu_type:
         from hvd_pretrain.plan.hardware import get_gpu, peak_flops
-        return peak_flops(get_gpu(cfg.gpu_type), cfg.precision), "%s %s datasheet" % (cfg.gpu_type, cfg.precision)
+        return PeakEstimate(fixed=peak_flops(get_gpu(cfg.gpu_type), cfg.precision),
+                            source="%s %s datasheet" % (cfg.gpu_type, cfg.precision))
     if tf.config.list_physical_devices("GPU") or not is_root:
-        return None, None
-    from hvd_pretrain.train.peak import measure_matmul_peak
-    return measure_matmul_peak(tf, n=512, repeats=3, min_seconds=0.2), "measured fp32 matmul peak of this rank"
+        return None
+    from hvd_pretrain.corpus import cache_root
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return PeakEstimate(measure=lambda: measure_matmul_peak(tf, n=512, repeats=3, min_seconds=0.2),
+                        source="best fp32 matmul rate measured on this host, re-measured as training goes",
+                        cache_path=peak_cache_path(cache_root(), threads, tf.__version__))
 
 
 def _start_step(resolved, cfg, plan, optimizer, say):
@@ -91,7 +97,7 @@ def _startup(hvd, model_config, cfg, data_config, source, say):
             return ("--elastic needs --data_dir: workers that join a running job cannot wait for the data to be"
                     " built; create it first with `hvd-data create`"), None
         try:
-            return None, resolve(model_config, cfg, data_config, source, hvd.size(), say)
+            return None, resolve(model_config, cfg, data_config, source, hvd.size(), say, rank=hvd.rank())
         except ResolveError as e:
             return str(e).splitlines()[0], None
     status, resolved = None, None
@@ -117,7 +123,7 @@ class Session:
         self.end_step = self.offset + cfg.num_train_steps
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
         self.tb_writer = None
-        self.peak, self.peak_source = None, None
+        self.peak = None
 
     @property
     def is_root(self):
@@ -170,11 +176,12 @@ class Session:
         if resolved.get("checkpoint"):
             self.writer.restore(resolved["checkpoint"])
         elif resolved.get("init_from"):
-            from hvd_pretrain.export.importers import load_pretrained
-            loaded = load_pretrained(self.model, resolved["init_from"], source.get("init_from_generator") or None)
+            from hvd_pretrain.export.importers import describe_missing, load_pretrained
+            report = load_pretrained(self.model, resolved["init_from"], source.get("init_from_generator") or None)
             say("initialised from %s: %d tensors loaded%s"
-                % (resolved["init_from"], loaded["loaded"], ", heads not in the checkpoint start fresh: %s"
-                   % ", ".join(loaded["missing"]) if loaded["missing"] else ""))
+                % (", ".join(report["sources"].values()), report["loaded"],
+                   "; not in the checkpoint, starting fresh: %s" % describe_missing(report["missing"])
+                   if report["missing"] else ""))
         elif resolved.get("init_checkpoint"):
             self.writer.restore_weights(resolved["init_checkpoint"])
             if self.offset:
@@ -194,6 +201,11 @@ class Session:
         from hvd_pretrain.data.pipeline import checked_iterator
         cfg = self.cfg
         files = shards_for_rank(self.resolved["files"], rank, world_size)  # what make_dataset reads here
+        if all(os.path.getsize(f) == 0 for f in files):
+            # The input pipeline repeats its files: with no record in any of them it would wait for ever.
+            from hvd_pretrain.data import DataError
+            raise DataError("rank %d of %d has only empty shards (%s); recreate the data with fewer --num_shards or"
+                            " more text, or run with fewer ranks" % (rank, world_size, ", ".join(files[:3])))
         dataset = make_dataset(self.resolved["files"], cfg.per_rank_batch, cfg.max_seq_length,
                                cfg.max_predictions_per_seq, rank=rank, world=world_size, seed=cfg.seed + start_step)
         return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
@@ -201,10 +213,10 @@ class Session:
     def logger(self, plan):
         from hvd_pretrain.models.flops import training_flops_per_sequence
         cfg, is_root = self.cfg, self.is_root
-        if self.peak is None and self.peak_source is None:
-            self.peak, self.peak_source = _peak_flops(cfg, is_root)
+        if self.peak is None:
+            self.peak = _peak_estimate(cfg, is_root) or False
             if self.peak:
-                self.say("MFU against %.2f TFLOP/s per rank (%s)" % (self.peak / 1e12, self.peak_source))
+                self.say("MFU against %.2f TFLOP/s per rank (%s)" % (self.peak.flops / 1e12, self.peak.source))
         if is_root and self.tb_writer is None:
             self.tb_writer = tf.summary.create_file_writer(self.rundir.tensorboard)
         return MetricsLogger(self.rundir, self.hvd.rank(), plan, is_root, gather=distributed.gather_rows(self.hvd),
@@ -212,7 +224,7 @@ class Session:
                              end_step=self.end_step,
                              flops_per_example=training_flops_per_sequence(self.model_config, cfg.max_seq_length,
                                                                            cfg.max_predictions_per_seq),
-                             peak_flops=self.peak * plan.world_size if self.peak else None)
+                             peak=self.peak or None)
 
     def record_weights(self, step, event):
         """Each rank records a digest of its weights: ranks that diverged show up as different digests."""
@@ -227,6 +239,7 @@ class Session:
         after_step(step, phase_examples, checkpoint_step) runs on every rank after each optimizer step.
         """
         cfg, hvd, optimizer = self.cfg, self.hvd, self.optimizer
+        guard = SkippedStepGuard(cfg.max_consecutive_skipped_steps, cfg.precision)
         while step < self.end_step:
             t0 = time.time()
             micro = [next(iterator) for _ in range(plan.accum_steps)]
@@ -236,9 +249,16 @@ class Session:
             phase_examples += 0 if info["skipped"] else plan.global_batch
             logger.window.add(time.time() - t0, t1 - t0, info)
             last = step >= self.end_step or info["stop"]
-            if (step % cfg.log_every == 0 and not info["skipped"]) or last:
-                logger.log_window(step, current_lr(optimizer), {k: info[k] for k in ("grad_norm", "loss_scale")
-                                                                if k in info})
+            try:
+                guard.check(step, info)
+            except NonFiniteTraining:
+                self._log_window(logger, step, info)
+                logger.event("stopped", step, reason="non-finite", skipped_steps=guard.consecutive)
+                raise
+            # A window closes every log_every applied steps, and also after log_every skipped ones,
+            # so a run that skips step after step stays visible.
+            if (step % cfg.log_every == 0 and not info["skipped"]) or logger.window.skipped >= cfg.log_every or last:
+                self._log_window(logger, step, info)
             checkpoint_step = (step % cfg.save_checkpoints_steps == 0 and not info["skipped"]) or last
             if checkpoint_step and self.is_root:
                 path = self.writer.save(step, {"examples_seen": step * plan.global_batch,
@@ -256,6 +276,10 @@ class Session:
             if after_step is not None:
                 after_step(step, phase_examples, checkpoint_step)
         return None, step, phase_examples
+
+    def _log_window(self, logger, step, info):
+        logger.log_window(step, current_lr(self.optimizer), {k: info[k] for k in ("grad_norm", "loss_scale")
+                                                              if k in info})
 
     def finish(self, logger, step):
         self.hvd.broadcast_object(step, root_rank=0, name="end_barrier")  # rank 0's final checkpoint is written
@@ -326,8 +350,9 @@ def train(model_config, cfg, data_config, source, printer=print):
     try:
         code, step, _ = session.run_steps(plan, iterator, logger, start_step,
                                           (start_step - session.offset) * plan.global_batch, stop)
-    except DataError as e:
-        print_error(str(e).splitlines()[0])
+    except (DataError, NonFiniteTraining) as e:
+        if session.is_root or isinstance(e, DataError):
+            print_error(str(e).splitlines()[0])
         return EXIT_CONFIG
     finally:
         stop.uninstall()
