@@ -10,6 +10,7 @@ import pytest
 
 from hvd_pretrain.telemetry import synthetic
 from tests.proc import BIN, run
+from tests.proc import test_env as proc_env
 
 
 def _monitor(*args):
@@ -85,3 +86,64 @@ def test_tensorboard_without_events_is_a_clear_error(tmp_path):
     res = run(_monitor("tensorboard", tmp_path / "run"), timeout=30, check=False)
     assert res.returncode == 2
     assert "has no TensorBoard events" in res.stdout and len(res.stdout.strip().splitlines()) == 1
+
+
+def _tb_runs(root, names):
+    """Run directories with a tb/ holding one (empty) event file each; returns their paths."""
+    paths = []
+    for name in names:
+        tb = root / name / "tb"
+        os.makedirs(tb)
+        (tb / "events.out.tfevents.1.host").write_bytes(b"")
+        paths.append(root / name)
+    return paths
+
+
+@pytest.mark.timeout(60)
+def test_tensorboard_spec_names_drop_separators_and_parse_back_exactly(tmp_path):
+    from tensorboard.backend.event_processing.data_ingester import _parse_event_files_spec
+
+    paths = _tb_runs(tmp_path / "a:b", ["2026-01-01T10:00", "x:y", "x_y", "plain"])
+    res = run(_monitor("tensorboard", *paths), timeout=30)
+    argv = shlex.split(res.stdout.strip())
+    spec = _parse_event_files_spec(argv[argv.index("--logdir_spec") + 1])
+    assert spec == {os.path.realpath(p / "tb"): name
+                    for p, name in zip(paths, ["2026-01-01T10_00", "x_y", "x_y_2", "plain"])}
+
+
+@pytest.mark.timeout(60)
+def test_tensorboard_single_run_takes_its_path_literally(tmp_path):
+    for name in ("2026-01-01T10:00", "lr=1e-3,bs=32", "it's a run"):
+        (path,) = _tb_runs(tmp_path, [name])
+        res = run(_monitor("tensorboard", path), timeout=30)
+        argv = shlex.split(res.stdout.strip())
+        assert argv[argv.index("--logdir") + 1] == str(path / "tb")
+        assert "--logdir_spec" not in argv
+
+
+@pytest.mark.timeout(90)
+def test_tensorboard_paths_with_commas_go_through_a_stable_link_directory(tmp_path):
+    from tensorboard.backend.event_processing import io_wrapper
+
+    paths = _tb_runs(tmp_path / "runs", ["lr=1e-3,bs=32", "2026-01-01T10:00", "plain"])
+    env = proc_env(XDG_CACHE_HOME=tmp_path / "cache")
+    outputs = [run(_monitor("tensorboard", *paths), timeout=30, env=env).stdout.strip() for _ in range(2)]
+    assert outputs[0] == outputs[1]
+    argv = shlex.split(outputs[0])
+    assert "--logdir_spec" not in argv
+    links = argv[argv.index("--logdir") + 1]
+    assert links.startswith(str(tmp_path / "cache" / "hvd-pretrain" / "tensorboard"))
+    found = sorted(os.path.realpath(d) for d in io_wrapper.GetLogdirSubdirectories(links))
+    assert found == sorted(os.path.realpath(p / "tb") for p in paths)
+    assert sorted(os.listdir(links)) == ["2026-01-01T10_00", "lr=1e-3_bs=32", "plain"]
+
+
+@pytest.mark.timeout(60)
+def test_tensorboard_comma_path_without_a_link_directory_is_one_line_exit_2(tmp_path):
+    paths = _tb_runs(tmp_path / "runs", ["lr=1e-3,bs=32", "plain"])
+    (tmp_path / "cache").write_text("not a directory")
+    res = run(_monitor("tensorboard", *paths), timeout=30, check=False,
+              env=proc_env(XDG_CACHE_HOME=tmp_path / "cache"))
+    assert res.returncode == 2
+    lines = res.stdout.strip().splitlines()
+    assert len(lines) == 1 and str(paths[0] / "tb") in lines[0] and "comma" in lines[0]

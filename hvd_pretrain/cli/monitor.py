@@ -6,7 +6,9 @@
   hvd-monitor tensorboard RUN... [--launch]                          TensorBoard over the runs' tb/
 
 The monitor only reads run directories; it never imports TensorFlow or Horovod,
-so it starts instantly and can run on a login node.
+so it starts instantly and can run on a login node. (`tensorboard` over runs whose
+paths hold a comma writes one directory of symbolic links under ~/.cache, see
+hvd_pretrain/telemetry/tensorboard.py.)
 """
 
 import argparse
