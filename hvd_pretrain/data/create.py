@@ -30,7 +30,7 @@ FORMAT = "hvd-pretrain-data"
 FORMAT_VERSION = 1
 # The instance generator's version: bumped whenever the same seed, config and input give other bytes,
 # so that a rerun never mixes shards of two generators in one output directory.
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 5
 PROGRESS_DIR = ".progress"
 AUTO_SHARD_BYTES = 32 << 20
 AUTO_MIN_SHARDS = 8
@@ -133,7 +133,7 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
                       len(results), len(chunks))
     tracker = _Tracker(reused, progress)
     tracker.show()
-    for result in _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer):
+    for result in _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
         write_json_atomic(os.path.join(out_dir, PROGRESS_DIR, shard_name(result["index"], len(chunks)) + ".json"),
                           {"identity": identity, "result": result})
         results[result["index"]] = result
@@ -181,14 +181,14 @@ def pool_context():
     return multiprocessing.get_context("spawn")
 
 
-def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer):
+def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
     from hvd_pretrain.data import shard_writer
 
     if not tasks:
         return
     workers = max(1, min(int(num_workers), len(tasks)))
     if workers == 1:
-        shard_writer.init_worker(vocab_dir, config.as_dict(), counters=tracker.add, tokenizer=tokenizer)
+        shard_writer.init_worker(vocab_dir, config.as_dict(), counters=tracker.add, tokenizer=tokenizer, chunks=chunks)
         try:
             for task in tasks:
                 yield shard_writer.process_chunk(task)
@@ -198,11 +198,11 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer):
     context = pool_context()
     counters = context.Array("d", 3)
     if context.get_start_method() == "fork":
-        shard_writer.init_worker(vocab_dir, config.as_dict(), tokenizer=tokenizer)  # every worker inherits it
+        shard_writer.init_worker(vocab_dir, config.as_dict(), tokenizer=tokenizer, chunks=chunks)  # inherited
         pool = context.Pool(workers, initializer=shard_writer.join_pool, initargs=(counters,))
     else:
         pool = context.Pool(workers, initializer=shard_writer.init_pool_worker,
-                            initargs=(vocab_dir, config.as_dict(), counters))
+                            initargs=(vocab_dir, config.as_dict(), counters, chunks))
     with pool:
         pending = pool.imap_unordered(shard_writer.process_chunk, tasks)
         for _ in tasks:

@@ -10,42 +10,17 @@ are read straight from the protobuf wire format.
 import struct
 
 from hvd_pretrain.models.config import ConfigError
+from hvd_pretrain.vocab.spm_proto import UNKNOWN, fields
 
 # sentencepiece ModelProto field numbers (sentencepiece_model.proto).
 _PIECES, _TRAINER, _NORMALIZER = 1, 2, 3
-_UNKNOWN, _CONTROL, _BYTE = 2, 3, 6
 _UNIGRAM = 1
 
 
 def _fields(buf):
     """Yield (field number, wire type, value) of one protobuf message."""
-    i, n = 0, len(buf)
-    while i < n:
-        key, i = _varint(buf, i)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, i = _varint(buf, i)
-        elif wire == 1:
-            value, i = buf[i:i + 8], i + 8
-        elif wire == 2:
-            length, i = _varint(buf, i)
-            value, i = buf[i:i + length], i + length
-        elif wire == 5:
-            value, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError("unsupported protobuf wire type %d" % wire)
+    for number, wire, value, _ in fields(buf):
         yield number, wire, value
-
-
-def _varint(buf, i):
-    result = shift = 0
-    while True:
-        byte = buf[i]
-        i += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, i
-        shift += 7
 
 
 def read_spm(path):
@@ -97,7 +72,7 @@ def spm_tokenizer_json(path, special_tokens, cls_token="[CLS]", sep_token="[SEP]
     if spm["model_type"] != _UNIGRAM:
         return None
     pieces = spm["pieces"]
-    unk_id = next((i for i, p in enumerate(pieces) if p[2] == _UNKNOWN), 0)
+    unk_id = next((i for i, p in enumerate(pieces) if p[2] == UNKNOWN), 0)
     tokenizer = Tokenizer(models.Unigram([(p, s) for p, s, _ in pieces], unk_id=unk_id,
                                          byte_fallback=spm["byte_fallback"]))
     steps = []

@@ -8,12 +8,19 @@ into one flat id array, for data creation), `encode_with_offsets`
 not starting with "##"), the ids that random replacement may draw from, and
 a `fingerprint` (SHA-256 of the model file) that manifests and checkpoints
 record.
+
+Raw text never becomes a control id ([PAD], [CLS], [SEP], [MASK]): a literal
+"[SEP]" in the corpus is ordinary text, split into "[", "sep", "]" as
+google-research/bert's BasicTokenizer does (WordPiece), or into ordinary pieces
+(SentencePiece, whose control symbols are never matched in text; a model that
+declares one of them user-defined is loaded with it made a control symbol).
 """
 
 import hashlib
 import itertools
 import json
 import os
+import unicodedata
 
 import numpy as np
 
@@ -21,6 +28,7 @@ from hvd_pretrain.data.errors import DataError
 
 SPM_MODEL, WORDPIECE_VOCAB, TOKENIZER_JSON = "spm.model", "vocab.txt", "tokenizer.json"
 SPECIAL_PIECES = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+CONTROL_PIECES = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")  # never produced from text
 
 
 def file_fingerprint(path, extra=""):
@@ -73,7 +81,8 @@ class SentencePieceTokenizer(Tokenizer):
         self.path = model_path
         try:
             self.sp = spm.SentencePieceProcessor(model_file=model_path)
-        except (OSError, RuntimeError) as e:
+            self.sp = self._without_user_defined_specials(spm, self.sp, model_path)
+        except (OSError, RuntimeError, ValueError, IndexError, UnicodeDecodeError) as e:
             raise DataError("cannot load SentencePiece model %s: %s; re-create it with hvd-data vocab"
                             % (model_path, str(e).strip().splitlines()[-1] if str(e).strip() else e)) from None
         self.fingerprint = file_fingerprint(model_path)
@@ -93,6 +102,23 @@ class SentencePieceTokenizer(Tokenizer):
                    if self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_unused(i)]
         self._build_tables(pieces, special + [self.pad_id], lambda piece: piece.startswith("\u2581"))
 
+    @staticmethod
+    def _without_user_defined_specials(spm, sp, model_path):
+        """`sp`, or, when the literal text of [CLS]/[SEP]/[MASK]/the pad piece encodes to that very
+        symbol (the model declares it user-defined), the same model with those pieces made control."""
+        from hvd_pretrain.vocab.spm_proto import with_control_pieces
+
+        names = set(CONTROL_PIECES)
+        if sp.pad_id() >= 0:
+            names.add(sp.id_to_piece(sp.pad_id()))
+        matched = [name for name in sorted(names)
+                   if sp.piece_to_id(name) != sp.unk_id() and sp.piece_to_id(name) in sp.encode(name, out_type=int)]
+        if not matched:
+            return sp
+        with open(model_path, "rb") as f:
+            model = with_control_pieces(f.read(), matched)
+        return spm.SentencePieceProcessor(model_proto=model)
+
     def encode(self, text):
         return self.sp.encode(text, out_type=int)
 
@@ -111,13 +137,44 @@ class SentencePieceTokenizer(Tokenizer):
         return self.sp.piece_to_id(piece)
 
 
+def strips_to_another_piece(piece):
+    """True when accent stripping (NFD, then drop the nonspacing marks, Unicode category Mn) changes `piece`."""
+    return any(unicodedata.category(c) == "Mn" for c in unicodedata.normalize("NFD", piece))
+
+
+def vocab_keeps_accents(pieces):
+    """True when some ordinary piece holds an accent (a nonspacing mark after NFD).
+
+    Accent stripping would make such a piece unreachable, so a vocab that holds one was
+    made from text whose accents were kept.
+    """
+    return any(strips_to_another_piece(p) for p in pieces if not (p.startswith("[") and p.endswith("]")))
+
+
+def vocab_has_capitals(pieces):
+    return any(any(c.isupper() for c in p) for p in pieces if not (p.startswith("[") and p.endswith("]")))
+
+
 class WordPieceTokenizer(Tokenizer):
-    """A BERT vocab.txt through HF `tokenizers` (a maintained, fast WordPiece implementation)."""
+    """A BERT vocab.txt through HF `tokenizers` (a maintained, fast WordPiece implementation).
+
+    The pipeline is google-research/bert's FullTokenizer: BertNormalizer (clean text,
+    space around CJK characters, lower-casing, accent stripping), BertPreTokenizer
+    (whitespace and punctuation), WordPiece with "##" continuations. Special tokens are
+    not added to the HF tokenizer, so "[SEP]" in the text is "[", "sep", "]".
+
+    do_lower_case None: lower-case when the vocab has no capitals (Google's uncased vocabs).
+    strip_accents None: strip (NFD, drop Mn) when lower-casing, unless the vocab holds
+    accented pieces (which stripping would make unreachable); HF BertNormalizer's
+    `strip_accents`, set apart from `lowercase`. Google's uncased rule (lower + strip) is
+    what a vocab with neither capitals nor accents gets.
+    """
 
     kind = "wordpiece"
 
-    def __init__(self, vocab_path, do_lower_case=None):
-        from tokenizers import BertWordPieceTokenizer
+    def __init__(self, vocab_path, do_lower_case=None, strip_accents=None):
+        from tokenizers import Tokenizer as HFTokenizer
+        from tokenizers import models, normalizers, pre_tokenizers
 
         self.path = vocab_path
         try:
@@ -127,21 +184,30 @@ class WordPieceTokenizer(Tokenizer):
             raise DataError("cannot read WordPiece vocab %s: %s" % (vocab_path, e)) from None
         while pieces and not pieces[-1]:
             pieces.pop()
-        index = {piece: i for i, piece in enumerate(pieces)}
+        index = {piece: i for i, piece in enumerate(pieces)}  # a repeated piece: its last id (as Google)
         missing = [p for p in SPECIAL_PIECES if p not in index]
         if missing:
             raise DataError("WordPiece vocab %s lacks %s; use a BERT vocab.txt" % (vocab_path, " ".join(missing)))
         if do_lower_case is None:
-            do_lower_case = not any(any(c.isupper() for c in p) for p in pieces if not p.startswith("["))
+            do_lower_case = not vocab_has_capitals(pieces)
         self.do_lower_case = bool(do_lower_case)
-        self.fingerprint = file_fingerprint(vocab_path, extra="lower=%d" % self.do_lower_case)
+        if strip_accents is None:
+            strip_accents = self.do_lower_case and not vocab_keeps_accents(pieces)
+        self.strip_accents = bool(strip_accents)
+        settings = "lower=%d" % self.do_lower_case
+        if self.strip_accents != self.do_lower_case:  # Google's rule ties them; record only a departure
+            settings += " strip_accents=%d" % self.strip_accents
+        self.fingerprint = file_fingerprint(vocab_path, extra=settings)
         self.vocab_size = len(pieces)
         self._pieces = pieces
         self._index = index
         self.pad_id, self.unk_id = index["[PAD]"], index["[UNK]"]
         self.cls_id, self.sep_id, self.mask_id = index["[CLS]"], index["[SEP]"], index["[MASK]"]
-        self.hf = BertWordPieceTokenizer(vocab_path, lowercase=self.do_lower_case, strip_accents=self.do_lower_case,
-                                         clean_text=True, handle_chinese_chars=True)
+        self.hf = HFTokenizer(models.WordPiece(index, unk_token="[UNK]", continuing_subword_prefix="##"))
+        self.hf.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                        strip_accents=self.strip_accents,
+                                                        lowercase=self.do_lower_case)
+        self.hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
         special = [i for i, p in enumerate(pieces) if p.startswith("[") and p.endswith("]")]
         self._build_tables(pieces, special, lambda piece: not piece.startswith("##"))
         self._piece_cache = None
@@ -177,6 +243,7 @@ class WordPieceTokenizer(Tokenizer):
     def describe(self):
         info = super().describe()
         info["do_lower_case"] = self.do_lower_case
+        info["strip_accents"] = self.strip_accents
         return info
 
 
@@ -197,15 +264,25 @@ def resolve_vocab(vocab_dir):
                     % (vocab_dir, SPM_MODEL, WORDPIECE_VOCAB, vocab_dir))
 
 
-def load_tokenizer(vocab_dir, do_lower_case=None):
-    """The tokenizer stored in `vocab_dir` (or at a direct path to spm.model / vocab.txt)."""
+def load_tokenizer(vocab_dir, do_lower_case=None, strip_accents=None):
+    """The tokenizer stored in `vocab_dir` (or at a direct path to spm.model / vocab.txt).
+
+    WordPiece settings left None come from the dir's tokenizer.json (written by hvd-data
+    vocab), else from the vocab itself (see WordPieceTokenizer).
+    """
     kind, path = resolve_vocab(vocab_dir)
     if kind == "sentencepiece":
         return SentencePieceTokenizer(path)
-    if do_lower_case is None and os.path.isdir(vocab_dir):
+    recorded = {}
+    if os.path.isdir(vocab_dir):
         try:
             with open(os.path.join(vocab_dir, TOKENIZER_JSON)) as f:
-                do_lower_case = json.load(f).get("do_lower_case")
+                recorded = json.load(f)
         except (OSError, ValueError):
-            do_lower_case = None
-    return WordPieceTokenizer(path, do_lower_case=do_lower_case)
+            recorded = {}
+        recorded = recorded if isinstance(recorded, dict) else {}
+    if do_lower_case is None:
+        do_lower_case = recorded.get("do_lower_case")
+    if strip_accents is None:
+        strip_accents = recorded.get("strip_accents")
+    return WordPieceTokenizer(path, do_lower_case=do_lower_case, strip_accents=strip_accents)
