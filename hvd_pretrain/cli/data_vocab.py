@@ -39,6 +39,11 @@ def define_flags(fv):
                         flag_values=fv)
     flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"], "WordPiece lower-casing (auto: from the "
                       "vocab; uncased vocabs have no capitals).", flag_values=fv)
+    flags.DEFINE_enum("strip_accents", "auto", ["auto", "true", "false"], "WordPiece accent stripping, apart from "
+                      "lower-casing (auto: strip when lower-casing, unless the vocab holds accented pieces).",
+                      flag_values=fv)
+    flags.DEFINE_integer("max_sentence_length", 4192, "SentencePiece skips training lines longer than this many "
+                         "bytes.", flag_values=fv)
 
 
 def main(argv):
@@ -77,18 +82,24 @@ def run(fv):
         target = os.path.join(fv.out, "vocab.txt")
         if os.path.abspath(fv.wordpiece_vocab) != os.path.abspath(target):
             shutil.copyfile(fv.wordpiece_vocab, target)
-        lower = {"auto": None, "true": True, "false": False}[fv.do_lower_case]
-        tokenizer = load_tokenizer(target, do_lower_case=lower)
-        write_json_atomic(os.path.join(fv.out, "tokenizer.json"), {"kind": "wordpiece",
-                                                                   "do_lower_case": tokenizer.do_lower_case})
+        choice = {"auto": None, "true": True, "false": False}
+        tokenizer = load_tokenizer(target, do_lower_case=choice[fv.do_lower_case],
+                                   strip_accents=choice[fv.strip_accents])
+        write_json_atomic(os.path.join(fv.out, "tokenizer.json"),
+                          {"kind": "wordpiece", "do_lower_case": tokenizer.do_lower_case,
+                           "strip_accents": tokenizer.strip_accents})
+        if tokenizer.do_lower_case and not tokenizer.strip_accents and fv.strip_accents == "auto":
+            print("note: %s is lower-case and holds accented pieces: accents are kept (--strip_accents=true "
+                  "strips them)" % fv.wordpiece_vocab, file=sys.stderr)
         heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max)
     else:
         every = fv.heldout_every if fv.heldout_every and fv.heldout_every > 1 else 0
-        iterator = training_lines(files, every) if every else None
+        iterator = training_lines(files, every, max_line_bytes=fv.max_sentence_length) if every else None
         coverage = default_character_coverage(files) if fv.character_coverage < 0 else fv.character_coverage
         train_sentencepiece(files, fv.out, fv.vocab_size, model_type=fv.model_type, character_coverage=coverage,
                             input_sentence_size=fv.input_sentence_size, num_threads=fv.num_threads or None,
-                            user_defined_symbols=fv.user_defined_symbols, seed=fv.seed, sentence_iterator=iterator)
+                            user_defined_symbols=fv.user_defined_symbols, seed=fv.seed, sentence_iterator=iterator,
+                            max_sentence_length=fv.max_sentence_length)
         tokenizer = load_tokenizer(fv.out)
         heldout = held_out_lines(files, every, fv.heldout_max) if every else []
     report = {"vocab": tokenizer.describe(), "input_files": files, "seconds": round(time.time() - started, 3),
@@ -96,6 +107,6 @@ def run(fv):
     if not fv.wordpiece_vocab:
         report["training"] = {"model_type": fv.model_type, "vocab_size": fv.vocab_size,
                               "input_sentence_size": fv.input_sentence_size, "seed": fv.seed,
-                              "character_coverage": coverage}
+                              "character_coverage": coverage, "max_sentence_length": fv.max_sentence_length}
     write_json_atomic(os.path.join(fv.out, "vocab_report.json"), report)
     return report

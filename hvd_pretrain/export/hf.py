@@ -34,7 +34,8 @@ def _tokenizer_files(vocab_dir, family, max_length):
                "pad_token": tok.id_to_piece(tok.pad_id), "unk_token": tok.id_to_piece(tok.unk_id)}
     if tok.kind == "wordpiece":
         cls = {"bert": "BertTokenizer", "electra": "ElectraTokenizer", "albert": "BertTokenizer"}[family]
-        config = dict(special, tokenizer_class=cls, do_lower_case=tok.do_lower_case, model_max_length=max_length)
+        config = dict(special, tokenizer_class=cls, do_lower_case=tok.do_lower_case, strip_accents=tok.strip_accents,
+                      model_max_length=max_length)
         return {"copy": {"vocab.txt": tok.path}, "write": {}, "config": config, "special": special,
                 "tokenizer": tok}
     # tokenizer.json reproduces sentencepiece exactly; the generic fast class loads it as written

@@ -13,10 +13,12 @@ unigram trainer's parallel sums depend on the thread count).
 
 import io
 import os
+import re
 import tempfile
 
 from hvd_pretrain.data.documents import check_text_file, expand_input_files
 from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.textio import is_blank, iter_lines
 
 CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")
 PAD_PIECE, UNK_PIECE = "[PAD]", "[UNK]"
@@ -77,9 +79,10 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
     for symbol in user_defined_symbols:
         if symbol in CONTROL_SYMBOLS or symbol in (PAD_PIECE, UNK_PIECE):
             raise DataError("--user_defined_symbols: %s is already a special symbol; remove it" % symbol)
+    if int(max_sentence_length) <= 0:
+        raise DataError("--max_sentence_length=%s must be a positive number of bytes" % max_sentence_length)
     if character_coverage is None:
         character_coverage = default_character_coverage(files)
-    os.makedirs(out_dir, exist_ok=True)
     options = dict(
         model_type=model_type, vocab_size=int(vocab_size), character_coverage=float(character_coverage),
         pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece=PAD_PIECE, unk_piece=UNK_PIECE,
@@ -100,13 +103,61 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
         spm.SentencePieceTrainer.train(model_writer=model, **options)
     except RuntimeError as e:
         message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
-        raise DataError("SentencePiece training failed on %s: %s" % (",".join(files), message)) from None
+        raise DataError("SentencePiece training failed on %s: %s"
+                        % (_names(files), explain_training_error(message, files, vocab_size, max_sentence_length,
+                                                                 character_coverage))) from None
     processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
     vocab_lines = "".join("%s\t%g\n" % (processor.id_to_piece(i), processor.get_score(i))
                           for i in range(processor.get_piece_size()))
+    # Nothing is written before training succeeds; spm.model, the file a rerun trusts, comes last.
+    os.makedirs(out_dir, exist_ok=True)
     _write_atomic(os.path.join(out_dir, "spm.vocab"), vocab_lines.encode("utf-8"))
     _write_atomic(os.path.join(out_dir, "spm.model"), model.getvalue())
     return os.path.join(out_dir, "spm.model")
+
+
+_TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a value <= (\d+)")
+_TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
+
+
+def explain_training_error(message, files, vocab_size, max_sentence_length, character_coverage):
+    """What to change, in one line, for the SentencePiece trainer errors a user's input can cause;
+    SentencePiece's own last line for any other."""
+    match = _TOO_HIGH.search(message)
+    if match:
+        return ("--vocab_size=%s is larger than this text allows (maximum %s): lower --vocab_size to at most %s "
+                "or give more text" % (vocab_size, match.group(2), match.group(2)))
+    match = _TOO_SMALL.search(message)
+    if match:
+        return ("--vocab_size=%s is too small for the %s characters and symbols this text needs at "
+                "--character_coverage=%g: raise --vocab_size to at least %s or lower --character_coverage"
+                % (vocab_size, match.group(2), character_coverage, match.group(2)))
+    if "sentences_.empty()" in message:
+        usable, too_long = _count_lines(files, max_sentence_length)
+        if too_long:
+            return ("no line is usable: %d of %d non-blank lines are longer than --max_sentence_length=%d bytes "
+                    "(SentencePiece skips them): split the text into shorter lines (one sentence per line) or raise "
+                    "--max_sentence_length" % (too_long, usable + too_long, max_sentence_length))
+        return "no line is usable (every line is blank or held out): give more text"
+    return message
+
+
+def _count_lines(files, max_sentence_length):
+    """(non-blank lines of at most max_sentence_length bytes, longer ones) over the files."""
+    usable = too_long = 0
+    for path in files:
+        for raw in iter_lines(path):
+            if is_blank(raw):
+                continue
+            if len(raw) > max_sentence_length:
+                too_long += 1
+            else:
+                usable += 1
+    return usable, too_long
+
+
+def _names(files, shown=3):
+    return ",".join(files[:shown]) + (" and %d more" % (len(files) - shown) if len(files) > shown else "")
 
 
 def _write_atomic(path, data):

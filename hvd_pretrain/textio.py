@@ -1,0 +1,69 @@
+"""Lines of input text, and the one definition of a blank line that every reader shares.
+
+A line is everything up to a "\\n" byte (a "\\r" before it is dropped); other
+Unicode line separators (U+2028, U+0085, form feed, ...) stay inside the line,
+as in google-research/bert's create_pretraining_data.py, which reads with
+readline().
+
+A line is blank when nothing is left after Python's `str.strip()`, the test of
+that same reader (`tokenization.convert_to_unicode(line).strip()`, an empty
+result ends a document). So a line holding only spaces, tabs, NBSP (U+00A0),
+ideographic spaces (U+3000, common between Chinese paragraphs) or any other
+character for which `str.isspace()` is true is blank. Zero-width characters
+(U+200B ZERO WIDTH SPACE, U+200C/U+200D joiners, U+2060 WORD JOINER, U+FEFF
+byte-order mark) are not whitespace to `str.strip()` (Unicode puts them in
+category Cf, not Zs): a line holding only them is not blank, exactly as for
+Google's reader. The tokenizers drop them (control characters), so such a line
+adds no tokens and its document goes on.
+
+Byte-level readers get the same answer from `is_blank(bytes)` without decoding
+most lines: bytes.strip() knows only ASCII whitespace, so a line is decoded only
+when what remains starts with a byte that can begin a non-ASCII whitespace
+character. A line that is not valid UTF-8 is not blank.
+"""
+
+# First bytes of the UTF-8 encodings of the characters str.isspace() accepts beyond bytes.isspace():
+# U+001C..U+001F, U+0085 and U+00A0 (0xC2 ..), U+1680 (0xE1 ..), U+2000..U+200A, U+2028, U+2029,
+# U+202F, U+205F (0xE2 ..) and U+3000 (0xE3 ..).
+_SPACE_LEAD_BYTES = frozenset(b"\x1c\x1d\x1e\x1f\xc2\xe1\xe2\xe3")
+
+
+def is_blank(line):
+    """True when `line` (str, or UTF-8 bytes) holds nothing but whitespace as Python's str.strip() sees it."""
+    if isinstance(line, str):
+        return not line.strip()
+    rest = line.strip()
+    if not rest:
+        return True
+    if rest[0] not in _SPACE_LEAD_BYTES:
+        return False
+    try:
+        return not rest.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return False
+
+
+def strip_line(text):
+    """A decoded line without the whitespace around it (str.strip(), as google-research/bert)."""
+    return text.strip()
+
+
+def iter_lines(path, start=0, end=None):
+    """Raw lines (bytes, without "\\n" or "\\r\\n") of path[start:end); `start` must be a line start."""
+    with open(path, "rb") as f:
+        f.seek(start)
+        pos = start
+        while end is None or pos < end:
+            line = f.readline()
+            if not line:
+                break
+            pos += len(line)
+            yield line.rstrip(b"\r\n")
+
+
+def split_lines(text):
+    """The lines of a decoded text, by the same rule as `iter_lines` (split at "\\n", drop "\\r" at the end)."""
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return [line.rstrip("\r") for line in lines]
