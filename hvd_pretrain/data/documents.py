@@ -1,5 +1,8 @@
 """Plain-text input in google-research/bert's format: one sentence per line, blank line between documents.
 
+What a line and a blank line are is defined once, in `hvd_pretrain.textio`, for
+every reader (a line of only Unicode whitespace, such as U+3000, is blank).
+
 Bad lines are skipped and counted, never silently: invalid UTF-8, over-long
 lines and documents left empty by skipping all end up in a `ReadStats`, which
 the data tool writes into its manifest. A file that is missing, empty or not
@@ -11,6 +14,10 @@ import os
 from dataclasses import asdict, dataclass
 
 from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.textio import is_blank, iter_lines, strip_line
+
+__all__ = ["ReadStats", "check_text_file", "expand_input_files", "iter_documents", "iter_lines",
+           "next_document_start", "plan_chunks", "read_documents"]
 
 DEFAULT_MAX_LINE_BYTES = 100_000
 SNIFF_BYTES = 1 << 16
@@ -67,7 +74,7 @@ def check_text_file(path, flag="--input_files"):
             head = f.read(SNIFF_BYTES)
     except OSError as e:
         raise DataError("cannot read input file %s: %s" % (path, e.strerror or e)) from None
-    if not head.strip():
+    if is_blank(head):
         raise DataError("input file is empty: %s; give it text, one sentence per line, blank line between documents"
                         % path)
     if b"\x00" in head:
@@ -84,25 +91,12 @@ def check_text_file(path, flag="--input_files"):
                         % (bad, len(lines), path))
 
 
-def iter_lines(path, start=0, end=None):
-    """Raw lines (bytes, without the newline) of path[start:end); `start` must be a line start."""
-    with open(path, "rb") as f:
-        f.seek(start)
-        pos = start
-        while end is None or pos < end:
-            line = f.readline()
-            if not line:
-                break
-            pos += len(line)
-            yield line.rstrip(b"\r\n")
-
-
 def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
     """Documents (lists of sentence strings) whose first line lies in path[start:end)."""
     stats = stats if stats is not None else ReadStats()
     document, skipped = [], 0
     for raw in iter_lines(path, start, end):
-        if not raw.strip():
+        if is_blank(raw):
             if document:
                 stats.documents += 1
                 yield document
@@ -116,7 +110,7 @@ def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_M
             skipped += 1
             continue
         try:
-            text = raw.decode("utf-8").strip()
+            text = strip_line(raw.decode("utf-8"))
         except UnicodeDecodeError:
             stats.invalid_utf8_lines += 1
             skipped += 1
@@ -153,7 +147,7 @@ def next_document_start(path, offset):
         while pos < size:
             line = f.readline()
             pos += len(line)
-            if not line.strip():
+            if is_blank(line):
                 return pos
     return size
 

@@ -1,11 +1,14 @@
-"""How well a vocab covers text it was not trained on: unknown-token rate and tokens per word."""
+"""How well a vocab covers text it was not trained on: unknown-token rate and tokens per word.
 
-from hvd_pretrain.data.documents import iter_lines
+Blank lines (see `hvd_pretrain.textio.is_blank`) are neither trained on nor held out.
+"""
+
+from hvd_pretrain.textio import is_blank, iter_lines
 
 
 def coverage_report(tokenizer, sentences):
     """Unknown-token rate and tokens per (whitespace-separated) word over `sentences`."""
-    sentences = [s for s in sentences if s.strip()]
+    sentences = [s for s in sentences if not is_blank(s)]
     words = sum(len(s.split()) for s in sentences)
     tokens = unknown = 0
     for ids in tokenizer.encode_batch(sentences):
@@ -24,7 +27,7 @@ def coverage_report(tokenizer, sentences):
 def held_out_lines(files, every, limit):
     """Every `every`-th non-blank line of the input (at most `limit`), decoded; invalid UTF-8 is skipped."""
     picked = []
-    numbered = (line for path in files for line in iter_lines(path) if line.strip())
+    numbered = (line for path in files for line in iter_lines(path) if not is_blank(line))
     for index, raw in enumerate(numbered):
         if index % every == every - 1:
             try:
@@ -38,7 +41,7 @@ def held_out_lines(files, every, limit):
 
 def training_lines(files, every, max_line_bytes=1 << 16):
     """The non-blank lines that `held_out_lines` does not pick: the vocab trains on these only."""
-    numbered = (line for path in files for line in iter_lines(path) if line.strip())
+    numbered = (line for path in files for line in iter_lines(path) if not is_blank(line))
     for index, raw in enumerate(numbered):
         if every and index % every == every - 1:
             continue

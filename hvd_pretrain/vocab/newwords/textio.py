@@ -9,6 +9,8 @@ import os
 
 import numpy as np
 
+from hvd_pretrain.textio import is_blank, split_lines
+
 DEFAULT_CHUNK_BYTES = 1 << 20
 
 # Code point ranges counted as CJK ideographs (Han characters only; kana and hangul are
@@ -59,25 +61,25 @@ def iter_chunks(paths, chunk_bytes=DEFAULT_CHUNK_BYTES):
 
 
 def decode_lines(raw):
-    """Split a byte chunk into decoded lines; return (lines, bad_line_count).
+    """Split a byte chunk into decoded, non-blank lines; return (lines, bad_line_count).
 
-    Lines that are not valid UTF-8 are dropped and counted. A UTF-8 byte-order mark at
-    the start of a line is removed.
+    Lines and blank lines are those of every other reader (`hvd_pretrain.textio`): a line
+    ends at "\n", and a line of only whitespace (U+3000 and NBSP included) is dropped. Lines
+    that are not valid UTF-8 are dropped and counted. A UTF-8 byte-order mark at the start
+    of a line is removed.
     """
     try:
-        text = raw.decode("utf-8")
-        lines = text.splitlines()
-        bad = 0
+        lines, bad = split_lines(raw.decode("utf-8")), 0
     except UnicodeDecodeError:
         lines, bad = [], 0
-        for piece in raw.splitlines():
+        for piece in raw.split(b"\n"):
             try:
-                lines.append(piece.decode("utf-8"))
+                lines.append(piece.decode("utf-8").rstrip("\r"))
             except UnicodeDecodeError:
                 bad += 1
     if lines and lines[0].startswith("\ufeff"):
         lines[0] = lines[0][1:]
-    return lines, bad
+    return [line for line in lines if not is_blank(line)], bad
 
 
 def codepoints(text):
