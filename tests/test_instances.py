@@ -35,9 +35,29 @@ def _ranges(table):
     return out[:, 0], out[:, 1], out[:, 2], out[:, 3], table.label
 
 
+class _LabelBlocks:
+    """Labels in blocks of two (one 0, one 1, random order); a label that cannot be made is put back,
+    and a block whose first label cannot be made is dropped."""
+
+    def __init__(self, rand):
+        self.rand, self.queue = rand, []
+
+    def next(self, zero_ok=True, one_ok=True):
+        fresh = not self.queue
+        if fresh:
+            first = int(self.rand() < 0.5)
+            self.queue = [first, 1 - first]
+        label = self.queue.pop(0)
+        if (label == 0 and not zero_ok) or (label == 1 and not one_ok):
+            self.queue = [] if fresh else [label]
+            return None
+        return label
+
+
 def _reference_pairs(documents, max_tokens, short_seq_prob, objective, rand):
-    """Google's create_instances_from_document loop over lists of sentences (with the coin flipped for
-    every instance), drawing random numbers in the same order as the planner."""
+    """Google's create_instances_from_document loop over lists of sentences (with the label drawn for
+    every instance from balanced blocks of two), drawing random numbers in the same order as the planner."""
+    labels = _LabelBlocks(rand)
     bounds = documents.sentence_bounds
     docs = [[(bounds[s], bounds[s + 1] - bounds[s]) for s in range(documents.document_bounds[d],
                                                                     documents.document_bounds[d + 1])]
@@ -52,9 +72,13 @@ def _reference_pairs(documents, max_tokens, short_seq_prob, objective, rand):
             chunk.append(doc[i])
             length += doc[i][1]
             if i == len(doc) - 1 or length >= target:
-                random_next = objective == "nsp" and len(docs) > 1 and rand() < 0.5
-                made = True
-                if len(chunk) >= 2:
+                random_next, made = False, True
+                if objective == "nsp":
+                    drawn = labels.next(zero_ok=len(chunk) >= 2 or chunk[0][1] >= 2, one_ok=len(docs) > 1)
+                    random_next, made = drawn == 1, drawn is not None
+                if not made:
+                    pass
+                elif len(chunk) >= 2:
                     a_end = 1 + int(rand() * (len(chunk) - 1))
                     a = (chunk[0][0], sum(n for _, n in chunk[:a_end]))
                     if random_next:
@@ -81,11 +105,13 @@ def _reference_pairs(documents, max_tokens, short_seq_prob, objective, rand):
                                 break
                         b = (docs[other][start][0], picked)
                     label = int(random_next)
-                    if objective == "sop" and rand() < 0.5:
+                    if objective == "sop" and labels.next() == 1:
                         a, b, label = b, a, 1
                     out.append((a[0], a[1], b[0], b[1], label))
                 chunk, length = [], 0
             i += 1
+    if labels.queue and len(out) > 1 and out[-1][4] != labels.queue[0]:
+        out.pop()  # the first half of an unfinished block
     return out
 
 
@@ -116,7 +142,7 @@ def test_nsp_pairs_are_token_ranges_with_balanced_labels():
     assert np.all(a_doc[label == 1] != b_doc[label == 1])  # random next: from another document
     whole = (a_len + b_len < 125) & (label == 0)  # not truncated: B follows A directly
     assert whole.sum() > 500 and np.all(b_start[whole] == a_start[whole] + a_len[whole])
-    assert abs(label.mean() - 0.5) < 0.03
+    assert label.mean() == 0.5  # labels come in balanced blocks of two
 
 
 def test_sop_swaps_neighbours():
@@ -126,7 +152,7 @@ def test_sop_swaps_neighbours():
     whole = a_len + b_len < 125
     assert np.all(b_start[whole & (label == 0)] == (a_start + a_len)[whole & (label == 0)])
     assert np.all(a_start[whole & (label == 1)] == (b_start + b_len)[whole & (label == 1)])
-    assert abs(label.mean() - 0.5) < 0.03
+    assert label.mean() == 0.5
 
 
 def test_truncation_trims_front_and_back_evenly():

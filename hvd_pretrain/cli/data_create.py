@@ -70,6 +70,11 @@ def main(argv):
     summary = {k: manifest[k] for k in ("num_instances", "num_shards", "documents", "input_stats",
                                         "sentence_labels", "sequence_stats", "masking_stats", "run")}
     print(json.dumps(summary, indent=2, sort_keys=True))
+    empty = manifest.get("empty_chunks") or []
+    if empty:
+        print("note: %d input chunk(s) gave no instance (too little text in them), so %s was not written; the "
+              "data has %d shard(s), not %d" % (len(empty), ", ".join(empty), manifest["num_shards"],
+                                                manifest["num_shards"] + len(empty)), file=sys.stderr)
     print("wrote %d instances in %d shards to %s" % (manifest["num_instances"], manifest["num_shards"],
                                                      os.path.abspath(fv.out)))
     return 0

@@ -9,8 +9,11 @@ Labels (next_sentence_labels, as in Google's records):
   nsp:  1 = B is a random segment from another document, 0 = B really follows A.
   sop:  1 = A and B are swapped, 0 = in order (ALBERT's sentence order).
   none: a single segment, label 0.
-The coin is flipped for every instance, so labels are balanced even when a
-group holds a single sentence: then that sentence is cut at a random token.
+Every instance gets its label from a stream that gives one of each label per
+two instances (negatives.LabelStream), so labels are balanced even when a
+group holds a single sentence (then that sentence is cut at a random token)
+and even on a small input. The random document of NSP may be a donor from
+another chunk of the input (negatives.PairSources).
 
 Packing fills each sequence with more text. With no pair objective it packs
 whole sentences of consecutive documents (`packed_instances`). With NSP or SOP
@@ -30,6 +33,8 @@ from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from hvd_pretrain.data.negatives import PairSources
 
 # Columns of InstanceTable.pieces: instance row, first column in the sequence, first token, token count.
 ROW, COLUMN, SOURCE, LENGTH = range(4)
@@ -141,16 +146,18 @@ def python_random(seed_sequence):
     return random.Random(int(seed_sequence.generate_state(2, dtype=np.uint64)[0]))
 
 
-def pair_instances(documents, max_seq_length, short_seq_prob, objective, rand, rng):
-    """One pass over every document: NSP or SOP pairs, truncated. rand: random.Random; rng: NumPy Generator."""
-    return InstanceTable.from_ranges(*pair_ranges(documents, max_seq_length, short_seq_prob, objective, rand, rng))
+def pair_instances(documents, max_seq_length, short_seq_prob, objective, rand, rng, sources=None):
+    """One pass over every document: NSP or SOP pairs, truncated. rand: random.Random; rng: NumPy Generator;
+    sources: a negatives.PairSources (default: every document walked, labels balanced within this pass)."""
+    return InstanceTable.from_ranges(*pair_ranges(documents, max_seq_length, short_seq_prob, objective, rand, rng,
+                                                  sources))
 
 
-def pair_ranges(documents, max_seq_length, short_seq_prob, objective, rand, rng):
+def pair_ranges(documents, max_seq_length, short_seq_prob, objective, rand, rng, sources=None):
     """The pairs of `pair_instances` as arrays: a_start, a_len, b_start, b_len, label (truncated to fit)."""
     max_tokens = max_seq_length - 3
     rows = np.array(_plan_pairs(documents.document_bounds, documents.sentence_bounds, max_tokens,
-                                short_seq_prob, objective == "nsp", objective == "sop", rand.random),
+                                short_seq_prob, objective == "nsp", objective == "sop", rand.random, sources),
                     dtype=np.int64).reshape(-1, 5)
     a_start, a_len, b_start, b_len, label = rows.T
     new_a, new_b = truncated_lengths(a_len, b_len, max_tokens)
@@ -159,7 +166,7 @@ def pair_ranges(documents, max_seq_length, short_seq_prob, objective, rand, rng)
     return a_start, new_a, b_start, new_b, label
 
 
-def packed_pair_instances(documents, max_seq_length, short_seq_prob, objective, rand, rng):
+def packed_pair_instances(documents, max_seq_length, short_seq_prob, objective, rand, rng, sources=None):
     """The pairs of `pair_instances`, packed: [CLS] A1 [SEP] B1 [SEP] A2 [SEP] B2 [SEP] ... per sequence.
 
     The pairs are shuffled, split by label, and each label's pairs fill sequences greedily in
@@ -174,7 +181,7 @@ def packed_pair_instances(documents, max_seq_length, short_seq_prob, objective, 
     does not give the label away.
     """
     a_start, a_len, b_start, b_len, label = pair_ranges(documents, max_seq_length, short_seq_prob, objective,
-                                                        rand, rng)
+                                                        rand, rng, sources)
     order = rng.permutation(label.size)
     groups = [order[label[order] == value] for value in (0, 1)]
     order = np.concatenate(groups)
@@ -260,12 +267,17 @@ def _target_length(max_tokens, short_seq_prob, rand):
     return max_tokens
 
 
-def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, rand):
-    """Untruncated pairs as a flat list: a_start, a_len, b_start, b_len, label for each instance."""
+def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, rand, sources=None):
+    """Untruncated pairs as a flat list: a_start, a_len, b_start, b_len, label for each instance.
+
+    Walks documents 0..sources.num_own-1 (all by default); random-next segments come from
+    `sources.other_document` and labels from `sources.labels` (see negatives.py)."""
+    sources = sources or PairSources()
+    labels = sources.labels
     out = []
     num_docs = len(doc_bounds) - 1
     random_next_possible = nsp and num_docs > 1
-    for d in range(num_docs):
+    for d in range(sources.own(num_docs)):
         first, last = doc_bounds[d], doc_bounds[d + 1]
         target = _target_length(max_tokens, short_seq_prob, rand)
         c0 = first
@@ -274,7 +286,12 @@ def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, r
             # the group: sentences c0 .. c1-1, up to the first that reaches the target, or the document's end
             c1 = bisect_left(sent_bounds, t0 + target, c0 + 1, last)
             t1 = sent_bounds[c1]
-            random_next = random_next_possible and rand() < 0.5
+            in_order_ok = c1 - c0 >= 2 or t1 - t0 >= 2  # two sentences, or one of two tokens to cut
+            label = labels.take(rand, zero_ok=in_order_ok, one_ok=random_next_possible) if nsp else 0
+            if label is None:
+                c0 = c1
+                continue
+            random_next = nsp and label == 1
             following = c1
             if c1 - c0 >= 2:
                 a_end = c0 + 1 + int(rand() * (c1 - c0 - 1))
@@ -285,7 +302,7 @@ def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, r
                     b_start, b_stop = a_stop, t1
             elif random_next:
                 a_start, a_stop = t0, t1
-            elif t1 - t0 >= 2:
+            elif in_order_ok:
                 cut = t0 + 1 + int(rand() * (t1 - t0 - 1))
                 a_start, a_stop, b_start, b_stop = t0, cut, cut, t1
             else:
@@ -293,17 +310,19 @@ def _plan_pairs(doc_bounds, sent_bounds, max_tokens, short_seq_prob, nsp, sop, r
                 continue
             if random_next:
                 want = max(1, target - (a_stop - a_start))
-                other = int(rand() * (num_docs - 1))
-                other += other >= d
+                other = sources.other_document(d, num_docs, rand)
                 o0, o1 = doc_bounds[other], doc_bounds[other + 1]
                 s = o0 + int(rand() * (o1 - o0))
                 e = bisect_left(sent_bounds, sent_bounds[s] + want, s + 1, o1)
                 b_start, b_stop = sent_bounds[s], sent_bounds[e]
-            label = 1 if random_next else 0
-            if sop and rand() < 0.5:
+            if sop and labels.take(rand) == 1:
                 a_start, a_stop, b_start, b_stop, label = b_start, b_stop, a_start, a_stop, 1
             out += (a_start, a_stop - a_start, b_start, b_stop - b_start, label)
             c0 = following
+    sources.made += len(out) // 5
+    if sources.last_pass and labels.pending is not None and sources.made > 1 and out and out[-1] != labels.pending:
+        del out[-5:]  # the first half of an open label block: without it, labels are exactly balanced
+        sources.made -= 1
     return out
 
 

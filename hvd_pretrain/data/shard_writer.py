@@ -21,6 +21,8 @@ from hvd_pretrain.data.example_encoder import RecordEncoder
 from hvd_pretrain.data.instances import (InstanceTable, packed_instances, packed_pair_instances, pair_instances,
                                          python_random, single_instances)
 from hvd_pretrain.data.masking import MaskingRule, MaskStats, mask_batch_tokens, mask_sequence
+from hvd_pretrain.data.negatives import (PairSources, donor_ranges, join_documents, one_document_error,
+                                         read_donors, segments_bytes)
 from hvd_pretrain.data.sequences import assemble
 from hvd_pretrain.data.tfrecord import TFRecordWriter
 from hvd_pretrain.data.token_documents import tokenize_documents
@@ -29,11 +31,12 @@ _STATE = {}
 BATCH = 2048  # instances assembled, masked and encoded together
 
 
-def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None):
+def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None, chunks=None):
     """Build this process's tokenizer (unless given), segmenter and masking rule, and let the process
     keep the memory it frees for reuse (see malloc_tuning).
 
-    counters: where progress goes (see `attach_counters`).
+    counters: where progress goes (see `attach_counters`). chunks: the whole chunk plan
+    ([[(path, start, end)]] per chunk), where NSP reads donor documents from.
     """
     from hvd_pretrain.data.malloc_tuning import keep_freed_memory
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
@@ -50,14 +53,15 @@ def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None):
                        max_predictions=config.max_predictions_per_seq, masked_lm_prob=config.masked_lm_prob,
                        whole_word=config.whole_word_masking, ngram_max=config.ngram_max,
                        mask_prob=config.mask_prob, random_prob=config.random_prob)
-    _STATE.update(config=config, tokenizer=tokenizer, segmenter=segmenter, rule=rule, encoder=RecordEncoder())
+    _STATE.update(config=config, tokenizer=tokenizer, segmenter=segmenter, rule=rule, encoder=RecordEncoder(),
+                  chunks=chunks or [])
     attach_counters(counters)
 
 
-def init_pool_worker(vocab_dir, config_dict, counters):
+def init_pool_worker(vocab_dir, config_dict, counters, chunks=None):
     """Initializer of a freshly started (spawned) pool process."""
     join_pool(counters)
-    init_worker(vocab_dir, config_dict, counters)
+    init_worker(vocab_dir, config_dict, counters, chunks=chunks)
 
 
 def join_pool(counters):
@@ -92,10 +96,13 @@ def chunk_random(seed, chunk_index):
     return np.random.Generator(np.random.PCG64(numpy_seed)), python_random(python_seed)
 
 
-def build_instances(documents, config, rng, rand):
-    """dupe_factor passes over the documents, shuffled together."""
+def build_instances(documents, config, rng, rand, sources=None):
+    """dupe_factor passes over the documents, shuffled together. sources: a negatives.PairSources for
+    nsp/sop (donor documents, the label stream shared by the passes); default: every document walked."""
+    sources = sources or PairSources()
     passes = []
-    for _ in range(config.dupe_factor):
+    for k in range(config.dupe_factor):
+        sources.last_pass = k == config.dupe_factor - 1
         if config.sentence_objective == "none":
             if config.packing:
                 passes.append(packed_instances(documents, config.max_seq_length, rng))
@@ -104,7 +111,7 @@ def build_instances(documents, config, rng, rand):
         else:
             make = packed_pair_instances if config.packing else pair_instances
             passes.append(make(documents, config.max_seq_length, config.short_seq_prob, config.sentence_objective,
-                               rand, rng))
+                               rand, rng, sources))
     return InstanceTable.concatenate(passes).shuffled(rng)
 
 
@@ -152,13 +159,16 @@ def process_chunk(task):
     documents = tokenize_documents(raw, tokenizer, segmenter)
     _report(0, documents.num_documents, 0)
     rng, rand = chunk_random(config.seed, task["index"])
-    table = build_instances(documents, config, rng, rand)
+    walked, sources = documents, PairSources()
+    if config.sentence_objective == "nsp" and documents.num_documents:
+        walked, sources = nsp_sources(documents, task, config, tokenizer, segmenter)
+    table = build_instances(walked, config, rng, rand, sources)
     mask_stats = MaskStats()
     reported = 0
     if len(table):
         with TFRecordWriter(task["path"]) as writer:
             for batch in table.batches(BATCH):
-                writer.write_framed(encode_batch(batch, documents, config, tokenizer, rule, rng, mask_stats, encoder),
+                writer.write_framed(encode_batch(batch, walked, config, tokenizer, rule, rng, mask_stats, encoder),
                                     len(batch))
                 done = chunk_bytes * writer.count // len(table)
                 _report(done - reported, 0, len(batch))
@@ -172,3 +182,17 @@ def process_chunk(task):
         "sentence_labels": {"0": len(table) - label_ones, "1": label_ones},
         "sequences": {"real_tokens": int(table.num_tokens.sum()), "pairs": table.num_pairs},
     }
+
+
+def nsp_sources(documents, task, config, tokenizer, segmenter):
+    """The chunk's documents joined with donor documents from other chunks, and the PairSources that
+    walks only the chunk's own. Raises DataError when the whole input holds a single document."""
+    chunks = _STATE.get("chunks") or []
+    ranges = donor_ranges(chunks, task["index"], config.seed) if chunks else []
+    raw = read_donors(ranges, config.max_line_bytes)
+    donors = tokenize_documents(raw, tokenizer, segmenter)
+    if documents.num_documents < 2 and donors.num_documents == 0:
+        raise one_document_error(sorted({path for chunk in chunks or [task["segments"]] for path, _, _ in chunk}))
+    total = sum(segments_bytes(chunk) for chunk in chunks)
+    share = segments_bytes(task["segments"]) / total if total else 1.0
+    return join_documents(documents, donors), PairSources(num_own=documents.num_documents, local_share=share)
