@@ -255,9 +255,10 @@ class Session:
                 self._log_window(logger, step, info)
                 logger.event("stopped", step, reason="non-finite", skipped_steps=guard.consecutive)
                 raise
-            # A window closes every log_every applied steps, and also after log_every skipped ones,
+            # A window closes every log_every applied steps, and after log_every skipped steps in a row,
             # so a run that skips step after step stays visible.
-            if (step % cfg.log_every == 0 and not info["skipped"]) or logger.window.skipped >= cfg.log_every or last:
+            stuck = logger.window.applied == 0 and logger.window.skipped >= cfg.log_every
+            if (step % cfg.log_every == 0 and not info["skipped"]) or stuck or last:
                 self._log_window(logger, step, info)
             checkpoint_step = (step % cfg.save_checkpoints_steps == 0 and not info["skipped"]) or last
             if checkpoint_step and self.is_root:
