@@ -10,6 +10,8 @@ supplies it with the same variable names and epsilon.
 
 import importlib.util
 import json
+import os
+import shutil
 import sys
 
 import numpy as np
@@ -214,3 +216,52 @@ def test_hvd_export_converts_a_google_checkpoint_to_transformers(bert_reference,
     mask = ref["mask"].astype(bool)
     assert np.abs(got.hidden_states[-1].numpy() - ref["seq"])[mask].max() <= 1e-4
     assert np.abs(got.seq_relationship_logits.numpy() - ref["sentence"]).max() <= 1e-4
+
+
+def _numbered_copy(source, directory, real_step, broken_steps):
+    """A TF1 directory with model.ckpt-<real_step> (the reference's files) and truncated model.ckpt-<broken_steps>."""
+    import glob
+    os.makedirs(directory)
+    for path in glob.glob(os.path.join(source, "bert_model.ckpt.*")):
+        suffix = os.path.basename(path)[len("bert_model.ckpt"):]
+        shutil.copy(path, os.path.join(directory, "model.ckpt-%d%s" % (real_step, suffix)))
+        with open(path, "rb") as f:
+            data = f.read()
+        for step in broken_steps:
+            with open(os.path.join(directory, "model.ckpt-%d%s" % (step, suffix)), "wb") as f:
+                f.write(data if suffix == ".index" else data[: len(data) // 3])
+    shutil.copy(os.path.join(source, "bert_config.json"), directory)
+    return str(directory)
+
+
+@pytest.mark.timeout(300)
+def test_highest_step_wins_numerically_and_is_named(bert_reference, tmp_path):
+    # By name, model.ckpt-100000 sorts before model.ckpt-99999 and before model.ckpt-200000.
+    from hvd_pretrain.export import load_pretrained
+    source, ref, _ = bert_reference
+    directory = _numbered_copy(source, tmp_path / "tf1", real_step=200000, broken_steps=(100000, 99999))
+    _, model = check_parity(directory, ref, "nsp_logits")
+    report = load_pretrained(model, directory)
+    assert report["sources"] == {"model": os.path.join(directory, "model.ckpt-200000")}
+
+
+@pytest.mark.timeout(300)
+def test_checkpoint_state_file_is_honoured(bert_reference, tmp_path):
+    from hvd_pretrain.export import load_pretrained
+    source, ref, _ = bert_reference
+    # Neither the first name (100000) nor the highest step (200000) is the one the state file names.
+    directory = _numbered_copy(source, tmp_path / "tf1", real_step=150000, broken_steps=(100000, 200000))
+    with open(os.path.join(directory, "checkpoint"), "w") as f:
+        f.write('model_checkpoint_path: "model.ckpt-150000"\n'
+                'all_model_checkpoint_paths: "model.ckpt-100000"\nall_model_checkpoint_paths: "model.ckpt-150000"\n')
+    _, model = check_parity(directory, ref, "nsp_logits")
+    assert load_pretrained(model, directory)["sources"]["model"].endswith("model.ckpt-150000")
+
+
+@pytest.mark.timeout(300)
+def test_hvd_export_names_the_checkpoint_it_converted(bert_reference, tmp_path, capsys):
+    from hvd_pretrain.cli import export as cli
+    source, _, _ = bert_reference
+    directory = _numbered_copy(source, tmp_path / "tf1", real_step=200000, broken_steps=(100000,))
+    assert cli.run(["hvd-export", "--from_pretrained=" + directory, "--out=" + str(tmp_path / "hf")]) == 0
+    assert "model.ckpt-200000 (" in capsys.readouterr().out

@@ -102,8 +102,8 @@ def test_albert_for_pretraining_directory(tmp_path):
     close(ours["sop_logits"], theirs.sop_logits)
 
 
-@pytest.mark.timeout(300)
-def test_electra_discriminator_and_generator_directories(tmp_path):
+def _electra_models(tmp_path):
+    """(discriminator, generator): transformers ELECTRA models saved in tmp_path/disc and tmp_path/gen."""
     disc_cfg = transformers.ElectraConfig(**dict(COMMON, embedding_size=16))
     gen_cfg = transformers.ElectraConfig(**dict(COMMON, embedding_size=16, hidden_size=16, num_attention_heads=1,
                                                 intermediate_size=32))
@@ -113,6 +113,17 @@ def test_electra_discriminator_and_generator_directories(tmp_path):
     with torch.no_grad():  # ELECTRA shares the embeddings: give the generator the discriminator's
         gen.electra.embeddings.load_state_dict(disc.electra.embeddings.state_dict())
     gen.save_pretrained(tmp_path / "gen")
+    return disc, gen
+
+
+def _electra_dirs(tmp_path):
+    _electra_models(tmp_path)
+    return str(tmp_path / "disc"), str(tmp_path / "gen")
+
+
+@pytest.mark.timeout(300)
+def test_electra_discriminator_and_generator_directories(tmp_path):
+    disc, gen = _electra_models(tmp_path)
     model, report = imported(str(tmp_path / "disc"), str(tmp_path / "gen"))
     assert report["missing"] == []
     assert model.config.generator_hidden_size == 0.5 and model.generator.config.hidden_size == 16
@@ -160,3 +171,36 @@ def test_unknown_source_is_refused(tmp_path):
     with pytest.raises(ConfigError, match="model_type='gpt2'"):
         config_from_pretrained(str(tmp_path / "gpt"))
     assert os.listdir(tmp_path / "gpt")  # nothing removed
+
+
+def test_electra_without_generator_reports_every_generator_tensor_missing(tmp_path):
+    from hvd_pretrain.export import config_from_pretrained, load_pretrained
+    from hvd_pretrain.export.importers import describe_missing
+    disc_dir, gen_dir = _electra_dirs(tmp_path)
+    full = build_pretrainer(config_from_pretrained(disc_dir, gen_dir)).build_for()
+    complete = load_pretrained(full, disc_dir, gen_dir)
+    assert complete["missing"] == [] and set(complete["sources"]) == {"generator", "discriminator"}
+    alone = build_pretrainer(config_from_pretrained(disc_dir)).build_for()
+    report = load_pretrained(alone, disc_dir)
+    assert report["sources"] == {"discriminator": disc_dir}
+    assert report["missing"] and all(k.startswith("generator/") for k in report["missing"])
+    # the embeddings the generator shares with the discriminator did come from the source
+    assert not any(k.startswith("generator/electra.embeddings.") for k in report["missing"])
+    assert any(k.startswith("generator/generator_predictions.") for k in report["missing"])
+    assert describe_missing(report["missing"]).startswith("%d tensors (generator: %d;"
+                                                          % (len(report["missing"]), len(report["missing"])))
+
+
+def test_hvd_export_writes_an_unloaded_generator_only_when_asked(tmp_path, capsys):
+    from hvd_pretrain.cli import export as cli
+    disc_dir, _ = _electra_dirs(tmp_path)
+    out = tmp_path / "out"
+    capsys.readouterr()  # transformers' own output while saving the fixtures
+    assert cli.run(["hvd-export", "--from_pretrained=" + disc_dir, "--out=" + str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "--generator" in err and "--allow_missing" in err
+    assert not out.exists()
+    assert cli.run(["hvd-export", "--from_pretrained=" + disc_dir, "--out=" + str(out), "--allow_missing"]) == 0
+    printed = capsys.readouterr().out
+    assert "kept their initial values: " in printed and "(generator:" in printed
+    assert (out / "generator").is_dir()
