@@ -81,7 +81,11 @@ class RunDir:
 
 
 def write_text_atomic(path, text, encoding="utf-8"):
-    """Write a file so that readers see either the old file or the new one, never half."""
+    """Write a file so that readers see either the old file or the new one, never half.
+
+    The new file is read back before it replaces the old one; OSError when it differs
+    (a full disk or a failing device), and then the old file is left as it was.
+    """
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
@@ -90,6 +94,10 @@ def write_text_atomic(path, text, encoding="utf-8"):
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        with open(tmp, encoding=encoding) as f:
+            if f.read() != text:
+                raise OSError("%s: the file read back differs from what was written; %s is unchanged"
+                              % (tmp, path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

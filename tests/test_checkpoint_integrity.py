@@ -177,3 +177,22 @@ def test_restore_after_fallback_gives_the_good_weights(tmp_path):
     _, path, _ = newest_good_checkpoint(writer.directory, set_aside_damaged=True)
     writer.restore(path)
     np.testing.assert_array_equal(model.trainable_variables[0].numpy(), good)
+
+
+def test_an_atomic_write_that_reads_back_wrong_keeps_the_old_file(tmp_path, monkeypatch):
+    import io
+    from hvd_pretrain import rundir
+    path = tmp_path / "manifest.json"
+    rundir.write_json_atomic(str(path), {"num_instances": 5})
+    real_open = open
+
+    def failing_device(name, mode="r", *args, **kwargs):
+        if "w" not in mode and os.path.basename(str(name)).startswith(".manifest.json."):
+            return io.StringIO('{"num_instances": 6')  # what a failing disk gives back
+        return real_open(name, mode, *args, **kwargs)
+    monkeypatch.setattr(rundir, "open", failing_device, raising=False)
+    with pytest.raises(OSError, match="read back differs"):
+        rundir.write_json_atomic(str(path), {"num_instances": 6})
+    monkeypatch.undo()
+    assert json.loads(path.read_text()) == {"num_instances": 5}
+    assert os.listdir(tmp_path) == ["manifest.json"]  # no temporary file left behind

@@ -190,3 +190,15 @@ def test_window_counts_only_applied_steps_and_their_loss(tmp_path):
     logger.window.add(0.1, 0.0, {"loss": float("inf"), "losses": {"mlm": float("inf")}, "skipped": True})
     record = logger.log_window(2, 1e-4)
     assert record["loss"] == float("inf") and record["examples_per_sec"] == 0 and "mfu" not in record
+
+
+@pytest.mark.timeout(60)
+def test_damaged_manifest_is_one_line_in_the_dry_run_too(tmp_path, tiny_data):
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data["data_dir"], data)
+    (data / "manifest.json").write_text('{"num_instances": 12, "sha')
+    before = _tree_digest(data)
+    _fails_with_one_line([HVD_PRETRAIN, "--dry_run", "--data_dir=" + str(data)], "manifest.json", "not valid JSON")
+    _fails_with_one_line([HVD_PRETRAIN, "--data_dir=" + str(data), "--run_dir=" + str(tmp_path / "r")],
+                         "manifest.json", "not valid JSON")
+    assert _tree_digest(data) == before

@@ -176,15 +176,18 @@ def main(argv):
 
 def dry_run(model, train, source):
     """Print the model, the batch/step plan and (with --gpu_type) the capacity prediction; train nothing."""
-    import json
     from hvd_pretrain.models.params import count_parameters
     from hvd_pretrain.train.plan import BatchPlan, budget_steps
     world = FLAGS.world_size or int(os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
     instances = None
-    manifest = os.path.join(source["data_dir"], "manifest.json") if source["data_dir"] else ""
-    if manifest and os.path.isfile(manifest):
-        with open(manifest) as f:
-            instances = json.load(f).get("num_instances")
+    if source["data_dir"]:
+        from hvd_pretrain.data.errors import DataError
+        from hvd_pretrain.data.shards import read_manifest
+        try:
+            instances = (read_manifest(source["data_dir"], missing_ok=True) or {}).get("num_instances")
+        except DataError as e:
+            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
+            return 2
     steps, warmup, note = budget_steps(train, world, instances)
     plan = BatchPlan(train.per_rank_batch, train.accum_steps, world, steps, warmup, train.max_seq_length)
     print("model: %s (%s), %s parameters, vocab %d, sharing %s, objective %s"

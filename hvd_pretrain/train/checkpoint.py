@@ -254,6 +254,10 @@ class CheckpointWriter:
     def restore_weights(self, path):
         """Model weights only (a new training phase from another run): fresh optimizer state."""
         check_compatible(path, self.model_config)
-        model = self.ckpt.model
-        tf.train.Checkpoint(model=model).read(os.path.join(path, "ckpt")).expect_partial()
+        status = tf.train.Checkpoint(model=self.ckpt.model).read(os.path.join(path, "ckpt")).expect_partial()
+        try:
+            status.assert_existing_objects_matched()  # every model variable came from the checkpoint
+        except AssertionError as e:
+            raise CheckpointMismatch("checkpoint %s does not hold every weight of this model (%s); give a checkpoint"
+                                     " of the same model" % (path, str(e).splitlines()[0][:200])) from None
         return read_json(os.path.join(path, STATE), {})
