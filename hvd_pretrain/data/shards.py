@@ -1,8 +1,9 @@
 """Finding shards, giving each rank its own, reading the manifest and checking files. No TensorFlow.
 
-Rank assignment: the sorted shard list is dealt round-robin, rank r taking
-files[r::world]. It depends only on the file names, the rank and the world
-size, so it is disjoint, covers every shard exactly once, and comes out the
+Rank assignment: the shard list, sorted with numbers in names compared as
+numbers (`tf_examples.tfrecord-2` before `-10`, hvd_pretrain.numbered), is dealt
+round-robin, rank r taking files[r::world]. It depends only on the file names,
+the rank and the world size, so it is disjoint, covers every shard exactly once, and comes out the
 same after a restart. A restart with a different world size deals the same
 sorted list again for the new size: still disjoint and complete, but a rank
 does not continue where a rank of the old job stopped; the epoch starts over.
@@ -13,6 +14,7 @@ import os
 
 from hvd_pretrain.data.errors import DataError
 from hvd_pretrain.data.tfrecord import decode_example, iter_records
+from hvd_pretrain.numbered import numbered_sorted
 from hvd_pretrain.rundir import read_json
 
 MANIFEST = "manifest.json"
@@ -39,9 +41,10 @@ def read_manifest(data_dir, missing_ok=False):
 
 
 def list_shards(data_dir_or_glob):
-    """Sorted shard files of a data dir (its manifest's shards, else *.tfrecord*), a glob, a file or a list."""
+    """Shard files of a data dir (its manifest's shards, else *.tfrecord*), a glob, a file or a list,
+    sorted with the numbers in their names compared as numbers."""
     if isinstance(data_dir_or_glob, (list, tuple)):
-        found = sorted({f for item in data_dir_or_glob for f in list_shards(item)})
+        found = numbered_sorted({f for item in data_dir_or_glob for f in list_shards(item)})
         if not found:
             raise DataError("no shard files in the given list")
         return found
@@ -56,15 +59,15 @@ def list_shards(data_dir_or_glob):
             if missing:
                 raise DataError("shard %s listed in %s is missing; re-create the data with hvd-data create"
                                 % (missing[0], os.path.join(spec, MANIFEST)))
-            files = sorted(files)
+            files = numbered_sorted(files)
         else:
-            files = sorted(os.path.join(spec, n) for n in os.listdir(spec)
-                           if looks_like_shard(n) and os.path.isfile(os.path.join(spec, n)))
+            files = numbered_sorted(os.path.join(spec, n) for n in os.listdir(spec)
+                                    if looks_like_shard(n) and os.path.isfile(os.path.join(spec, n)))
         if not files:
             raise DataError("no TFRecord shards in %s; make them with hvd-data create --out=%s" % (spec, spec))
         return files
     if glob.has_magic(spec):
-        files = sorted(f for f in glob.glob(spec) if os.path.isfile(f))
+        files = numbered_sorted(f for f in glob.glob(spec) if os.path.isfile(f))
         if not files:
             raise DataError("no file matches %s; check the pattern" % spec)
         return files
@@ -74,8 +77,8 @@ def list_shards(data_dir_or_glob):
 
 
 def shards_for_rank(files, rank, world):
-    """This rank's shards: files[rank::world] of the sorted list. Disjoint, covering, deterministic."""
-    files = sorted(files)
+    """This rank's shards: files[rank::world] of the list in numbered order. Disjoint, covering, deterministic."""
+    files = numbered_sorted(files)
     rank, world = int(rank), int(world)
     if world < 1 or not 0 <= rank < world:
         raise DataError("rank %d is outside a world of size %d" % (rank, world))

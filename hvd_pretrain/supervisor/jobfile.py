@@ -14,6 +14,7 @@ import fcntl
 import os
 import time
 
+from hvd_pretrain.numbered import numbered_key
 from hvd_pretrain.rundir import RunDir, read_json, write_json_atomic
 
 STATES = ("running", "restarting", "hung", "stopped", "failed", "finished")
@@ -96,10 +97,11 @@ def new_job(name, run_dir, command, settings, previous=None):
 
 
 def list_jobs(root):
-    """(name, run_dir) of every directory under `root` that has a job.json, sorted by name."""
+    """(name, run_dir) of every directory under `root` that has a job.json, sorted by name with
+    numbers compared as numbers (job-2 before job-10)."""
     found = []
     try:
-        entries = sorted(os.scandir(root), key=lambda e: e.name)
+        entries = sorted(os.scandir(root), key=lambda e: numbered_key(e.name))
     except OSError:
         return found
     for entry in entries:

@@ -4,7 +4,9 @@
   logs/supervisor.log  the supervisor's events only (start, exit, restart, hang, stop)
   logs/supervisor.err  the supervisor's own stderr (tracebacks if it ever crashes)
 
-Rotation uses the standard library's RotatingFileHandler (train.log.1, .2, ...).
+Rotation uses the standard library's RotatingFileHandler: train.log.1 is the newest
+backup, then .2, ...; with 10 or more backups their names no longer sort by age as
+strings (train.log.10 < train.log.2), so `rotated_files` orders them by number.
 """
 
 import logging
@@ -12,6 +14,8 @@ import logging.handlers
 import os
 import sys
 import time
+
+from hvd_pretrain.numbered import numbered_key
 
 TRAIN_LOG = "train.log"
 SUPERVISOR_LOG = "supervisor.log"
@@ -43,17 +47,45 @@ def rotating_logger(path, name, max_bytes=DEFAULT_MAX_BYTES, backups=DEFAULT_BAC
     return logger
 
 
-def tail_lines(path, count):
-    """The last `count` lines of a file (reading at most ~count*400 bytes from its end)."""
+def rotated_files(path):
+    """`path` (if it exists) and its backups `path.N`, newest first: ordered by the number N
+    (1, 2, ..., 10), never by the name as a string."""
+    folder, base = os.path.split(path)
+    try:
+        names = os.listdir(folder or ".")
+    except OSError:
+        return []
+    backups = [n for n in names if n.startswith(base + ".") and n[len(base) + 1:].isdigit()]
+    ordered = sorted(backups, key=lambda n: numbered_key(n[len(base) + 1:]))
+    return ([path] if base in names else []) + [os.path.join(folder, n) for n in ordered]
+
+
+def _tail_of(path, count):
+    """Whole lines at the end of `path`: the first line read is dropped when it may be cut."""
     try:
         size = os.path.getsize(path)
+        start = max(0, size - max(4096, count * 400)) if count else 0
         with open(path, "rb") as f:
-            f.seek(max(0, size - max(4096, count * 400)))
+            f.seek(start)
             data = f.read()
     except OSError:
         return []
     lines = data.decode("utf-8", "replace").splitlines()
-    return lines[-count:] if count else lines
+    return lines[1:] if start else lines
+
+
+def tail_lines(path, count):
+    """The last `count` lines of a log, continued into its rotated backups (newest first) when
+    the current file holds fewer, reading at most ~count*400 bytes from the end of each file.
+    count 0: every line of the backups (oldest first) and of the log."""
+    if not count:
+        return [line for name in reversed(rotated_files(path)) for line in _tail_of(name, 0)]
+    lines = []
+    for name in rotated_files(path):
+        lines = _tail_of(name, count - len(lines)) + lines
+        if len(lines) >= count:
+            break
+    return lines[-count:]
 
 
 def follow(path, out=None, lines=50, keep_going=lambda: True, poll=0.25):

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 
+from hvd_pretrain.numbered import numbered_key
 from hvd_pretrain.telemetry import scaling, status
 from hvd_pretrain.telemetry.series import bucket_means, downsample, is_sorted, to_json_list, window
 
@@ -26,7 +27,7 @@ def clamp_points(points):
 def overview(store, now=None):
     now = time.time() if now is None else now
     rows = [status.summarize(run, now) for run in store.runs()]
-    rows.sort(key=lambda r: (not r["alert"], -(r["last_heartbeat"] or 0), r["name"]))
+    rows.sort(key=lambda r: (not r["alert"], -(r["last_heartbeat"] or 0), numbered_key(r["name"])))
     return {"now": now, "root": store.root, "runs": rows}
 
 

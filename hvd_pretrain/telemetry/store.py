@@ -4,6 +4,7 @@ import os
 import threading
 import time
 
+from hvd_pretrain.numbered import numbered_key
 from hvd_pretrain.telemetry.run import RunMonitor
 
 RUN_MARKERS = ("metrics.jsonl", "job.json", "plan.json", "ranks")
@@ -29,7 +30,7 @@ class RunStore:
         found = list(self.paths)
         if self.root:
             try:
-                entries = sorted(os.scandir(self.root), key=lambda e: e.name)
+                entries = sorted(os.scandir(self.root), key=lambda e: numbered_key(e.name))
             except OSError:
                 entries = []
             for entry in entries:

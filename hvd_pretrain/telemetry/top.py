@@ -4,6 +4,7 @@ import shutil
 import sys
 import time
 
+from hvd_pretrain.numbered import numbered_key
 from hvd_pretrain.telemetry import status
 
 COLUMNS = (
@@ -72,7 +73,7 @@ def top(store, interval=3.0, once=False, out=sys.stdout, color=None):
             store.refresh(force=True)
             now = time.time()
             summaries = [status.summarize(run, now) for run in store.runs()]
-            summaries.sort(key=lambda s: (not s["alert"], s["name"]))
+            summaries.sort(key=lambda s: (not s["alert"], numbered_key(s["name"])))  # run-2 before run-10
             text = render(summaries, color=color, now=now)
             if once:
                 out.write(text + "\n")
