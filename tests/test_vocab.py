@@ -110,8 +110,9 @@ def test_wordpiece_vocab(tmp_path):
     assert [pieces[i] for i in ids] == ["run", "##ning", "the", "path", "."]
     assert [tok.is_word_start(i) for i in ids] == [True, False, True, True, True]
     assert 1 not in tok.random_ids  # [unused0] is never a random replacement
-    ids, offsets = tok.encode_with_offsets("Running the path.")
-    assert offsets == [0, 3, 8, 12, 16]
+    ids, normalized, offsets, _ = tok.encode_normalized("Running the path.")
+    assert normalized == "running the path." and offsets == [0, 3, 8, 12, 16]
+    assert ids == tok.encode("Running the path.")
 
 
 TRICKY_TEXTS = [

@@ -1,13 +1,17 @@
 """Word boundaries for Chinese whole-word masking, from the jieba segmenter (with a user dictionary).
 
 Chinese text has no spaces, so a tokenizer cannot tell where words start. jieba
-segments each sentence; a token starts a word when its first character starts
-a jieba word. The segmenter is built once per process (its dictionary takes
+segments each sentence as the tokenizer sees it (after normalization, so that a
+character that normalizes to several tokens, such as "㎏" -> "kg", is one word
+part and not several word starts); a token starts a word when its first
+character starts a jieba word. The segmenter is built once per process (its dictionary takes
 about a second to load), never once per line.
 """
 
 import logging
 import os
+
+import numpy as np
 
 from hvd_pretrain.data.errors import DataError
 
@@ -35,5 +39,40 @@ class JiebaSegmenter:
         """Character offsets at which jieba's words start."""
         return {start for _, start, _ in self.tokenizer.tokenize(text)}
 
+    def token_word_starts(self, text, token_starts, inside=None):
+        """Per token, True when it starts a jieba word of `text`; see `token_word_starts`."""
+        return token_word_starts(text, token_starts, self.word_start_offsets(text), inside)
+
     def words(self, text):
         return [word for word, _, _ in self.tokenizer.tokenize(text)]
+
+
+def token_word_starts(text, token_starts, word_starts, inside=None):
+    """Per token, True when it starts a word of the segmenter.
+
+    text: the normalized text the tokens were made from (`Tokenizer.encode_normalized`);
+    token_starts: where each token starts in it (non-decreasing); word_starts: offsets in
+    it where the segmenter's words start; inside: per token, True when it begins within
+    the normalized form of one source character (such as the "2" of "½" -> "1⁄2").
+    A token starts a word when its first non-space character does, except that a token
+    inside one source character or sharing its start with the token before (bytes of
+    one character) never does, and a whitespace-only token (a SentencePiece "▁") starts
+    a word that the token after it continues. Returns a bool array, one per token.
+    """
+    count = len(token_starts)
+    flags = np.zeros(count, dtype=bool)
+    after_space = False
+    for i, start in enumerate(token_starts):
+        end = token_starts[i + 1] if i + 1 < count else len(text)
+        piece = text[start:end]
+        if (i and start == token_starts[i - 1]) or (inside is not None and inside[i]):
+            flags[i] = False
+        elif not piece.strip():
+            flags[i], after_space = True, True
+            continue
+        elif after_space:
+            flags[i] = False
+        else:
+            flags[i] = start + len(piece) - len(piece.lstrip()) in word_starts
+        after_space = False
+    return flags

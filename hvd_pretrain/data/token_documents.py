@@ -29,7 +29,8 @@ def tokenize_documents(raw_documents, tokenizer, segmenter=None):
     """Lists of sentence strings -> TokenDocuments; sentences without tokens and empty documents dropped.
 
     Word starts come from the tokenizer's pieces (▁ / ##), or, with a segmenter, from its
-    word boundaries (a token starts a word when its first character starts a segmenter word).
+    word boundaries on the normalized text the tokenizer saw (a token starts a word when
+    its first character starts a segmenter word; see `segmenter.token_word_starts`).
     """
     sentences = [s for document in raw_documents for s in document]
     if segmenter is None:
@@ -38,10 +39,9 @@ def tokenize_documents(raw_documents, tokenizer, segmenter=None):
     else:
         pieces, flags = [], []
         for text in sentences:
-            ids, offsets = tokenizer.encode_with_offsets(text)
-            boundaries = segmenter.word_start_offsets(text)
+            ids, normalized, starts, inside = tokenizer.encode_normalized(text)
             pieces.append(np.asarray(ids, dtype=np.int32))
-            flags.append(np.fromiter((offset in boundaries for offset in offsets), dtype=bool, count=len(offsets)))
+            flags.append(segmenter.token_word_starts(normalized, starts, inside))
         lengths = np.array([p.size for p in pieces], dtype=np.int64)
         flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
         starts = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)

@@ -2,10 +2,11 @@
 
 Both expose the same small interface used by the data tools and the trainer:
 ids of the special symbols, `encode`, `encode_batch`, `encode_flat` (many texts
-into one flat id array, for data creation), `encode_with_offsets`
-(character offsets, for segmenter-based whole-word masking), `id_to_piece`,
-`is_word_start` (SentencePiece: pieces starting with "▁"; WordPiece: pieces
-not starting with "##"), the ids that random replacement may draw from, and
+into one flat id array, for data creation), `encode_normalized` (the text
+as the tokenizer sees it after normalization, and where each token starts in
+it, for segmenter-based whole-word masking), `id_to_piece`, `is_word_start`
+(SentencePiece: pieces starting with "▁"; WordPiece: pieces not starting with
+"##"), the ids that random replacement may draw from, and
 a `fingerprint` (SHA-256 of the model file) that manifests and checkpoints
 record.
 
@@ -59,6 +60,19 @@ class Tokenizer:
     def is_word_start(self, token_id):
         return bool(self.word_start_table[int(token_id)])
 
+    def encode_normalized(self, text):
+        """(ids, normalized text, start of each token in it, inside: one bool per token).
+
+        Normalization (NFKC, lower-casing, ...) can turn one character of `text` into
+        several tokens ("½" -> "1⁄2", "㎏" -> "kg"), which would all share that character's
+        offset in `text`; in the normalized text each token has its own start, so word
+        boundaries for whole-word masking are taken there. inside[i] is True when token i
+        begins within the normalized form of the source character the token before it
+        ends in (the "2" of "½"): such a token never starts a word. Starts never decrease;
+        tokens that encode one character together (byte fallback) share its start.
+        """
+        raise NotImplementedError
+
     def encode_flat(self, texts):
         """(ids of all texts back to back as int32, number of ids of each text as int64)."""
         encoded = self.encode_batch(texts)
@@ -101,6 +115,9 @@ class SentencePieceTokenizer(Tokenizer):
         special = [i for i in range(self.vocab_size)
                    if self.sp.is_control(i) or self.sp.is_unknown(i) or self.sp.is_unused(i)]
         self._build_tables(pieces, special + [self.pad_id], lambda piece: piece.startswith("\u2581"))
+        # [UNK] never carries the "▁": SentencePiece puts a "▁" piece before an unknown character that
+        # starts a word, and an unknown character inside a word ("½" -> "▁1" [UNK] "2") continues it.
+        self.word_start_table[self.unk_id] = False
 
     @staticmethod
     def _without_user_defined_specials(spm, sp, model_path):
@@ -125,10 +142,26 @@ class SentencePieceTokenizer(Tokenizer):
     def encode_batch(self, texts):
         return self.sp.encode(list(texts), out_type=int, num_threads=1)
 
-    def encode_with_offsets(self, text):
-        """(ids, character start offset of each token in `text`)."""
-        mapping = self.sp.encode_as_offset_mapping(text)
-        return list(mapping["ids"]), [start for start, _ in mapping["offsets"]]
+    def encode_normalized(self, text):
+        """(ids, normalized text, token starts, inside), as for `Tokenizer.encode_normalized`.
+
+        The normalized text is the concatenation of the pieces, "▁" shown as a space; an
+        unknown token contributes the normalized characters it stands for, a run of
+        byte-fallback tokens the character they encode (all of them start where it does).
+        """
+        ids, parts, starts, pos = [], [], [], 0
+        for piece in self.sp.encode(text, out_type="proto").pieces:
+            shown = (piece.surface if self.sp.is_byte(piece.id) else piece.piece).replace("\u2581", " ")
+            ids.append(piece.id)
+            starts.append(pos)
+            parts.append(shown)
+            pos += len(shown)
+        normalized = "".join(parts)
+        escaped, sources = self.sp.normalize(text, with_offsets=True)  # source offset of each normalized character
+        if len(escaped) != len(normalized):
+            return ids, normalized, starts, [False] * len(ids)
+        inside = [0 < s < len(normalized) and sources[s] == sources[s - 1] for s in starts]
+        return ids, normalized, starts, inside
 
     def id_to_piece(self, token_id):
         return self.sp.id_to_piece(int(token_id))
@@ -208,6 +241,8 @@ class WordPieceTokenizer(Tokenizer):
                                                         strip_accents=self.strip_accents,
                                                         lowercase=self.do_lower_case)
         self.hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        self._normalizer_for_segmenter = normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=False, strip_accents=self.strip_accents, lowercase=self.do_lower_case)
         special = [i for i, p in enumerate(pieces) if p.startswith("[") and p.endswith("]")]
         self._build_tables(pieces, special, lambda piece: not piece.startswith("##"))
         self._piece_cache = None
@@ -218,9 +253,18 @@ class WordPieceTokenizer(Tokenizer):
     def encode_batch(self, texts):
         return [e.ids for e in self.hf.encode_batch(list(texts), add_special_tokens=False)]
 
-    def encode_with_offsets(self, text):
-        encoding = self.hf.encode(text, add_special_tokens=False)
-        return encoding.ids, [start for start, _ in encoding.offsets]
+    def encode_normalized(self, text):
+        """(ids, normalized text, token starts, inside), as for `Tokenizer.encode_normalized`.
+
+        The normalized text is BertNormalizer's output without the spaces it puts around
+        CJK characters (a word segmenter needs the characters together); tokenizing it
+        gives the ids of `text`, since the normalizer changes nothing the second time.
+        """
+        normalized = self._normalizer_for_segmenter.normalize_str(text)
+        encoding = self.hf.encode(normalized, add_special_tokens=False)
+        sources = [start for start, _ in self.hf.encode(text, add_special_tokens=False).offsets]
+        inside = [i > 0 and sources[i] == sources[i - 1] for i in range(len(sources))]
+        return encoding.ids, normalized, [start for start, _ in encoding.offsets], inside
 
     def encode_flat(self, texts):
         """Like the base class, through a cache that encodes each space-separated piece once (same ids)."""
