@@ -80,3 +80,21 @@ def test_cli_long_lines_exit_2_with_one_line_and_the_flag_fixes_it(tmp_path, cap
     assert not os.path.exists(tmp_path / "a" / "spm.model")
     assert data_vocab.main(args + ["--out=%s" % (tmp_path / "b"), "--max_sentence_length=20000"]) == 0
     assert load_tokenizer(str(tmp_path / "b")).vocab_size == 200
+
+
+def test_options_sentencepiece_would_reject_are_one_line_errors(tmp_path):
+    text = tmp_path / "t.txt"
+    text.write_text("some text here\nand more text\n" * 20, encoding="utf-8")
+    files = [str(text)]
+    assert "--character_coverage=1.5 is out of range" in _error(files, tmp_path / "o", 40, character_coverage=1.5)
+    assert "--character_coverage=0.5" in _error(files, tmp_path / "o", 40, character_coverage=0.5)
+    assert "--input_sentence_size=-1" in _error(files, tmp_path / "o", 40, input_sentence_size=-1)
+    assert "<url> more than once" in _error(files, tmp_path / "o", 40, user_defined_symbols=["<url>", "<url>"])
+
+
+def test_a_file_that_is_not_a_model_is_one_line(tmp_path):
+    (tmp_path / "spm.model").write_bytes(b"not a model\n")
+    with pytest.raises(DataError) as info:
+        load_tokenizer(str(tmp_path))
+    assert str(info.value).startswith("%s is not a SentencePiece model" % (tmp_path / "spm.model"))
+    assert "ParseFromArray" not in str(info.value) and "\n" not in str(info.value)

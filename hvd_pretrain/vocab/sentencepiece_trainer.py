@@ -25,6 +25,7 @@ PAD_PIECE, UNK_PIECE = "[PAD]", "[UNK]"
 MODEL_TYPES = ("unigram", "bpe")
 CJK_COVERAGE, DEFAULT_COVERAGE = 0.9995, 1.0
 CJK_THRESHOLD = 0.3
+MIN_COVERAGE, MAX_THREADS = 0.98, 1024  # the bounds SentencePiece's trainer accepts
 SNIFF_CHARS = 1 << 20
 
 
@@ -79,16 +80,25 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
     for symbol in user_defined_symbols:
         if symbol in CONTROL_SYMBOLS or symbol in (PAD_PIECE, UNK_PIECE):
             raise DataError("--user_defined_symbols: %s is already a special symbol; remove it" % symbol)
+        if user_defined_symbols.count(symbol) > 1:
+            raise DataError("--user_defined_symbols lists %s more than once; list each symbol once" % symbol)
     if int(max_sentence_length) <= 0:
         raise DataError("--max_sentence_length=%s must be a positive number of bytes" % max_sentence_length)
+    if int(input_sentence_size) < 0:
+        raise DataError("--input_sentence_size=%s must be 0 (every line) or a positive number of lines"
+                        % input_sentence_size)
     if character_coverage is None:
         character_coverage = default_character_coverage(files)
+    if not MIN_COVERAGE <= float(character_coverage) <= 1.0:
+        raise DataError("--character_coverage=%g is out of range; SentencePiece takes %g to 1.0 (-1: detect)"
+                        % (character_coverage, MIN_COVERAGE))
     options = dict(
         model_type=model_type, vocab_size=int(vocab_size), character_coverage=float(character_coverage),
         pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece=PAD_PIECE, unk_piece=UNK_PIECE,
         control_symbols=list(CONTROL_SYMBOLS), user_defined_symbols=user_defined_symbols,
         input_sentence_size=int(input_sentence_size), shuffle_input_sentence=True,
-        num_threads=int(num_threads or os.cpu_count() or 1), max_sentence_length=int(max_sentence_length),
+        num_threads=min(MAX_THREADS, int(num_threads or os.cpu_count() or 1)),
+        max_sentence_length=int(max_sentence_length),
         minloglevel=2,
     )
     if sentence_iterator is not None:
@@ -101,7 +111,7 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
     model = io.BytesIO()  # in memory: no temporary path ends up inside the model, so it hashes reproducibly
     try:
         spm.SentencePieceTrainer.train(model_writer=model, **options)
-    except RuntimeError as e:
+    except (RuntimeError, ValueError) as e:
         message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         raise DataError("SentencePiece training failed on %s: %s"
                         % (_names(files), explain_training_error(message, files, vocab_size, max_sentence_length,

@@ -93,12 +93,16 @@ class SentencePieceTokenizer(Tokenizer):
         import sentencepiece as spm
 
         self.path = model_path
+        if not os.path.isfile(model_path):
+            raise DataError("SentencePiece model not found: %s; run hvd-data vocab first" % model_path)
         try:
             self.sp = spm.SentencePieceProcessor(model_file=model_path)
             self.sp = self._without_user_defined_specials(spm, self.sp, model_path)
-        except (OSError, RuntimeError, ValueError, IndexError, UnicodeDecodeError) as e:
-            raise DataError("cannot load SentencePiece model %s: %s; re-create it with hvd-data vocab"
-                            % (model_path, str(e).strip().splitlines()[-1] if str(e).strip() else e)) from None
+        except OSError as e:
+            raise DataError("cannot read SentencePiece model %s: %s" % (model_path, e.strerror or e)) from None
+        except (RuntimeError, ValueError, IndexError, UnicodeDecodeError):
+            raise DataError("%s is not a SentencePiece model (it does not parse); pass the spm.model made by "
+                            "hvd-data vocab, or re-create it" % model_path) from None
         self.fingerprint = file_fingerprint(model_path)
         self.vocab_size = self.sp.get_piece_size()
         ids = {piece: self.sp.piece_to_id(piece) for piece in SPECIAL_PIECES[2:]}
