@@ -61,11 +61,12 @@ def _segment_layout(ids, n, sep_id):
 @pytest.mark.parametrize("objective", ["sop", "nsp"])
 def test_packed_pairs_in_records(corpus_file, vocab, tmp_path, objective):
     tok = load_tokenizer(vocab)
+    # seed 1: the fill gain varies by about 1.3 tokens between seeds (mean about 21 over seeds 1-5 and 12345)
     plain = create_pretraining_data([corpus_file], vocab, str(tmp_path / "plain"),
-                                    DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective))
+                                    DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective, seed=1))
     packed = create_pretraining_data([corpus_file], vocab, str(tmp_path / "packed"),
                                      DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective, packing=True,
-                                                whole_word_masking=True))
+                                                whole_word_masking=True, seed=1))
     stats, plain_stats = packed["sequence_stats"], plain["sequence_stats"]
     assert stats["pairs"] == plain_stats["pairs"] == plain["num_instances"]  # the same pairs, fewer sequences
     assert stats["pairs_per_sequence"] > 1.2 and plain_stats["pairs_per_sequence"] == 1.0

@@ -233,3 +233,27 @@ def test_no_instance_at_all_is_exit_2_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "no training instance" in err[0] and "c.txt" in err[0]
     assert not [n for n in os.listdir(tmp_path / "out") if n.endswith(".tfrecord")]
+
+
+def test_donor_chunks_are_sampled_from_the_whole_input(tmp_path):
+    from hvd_pretrain.data.documents import iter_documents, plan_chunks
+    from hvd_pretrain.data.negatives import DONOR_CHUNKS, donor_ranges, read_donors
+
+    corpus = _corpus(tmp_path / "many.txt", [6] * 16)
+    chunks = plan_chunks([corpus], 16)
+    assert len(chunks) > DONOR_CHUNKS + 2
+
+    def doc_ids(docs):
+        return {int(doc[0].split()[0][1:].split("w")[0]) for doc in docs}
+
+    reached = set()
+    for index, chunk in enumerate(chunks):
+        ranges = donor_ranges(chunks, index, seed=5)
+        assert len(ranges) == len(chunks) - 1  # the sample, then every other chunk to fall back on
+        assert all(start not in {s for _, s, _ in chunk} for _, start, _, _ in ranges[:DONOR_CHUNKS])
+        docs = read_donors(ranges, 100_000)
+        own = doc_ids(doc for path, start, end in chunk for doc in iter_documents(path, start, end))
+        assert len(docs) >= DONOR_CHUNKS and not doc_ids(docs) & own
+        assert donor_ranges(chunks, index, seed=5) == ranges  # fixed by (seed, chunk index)
+        reached |= doc_ids(docs)
+    assert len(reached) >= 14  # far chunks too, not only neighbours

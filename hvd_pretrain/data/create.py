@@ -3,7 +3,9 @@
 The input is cut into chunks at document boundaries (`plan_chunks`); each
 chunk becomes one shard, made by whichever worker takes it. Since chunks and
 their random seeds do not depend on the worker count, the output is the same
-for 1 or N workers.
+for 1 or N workers. With NSP, each worker also reads a bounded sample of other
+chunks' documents for its random-next segments (negatives.py), chosen from the
+whole plan by (seed, chunk index).
 
 Restartable: a finished shard is renamed into place and then recorded in
 `.progress/<shard>.json`. A rerun with the same inputs, vocab and config skips

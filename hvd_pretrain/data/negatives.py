@@ -24,7 +24,8 @@ from hvd_pretrain.data.documents import ReadStats, iter_documents, next_document
 from hvd_pretrain.data.errors import DataError
 from hvd_pretrain.data.token_documents import TokenDocuments
 
-DONOR_BYTES = 256 << 10  # text read from other chunks per chunk (about 50k tokens)
+DONOR_BYTES = 256 << 10  # text read from other chunks per chunk, at most (about 50k tokens) ...
+DONOR_MIN_BYTES = 32 << 10  # ... and at least; in between, a quarter of the chunk's own size
 DONOR_CHUNKS = 8  # other chunks sampled per chunk
 DONOR_STREAM = 0x646F6E6F72  # keeps the donor choice apart from the chunk's other random streams
 
@@ -89,19 +90,25 @@ def segments_bytes(segments):
     return sum(end - start for _, start, end in segments)
 
 
-def donor_ranges(chunks, index, seed):
-    """Byte ranges [(path, start, end)] to read donor documents of chunk `index` from, best first.
+def donor_budget(own_bytes):
+    """Bytes of donor text for a chunk of `own_bytes`: a quarter of it, within DONOR_MIN_BYTES..DONOR_BYTES."""
+    return min(DONOR_BYTES, max(DONOR_MIN_BYTES, own_bytes // 4))
 
-    Up to DONOR_CHUNKS other chunks, in a random order fixed by (seed, index), each read from a
-    random document start for DONOR_BYTES / DONOR_CHUNKS bytes; then the remaining chunks from
-    their starts, for `read_donors` to fall back on when the sampled ranges hold no document.
+
+def donor_ranges(chunks, index, seed):
+    """Where to read donor documents of chunk `index` from, best first: [(path, start, end, budget)].
+
+    Up to DONOR_CHUNKS other chunks of the whole plan, in a random order fixed by (seed, index),
+    each from a random document start, for an equal share of `donor_budget`; then the remaining
+    chunks from their starts, for `read_donors` to fall back on when the sampled ones hold no
+    document. `end` is the end of the chunk's segment.
     """
     others = [j for j in range(len(chunks)) if j != index]
     if not others:
         return []
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), DONOR_STREAM]))
     order = [others[k] for k in rng.permutation(len(others)).tolist()]
-    budget = DONOR_BYTES // min(DONOR_CHUNKS, len(others))
+    budget = donor_budget(segments_bytes(chunks[index])) // min(DONOR_CHUNKS, len(others))
     ranges = []
     for rank, j in enumerate(order):
         segments = chunks[j]
@@ -109,22 +116,27 @@ def donor_ranges(chunks, index, seed):
         for path, start, end in segments:
             if offset < end - start:
                 begin = next_document_start(path, start + offset) if offset else start
-                if begin >= end:
-                    begin = start
-                ranges.append((path, begin, min(end, begin + budget)))
+                ranges.append((path, begin if begin < end else start, end, budget))
                 break
             offset -= end - start
     return ranges
 
 
 def read_donors(ranges, max_line_bytes):
-    """Documents of the donor ranges: all of the first DONOR_CHUNKS ranges, and, only when those
-    hold none, of the following ones until one does."""
+    """Whole documents from the donor ranges, from each until its budget of text is reached: all of
+    the first DONOR_CHUNKS ranges, and, only when those hold none, the following ones until one does.
+    A document is cut only past 4x the budget, so donor documents end where the input's do (a cut
+    document would give shorter random-next segments than true continuations, a label cue)."""
     documents = []
-    for rank, (path, start, end) in enumerate(ranges):
+    for rank, (path, start, end, budget) in enumerate(ranges):
         if rank >= DONOR_CHUNKS and documents:
             break
-        documents.extend(iter_documents(path, start, end, ReadStats(), max_line_bytes))
+        taken = 0
+        for document in iter_documents(path, start, min(end, start + 4 * budget), ReadStats(), max_line_bytes):
+            documents.append(document)
+            taken += sum(len(sentence) + 1 for sentence in document)
+            if taken >= budget:
+                break
     return documents
 
 
