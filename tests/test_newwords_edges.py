@@ -103,6 +103,23 @@ def test_rules_reports_and_quality_take_no_words(tmp_path):
     assert evaluation.quality(one, {"啵啵茶": 3}, {"啵啵茶"}, min_freq=1)["precision_by_length"] == {"3": (1, 1)}
 
 
+@pytest.mark.parametrize("count", [1, 2])
+def test_rule_proposal_entropies_take_1_and_2_words(count):
+    proposals = rules.ProposalCounts()
+    words = ["霉素甲", "霉素乙"][:count]
+    for word in words:
+        for left in ["", "", "", "药"]:
+            proposals.count[word] += 1
+            proposals.left[(word, left)] += 1
+            proposals.right[(word, "")] += 1
+    entropies = proposals.entropies()
+    assert sorted(entropies) == sorted(words)
+    left_boundaries = 3 / 4 * math.log(4)  # three line starts, each a new neighbour, and one 药
+    for word in words:
+        assert entropies[word] == pytest.approx((left_boundaries + 1 / 4 * math.log(4), math.log(4)))
+    assert sorted(proposals.select(2)) == sorted(words)
+
+
 CORPORA = {
     "one_line": "今天天气很好我们去公园散步\n",
     "one_character": "中",
@@ -159,9 +176,11 @@ def test_line_starts_and_ends_count_as_distinct_neighbours(tmp_path, max_len):
         assert part not in found
 
 
-def test_cli_on_a_five_line_corpus_exits_0_and_on_unusable_input_2(tmp_path, capsys):
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_cli_on_a_five_line_corpus_exits_0_and_on_unusable_input_2(tmp_path, capsys, workers):
     five = _one_line_file(tmp_path, CORPORA["five_lines"], "five.txt")
-    base = ["hvd-data newwords", "--workers=1", "--base_dict=none", "--quiet", "--method=stats",
+    base = ["hvd-data newwords", "--workers=%d" % workers, "--base_dict=none", "--quiet", "--method=stats",
             "--min_count=2", "--min_cohesion=0.1", "--min_entropy=0.1"]
     assert data_newwords.main(base + ["--input_files=" + five, "--out=%s" % (tmp_path / "o5")]) == 0
     assert (tmp_path / "o5" / report.TSV_NAME).exists()
