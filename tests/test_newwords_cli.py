@@ -109,8 +109,10 @@ def test_discovered_words_are_masked_as_units_in_the_tfrecords(discovered, tmp_p
     (vocab / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + chars) + "\n",
                                      encoding="utf-8")
     data = tmp_path / "data"
+    # the corpus is one document (no blank lines): sentence order, since NSP needs two documents
     create_pretraining_data([discovered["corpus"]], str(vocab), str(data), DataConfig(
         max_seq_length=128, dupe_factor=2, num_shards=1, whole_word_masking=True, segmenter="jieba",
+        sentence_objective="sop",
         wwm_dict=os.path.join(discovered["out"], report.USERDICT_NAME), max_predictions_per_seq=20, seed=3))
     tok = load_tokenizer(str(vocab))
     seen = whole = 0
