@@ -96,3 +96,14 @@ def test_cli_records_the_choice_for_create_and_training(tmp_path, capsys):
                  for name in ("auto", "strip")]
     assert [m["tokenizer"]["strip_accents"] for m in manifests] == [False, True]
     assert manifests[0]["tokenizer_fingerprint"] != manifests[1]["tokenizer_fingerprint"]
+
+
+def test_wordpiece_settings_without_a_wordpiece_vocab_are_refused(tmp_path, capsys):
+    from hvd_pretrain.cli import data_vocab
+
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(TEXT) + "\n", encoding="utf-8")
+    code = data_vocab.main(["hvd-data vocab", "--input_files=%s" % text, "--out=%s" % (tmp_path / "v"),
+                            "--strip_accents=false"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: --strip_accents applies to a WordPiece vocab") and "\n" not in err

@@ -3,6 +3,13 @@
     hvd-data vocab --out=runs/x/vocab --vocab_size=8000                  # the embedded corpus
     hvd-data vocab --input_files='corpus/*.txt' --out=vocab --vocab_size=32000 --model_type=bpe
     hvd-data vocab --wordpiece_vocab=uncased_L-12_H-768_A-12/vocab.txt --out=vocab
+    hvd-data vocab --wordpiece_vocab=vocab.txt --do_lower_case=true --strip_accents=false --out=vocab
+
+A WordPiece vocab's lower-casing and accent stripping are set apart (as HF
+`tokenizers`' BertNormalizer does): by default a vocab without capitals is
+lower-cased, and accents are stripped unless the vocab holds accented pieces.
+The choice is written to tokenizer.json, which hvd-data create and the trainer
+read back.
 
 Every --heldout_every-th line is held out of training and used to report the
 unknown-token rate and tokens per word (vocab_report.json in --out).
@@ -75,6 +82,10 @@ def run(fv):
     for path in files:
         check_text_file(path)
     started = time.time()
+    for name in ("do_lower_case", "strip_accents"):
+        if getattr(fv, name) != "auto" and not fv.wordpiece_vocab:
+            raise DataError("--%s applies to a WordPiece vocab; pass --wordpiece_vocab too, or drop it (a trained "
+                            "SentencePiece vocab keeps case and accents)" % name)
     if fv.wordpiece_vocab:
         if not os.path.isfile(fv.wordpiece_vocab):
             raise DataError("--wordpiece_vocab=%s not found" % fv.wordpiece_vocab)

@@ -174,8 +174,9 @@ class SentencePieceTokenizer(Tokenizer):
         return self.sp.piece_to_id(piece)
 
 
-def strips_to_another_piece(piece):
-    """True when accent stripping (NFD, then drop the nonspacing marks, Unicode category Mn) changes `piece`."""
+def has_accent(piece):
+    """True when `piece` holds an accent: a nonspacing mark (Unicode category Mn) after NFD, which
+    accent stripping (google-research/bert's `_run_strip_accents`) would remove."""
     return any(unicodedata.category(c) == "Mn" for c in unicodedata.normalize("NFD", piece))
 
 
@@ -185,10 +186,11 @@ def vocab_keeps_accents(pieces):
     Accent stripping would make such a piece unreachable, so a vocab that holds one was
     made from text whose accents were kept.
     """
-    return any(strips_to_another_piece(p) for p in pieces if not (p.startswith("[") and p.endswith("]")))
+    return any(has_accent(p) for p in pieces if not (p.startswith("[") and p.endswith("]")))
 
 
 def vocab_has_capitals(pieces):
+    """True when some ordinary piece holds an upper-case letter (the vocab is cased)."""
     return any(any(c.isupper() for c in p) for p in pieces if not (p.startswith("[") and p.endswith("]")))
 
 
