@@ -10,10 +10,11 @@ Labels (next_sentence_labels, as in Google's records):
   sop:  1 = A and B are swapped, 0 = in order (ALBERT's sentence order).
   none: a single segment, label 0.
 Every instance gets its label from a stream that gives one of each label per
-two instances (negatives.LabelStream), so labels are balanced even when a
-group holds a single sentence (then that sentence is cut at a random token)
-and even on a small input. The random document of NSP may be a donor from
-another chunk of the input (negatives.PairSources).
+two instances (negatives.LabelStream; an unfinished block is dropped at the end
+of the last pass), so labels are exactly balanced even when a group holds a
+single sentence (then that sentence is cut at a random token) and on a small
+input. The random document of NSP may be a donor from another chunk of the
+input (negatives.PairSources). The sentence loops are in sentence_plan.py.
 
 Packing fills each sequence with more text. With no pair objective it packs
 whole sentences of consecutive documents (`packed_instances`). With NSP or SOP
