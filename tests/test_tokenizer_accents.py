@@ -59,7 +59,7 @@ def test_vocab_without_capitals_or_accents_follows_googles_uncased_rule(tmp_path
     assert tok.fingerprint == file_fingerprint(path, extra="lower=1")  # unchanged for Google's vocabs
     vocab = {tok.id_to_piece(i): i for i in range(tok.vocab_size)}
     basic, pieces = tokenization.BasicTokenizer(do_lower_case=True), tokenization.WordpieceTokenizer(vocab=vocab)
-    for line in TEXT + ["Müsste ÄPFEL naïve"]:
+    for line in TEXT + ["Müsste ÄPFEL naïve", "er" + "e" * 150 + " " + "aber" * 60]:  # words of 152 and 240
         assert tok.encode(line) == [vocab.get(p, tok.unk_id) for w in basic.tokenize(line)
                                     for p in pieces.tokenize(w)], line
     assert _pieces(tok, "Müsste") == ["musste"]

@@ -30,6 +30,7 @@ from hvd_pretrain.data.errors import DataError
 SPM_MODEL, WORDPIECE_VOCAB, TOKENIZER_JSON = "spm.model", "vocab.txt", "tokenizer.json"
 SPECIAL_PIECES = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 CONTROL_PIECES = ("[PAD]", "[CLS]", "[SEP]", "[MASK]")  # never produced from text
+MAX_WORD_CHARS = 200  # a longer word is one [UNK] (google-research/bert's WordpieceTokenizer)
 
 
 def file_fingerprint(path, extra=""):
@@ -199,7 +200,8 @@ class WordPieceTokenizer(Tokenizer):
 
     The pipeline is google-research/bert's FullTokenizer: BertNormalizer (clean text,
     space around CJK characters, lower-casing, accent stripping), BertPreTokenizer
-    (whitespace and punctuation), WordPiece with "##" continuations. Special tokens are
+    (whitespace and punctuation), WordPiece with "##" continuations and words of at most
+    200 characters (longer ones are [UNK]). Special tokens are
     not added to the HF tokenizer, so "[SEP]" in the text is "[", "sep", "]".
 
     do_lower_case None: lower-case when the vocab has no capitals (Google's uncased vocabs).
@@ -242,7 +244,8 @@ class WordPieceTokenizer(Tokenizer):
         self._index = index
         self.pad_id, self.unk_id = index["[PAD]"], index["[UNK]"]
         self.cls_id, self.sep_id, self.mask_id = index["[CLS]"], index["[SEP]"], index["[MASK]"]
-        self.hf = HFTokenizer(models.WordPiece(index, unk_token="[UNK]", continuing_subword_prefix="##"))
+        self.hf = HFTokenizer(models.WordPiece(index, unk_token="[UNK]", continuing_subword_prefix="##",
+                                               max_input_chars_per_word=MAX_WORD_CHARS))
         self.hf.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
                                                         strip_accents=self.strip_accents,
                                                         lowercase=self.do_lower_case)
