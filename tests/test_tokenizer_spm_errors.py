@@ -98,3 +98,10 @@ def test_a_file_that_is_not_a_model_is_one_line(tmp_path):
         load_tokenizer(str(tmp_path))
     assert str(info.value).startswith("%s is not a SentencePiece model" % (tmp_path / "spm.model"))
     assert "ParseFromArray" not in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_wordpiece_vocab_that_is_not_text_is_one_line(tmp_path):
+    (tmp_path / "vocab.txt").write_bytes(b"[PAD]\n\x80\x81\xfe\n")
+    with pytest.raises(DataError, match=r"vocab.txt is not UTF-8 text; pass a BERT vocab.txt") as info:
+        load_tokenizer(str(tmp_path))
+    assert "codec" not in str(info.value)

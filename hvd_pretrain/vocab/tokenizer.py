@@ -221,8 +221,11 @@ class WordPieceTokenizer(Tokenizer):
         try:
             with open(vocab_path, encoding="utf-8") as f:
                 pieces = [line.rstrip("\n").rstrip("\r") for line in f]
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError("cannot read WordPiece vocab %s: %s" % (vocab_path, e)) from None
+        except OSError as e:
+            raise DataError("cannot read WordPiece vocab %s: %s" % (vocab_path, e.strerror or e)) from None
+        except UnicodeDecodeError:
+            raise DataError("WordPiece vocab %s is not UTF-8 text; pass a BERT vocab.txt (one piece per line)"
+                            % vocab_path) from None
         while pieces and not pieces[-1]:
             pieces.pop()
         index = {piece: i for i, piece in enumerate(pieces)}  # a repeated piece: its last id (as Google)
