@@ -245,13 +245,14 @@ def _contraction_flops(op):
 def test_counter_matches_the_matmuls_of_the_built_tf_graph(name):
     # Independent of the formulas: trace the real pretrainer (forward, and loss + gradients)
     # and add up every contraction op of the graph from its static shapes.
-    from hvd_pretrain.models import bert, build_pretrainer
+    from hvd_pretrain.models import build_pretrainer
+    from hvd_pretrain.models.features import dummy_features
     from hvd_pretrain.tfcompat import tf
     cfg = preset(name, vocab_size=1000)
     batch, seq, rows = 2, 32, 5
     model = build_pretrainer(cfg)
     model.build_for(batch=batch, seq_length=seq, predictions=rows)
-    specs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in bert.dummy_features(batch, seq, rows).items()}
+    specs = {k: tf.TensorSpec(v.shape, v.dtype) for k, v in dummy_features(batch, seq, rows).items()}
 
     def forward(features):
         return model.loss_sums(features, training=False)

@@ -14,28 +14,10 @@ target counts across micro-batches and ranks.
 
 from hvd_pretrain.models import family, ops
 from hvd_pretrain.models.config import ModelConfig
+from hvd_pretrain.models.features import dummy_features
 from hvd_pretrain.models.layers.heads import MaskedLMHead, SentenceHead
 from hvd_pretrain.models.networks.encoder import TransformerEncoder
 from hvd_pretrain.tfcompat import keras, tf
-
-FEATURE_DTYPES = {
-    "input_ids": tf.int32, "input_mask": tf.int32, "segment_ids": tf.int32,
-    "masked_lm_positions": tf.int32, "masked_lm_ids": tf.int32, "masked_lm_weights": tf.float32,
-    "next_sentence_labels": tf.int32,
-}
-
-
-def dummy_features(batch, seq_length, predictions):
-    """A features dict of the right shapes and dtypes (all tokens real, no masked weight)."""
-    ones = tf.ones([batch, seq_length], tf.int32)
-    return {
-        "input_ids": ones, "input_mask": ones, "segment_ids": tf.zeros_like(ones),
-        "masked_lm_positions": tf.zeros([batch, predictions], tf.int32),
-        "masked_lm_ids": tf.zeros([batch, predictions], tf.int32),
-        "masked_lm_weights": tf.zeros([batch, predictions], tf.float32),
-        "next_sentence_labels": tf.zeros([batch, 1], tf.int32),
-    }
-
 
 class PretrainerBase(keras.Model):
     """What every pretrainer shares: objectives, weights, target counts, building."""

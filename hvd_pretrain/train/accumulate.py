@@ -46,13 +46,23 @@ class LocalCommunicator:
 
 
 class HorovodCommunicator:
-    """Sum reductions over all Horovod ranks (one grouped call for many tensors)."""
+    """Sum reductions over all Horovod ranks (one grouped call for many tensors).
+
+    Size and rank are read from Horovod at each use, so the communicator stays right after an
+    elastic job re-initialises Horovod in a new world.
+    """
 
     def __init__(self, hvd, compression=None):
         self.hvd = hvd
-        self.size = hvd.size()
-        self.rank = hvd.rank()
         self.compression = compression or hvd.Compression.none
+
+    @property
+    def size(self):
+        return self.hvd.size()
+
+    @property
+    def rank(self):
+        return self.hvd.rank()
 
     def allreduce_sum(self, tensor):
         return self.hvd.allreduce(tensor, op=self.hvd.Sum, name="step_counts")
@@ -112,6 +122,15 @@ class AccumulatingStep:
         self._loss_sums = None
         self.metric_names = ()  # extra sums the model reports (e.g. mlm_correct), found in build()
         self._micro_step = tf.function(self._micro_step_body, jit_compile=bool(jit_compile))
+
+    def reconfigure(self, world_size, accum_steps):
+        """Train on in a new world (elastic): `accum_steps` micro-batches per optimizer step from now on."""
+        if accum_steps < 1:
+            raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
+        if world_size != self.comm.size:
+            raise ValueError("reconfigure for %d ranks, but the communicator spans %d" % (world_size, self.comm.size))
+        self.accum_steps = int(accum_steps)
+        return self
 
     # -- variables -------------------------------------------------------
     def build(self, sample_features=None):

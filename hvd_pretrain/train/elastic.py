@@ -32,15 +32,12 @@ variables instead.
 """
 
 import faulthandler
-import os
 
 from horovod.common.elastic import ObjectState, run_fn
 from horovod.common.exceptions import HorovodInternalError
 
 from hvd_pretrain.tfcompat import tf
-from hvd_pretrain.train.accumulate import HorovodCommunicator
-from hvd_pretrain.train.nonfinite import NonFiniteTraining
-from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error
+from hvd_pretrain.train.session import exit_code_of
 from hvd_pretrain.train.signals import StopRequest
 
 
@@ -121,8 +118,6 @@ def run(hvd, state, train_fn):
 
 def train_elastic(session, plan, start_step):
     """The training loop of an elastic job (see the module docstring). Returns the exit code."""
-    from hvd_pretrain.data import DataError
-
     hvd, cfg = session.hvd, session.cfg
     state = TrainingState(hvd, session.state_variables(), phase_examples=(start_step - session.offset)
                           * plan.global_batch, target_global_batch=plan.global_batch, entries=0)
@@ -130,53 +125,27 @@ def train_elastic(session, plan, start_step):
     stop = StopRequest().install()
 
     def train_fn(state):
-        rank, size = hvd.rank(), hvd.size()
+        size = hvd.size()
         accum, _, note = accum_for_world(state.target_global_batch, cfg.per_rank_batch, size)
         if note:
             session.say(note)
         current = session.plan(size, accum)
-        session.stepper.accum_steps = accum
-        session.stepper.comm = HorovodCommunicator(hvd, session.compression)
+        session.stepper.reconfigure(size, accum)
         step = int(session.optimizer.iterations.numpy())
         first = state.entries == 0
         state.entries += 1
-        if step >= session.end_step:
-            session.say("training already complete at step %d (%s); nothing to do"
-                        % (step, session.rundir.checkpoints))
-            return 0
-        if first:
-            session.announce_start(step)
-        else:
+        if not first:
             session.say("elastic: world size is now %d; %s" % (size, current.describe().splitlines()[0]))
-        try:
-            iterator = session.open_data(rank, size, step)
-        except DataError as e:
-            if rank == 0:
-                print_error(str(e).splitlines()[0])
-            return EXIT_CONFIG
-        if session.is_root:
-            session.write_plan(current)
-        logger = session.logger(current)
-        logger.event("start" if first and step == session.offset else ("resume" if first else "elastic_reset"),
-                     step, world_size=size, pid=os.getpid(), global_batch=current.global_batch,
-                     accum_steps=accum, entries=state.entries)
-        session.record_weights(step, "start" if first else "elastic_reset")
 
         def commit(step, phase_examples, checkpoint_step):
             if step % cfg.elastic_commit_every == 0 or checkpoint_step:
                 state.phase_examples = phase_examples
                 state.commit()  # raises HostsUpdatedInterrupt on every rank when the hosts changed
 
-        code, step, _ = session.run_steps(current, iterator, logger, step, state.phase_examples, stop, commit)
-        if code is not None:
-            return code
-        return session.finish(logger, step)
+        event = "start" if first and step == session.offset else ("resume" if first else "elastic_reset")
+        return session.run_world(current, step, state.phase_examples, stop, event, commit, entries=state.entries)
 
     try:
-        return run(hvd, state, train_fn)
-    except (DataError, NonFiniteTraining) as e:
-        if hvd.rank() == 0 or isinstance(e, DataError):
-            print_error(str(e).splitlines()[0])
-        return EXIT_CONFIG
+        return exit_code_of(hvd, lambda: run(hvd, state, train_fn))
     finally:
         stop.uninstall()

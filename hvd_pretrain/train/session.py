@@ -1,0 +1,275 @@
+"""One training run on one rank: the model, optimizer, stepper and checkpoints, and the loop.
+
+The run's lifecycle, the same for a fixed world and for an elastic one:
+
+    enter a world (plan: per-rank batch x accum x world size)
+    -> build (model, optimizer slots, fp32 accumulators)
+    -> restore (checkpoint, --init_from or --init_checkpoint) and make every rank equal
+    -> run_world: open this rank's data, log, loop over optimizer steps, finish
+
+`train/trainer.py` drives it for a fixed world, `train/elastic.py` re-enters
+`run_world` after every change of world size.
+"""
+
+import os
+import time
+
+from hvd_pretrain.models.features import dummy_features
+from hvd_pretrain.rundir import RunDir, append_jsonl, write_json_atomic
+from hvd_pretrain.tfcompat import keras, tf
+from hvd_pretrain.train import distributed
+from hvd_pretrain.train.accumulate import AccumulatingStep, DynamicLossScale, HorovodCommunicator
+from hvd_pretrain.train.checkpoint import CheckpointWriter, latest_checkpoint
+from hvd_pretrain.train.metrics import MetricsLogger
+from hvd_pretrain.train.nonfinite import NonFiniteTraining, SkippedStepGuard
+from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
+from hvd_pretrain.train.plan import BatchPlan
+from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error
+
+POLICIES = {"fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
+
+
+def _peak_estimate(cfg, is_root):
+    """Per-rank peak for MFU: --peak_tflops, a --gpu_type preset, or on CPU the best measured matmul rate."""
+    from hvd_pretrain.train.peak import PeakEstimate, measure_matmul_peak, peak_cache_path
+    if cfg.peak_tflops:
+        return PeakEstimate(fixed=cfg.peak_tflops * 1e12, source="--peak_tflops")
+    if cfg.gpu_type:
+        from hvd_pretrain.plan.hardware import get_gpu, peak_flops
+        return PeakEstimate(fixed=peak_flops(get_gpu(cfg.gpu_type), cfg.precision),
+                            source="%s %s datasheet" % (cfg.gpu_type, cfg.precision))
+    if tf.config.list_physical_devices("GPU") or not is_root:
+        return None
+    from hvd_pretrain.corpus import cache_root
+    threads = tf.config.threading.get_intra_op_parallelism_threads()
+    return PeakEstimate(measure=lambda: measure_matmul_peak(tf, n=512, repeats=3, min_seconds=0.2),
+                        source="best fp32 matmul rate measured on this host, re-measured as training goes",
+                        cache_path=peak_cache_path(cache_root(), threads, tf.__version__))
+
+
+def exit_code_of(hvd, run):
+    """run() -> exit code; bad data and non-finite training become one error line (rank 0's) and exit 2."""
+    from hvd_pretrain.data import DataError
+    try:
+        return run()
+    except (DataError, NonFiniteTraining) as e:
+        if hvd.rank() == 0 or isinstance(e, DataError):  # a damaged shard is named by the rank that read it
+            print_error(str(e).splitlines()[0])
+        return EXIT_CONFIG
+
+
+class Session:
+    """What one run holds while ranks come and go: configs, model, optimizer, stepper, checkpoints."""
+
+    def __init__(self, hvd, model_config, cfg, resolved, printer):
+        self.hvd = hvd
+        self.model_config = model_config
+        self.cfg = cfg
+        self.resolved = resolved
+        self.printer = printer
+        self.rundir = RunDir(cfg.run_dir)
+        self.offset = resolved["step_offset"]
+        self.end_step = self.offset + cfg.num_train_steps
+        self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
+        self.tb_writer = None
+        self.peak = None
+
+    @property
+    def is_root(self):
+        return self.hvd.rank() == 0
+
+    def say(self, *args, **kwargs):
+        if self.is_root:
+            self.printer(*args, **kwargs)
+
+    def plan(self, world_size, accum_steps):
+        cfg = self.cfg
+        return BatchPlan(cfg.per_rank_batch, accum_steps, world_size, cfg.num_train_steps,
+                         cfg.resolved_warmup_steps(), cfg.max_seq_length)
+
+    def write_plan(self, plan):
+        write_json_atomic(self.rundir.plan, dict(
+            plan.to_dict(), model=self.model_config.to_dict(), train=self.cfg.to_dict(),
+            data={k: v for k, v in self.resolved.items() if k != "resume_state"},
+            max_predictions=self.cfg.max_predictions_per_seq, step_offset=self.offset))
+
+    def build(self):
+        from hvd_pretrain.models import build_pretrainer
+        cfg = self.cfg
+        if cfg.precision in POLICIES:
+            keras.mixed_precision.set_global_policy(POLICIES[cfg.precision])
+        keras.utils.set_random_seed(cfg.seed)
+        self.model = build_pretrainer(self.model_config)
+        self.optimizer = make_optimizer(cfg, make_schedule(cfg, offset=self.offset))
+        self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
+        self.stepper = AccumulatingStep(self.model, self.optimizer, HorovodCommunicator(self.hvd, self.compression),
+                                        cfg.accum_steps, cfg.clip_norm, loss_scale=self.loss_scale,
+                                        jit_compile=cfg.xla)
+        features = dummy_features(1, cfg.max_seq_length, cfg.max_predictions_per_seq, masked_weight=1.0)
+        self.model.loss_sums(features, training=False)  # creates the model's variables
+        self.optimizer.build(self.model.trainable_variables)
+        self.stepper.build(features)
+        self.writer = CheckpointWriter(self.rundir.checkpoints, self.model, self.optimizer, self.model_config,
+                                       keep=cfg.keep_checkpoints)
+        return self
+
+    def state_variables(self):
+        """Everything that must be equal on every rank: model, optimizer slots and step, loss scale."""
+        variables = list(self.model.variables) + distributed.optimizer_variables(self.optimizer)
+        if self.loss_scale is not None:
+            variables += [self.loss_scale.scale, self.loss_scale.good_steps]
+        return variables
+
+    def restore(self, source):
+        """Load the run's checkpoint, --init_from or --init_checkpoint into this rank's model."""
+        resolved, say = self.resolved, self.say
+        if resolved.get("checkpoint"):
+            self.writer.restore(resolved["checkpoint"])
+        elif resolved.get("init_from"):
+            from hvd_pretrain.export.importers import describe_missing, load_pretrained
+            report = load_pretrained(self.model, resolved["init_from"], source.get("init_from_generator") or None)
+            say("initialised from %s: %d tensors loaded%s"
+                % (", ".join(report["sources"].values()), report["loaded"],
+                   "; not in the checkpoint, starting fresh: %s" % describe_missing(report["missing"])
+                   if report["missing"] else ""))
+        elif resolved.get("init_checkpoint"):
+            self.writer.restore_weights(resolved["init_checkpoint"])
+            if self.offset:
+                self.optimizer.iterations.assign(self.offset)
+
+    def announce_start(self, start_step):
+        resolved = self.resolved
+        if resolved.get("checkpoint"):
+            self.say("resumed from %s at step %d" % (resolved["checkpoint"], start_step))
+        elif resolved.get("init_checkpoint"):
+            self.say("initialised from %s (weights only); starting at step %d"
+                     % (resolved["init_checkpoint"], start_step))
+
+    def run_world(self, plan, step, phase_examples, stop, event, after_step=None, **event_fields):
+        """Train in the current world from `step`: open the data, log, loop, and finish at the end step.
+
+        event: "start" or "resume" (a process's first entry) or "elastic_reset" (a new world).
+        Returns the exit code (0 when the run is complete, 128 + signal when stopped). Raises
+        DataError or NonFiniteTraining; `exit_code_of` turns them into one line and exit 2.
+        """
+        if step >= self.end_step:
+            self.say("training already complete at step %d (%s); nothing to do" % (step, self.rundir.checkpoints))
+            return 0
+        if event in ("start", "resume"):
+            self.announce_start(step)
+        iterator = self.open_data(self.hvd.rank(), plan.world_size, step)
+        if self.is_root:
+            self.write_plan(plan)
+        logger = self.metrics_logger(plan)
+        logger.event(event, step, world_size=plan.world_size, pid=os.getpid(), global_batch=plan.global_batch,
+                     accum_steps=plan.accum_steps, **event_fields)
+        self.record_weights(step, "start" if event == "resume" else event)
+        code, step, _ = self.run_steps(plan, iterator, logger, step, phase_examples, stop, after_step)
+        return code if code is not None else self.finish(logger, step)
+
+    def open_data(self, rank, world_size, start_step):
+        """This rank's batches. A (re)started run reads its shards in a new order, fixed by the seed and step."""
+        from hvd_pretrain.data import make_dataset, shards_for_rank
+        from hvd_pretrain.data.pipeline import checked_iterator
+        cfg = self.cfg
+        files = shards_for_rank(self.resolved["files"], rank, world_size)  # what make_dataset reads here
+        if all(os.path.getsize(f) == 0 for f in files):
+            # The input pipeline repeats its files: with no record in any of them it would wait for ever.
+            from hvd_pretrain.data import DataError
+            raise DataError("rank %d of %d has only empty shards (%s); recreate the data with fewer --num_shards or"
+                            " more text, or run with fewer ranks" % (rank, world_size, ", ".join(files[:3])))
+        dataset = make_dataset(self.resolved["files"], cfg.per_rank_batch, cfg.max_seq_length,
+                               cfg.max_predictions_per_seq, rank=rank, world=world_size, seed=cfg.seed + start_step)
+        return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
+
+    def peak_estimate(self):
+        """The per-rank peak FLOP/s behind MFU (rank 0 measures it on CPU), made once; None without one."""
+        if self.peak is None:
+            self.peak = _peak_estimate(self.cfg, self.is_root) or False
+            if self.peak:
+                self.say("MFU against %.2f TFLOP/s per rank (%s)" % (self.peak.flops / 1e12, self.peak.source))
+        return self.peak or None
+
+    def tensorboard_writer(self):
+        """Rank 0's TensorBoard writer for tb/, opened once; None on other ranks."""
+        if self.is_root and self.tb_writer is None:
+            self.tb_writer = tf.summary.create_file_writer(self.rundir.tensorboard)
+        return self.tb_writer
+
+    def metrics_logger(self, plan):
+        """A MetricsLogger for `plan`'s world: metrics.jsonl, ranks/<r>.jsonl and TensorBoard."""
+        from hvd_pretrain.models.flops import training_flops_per_sequence
+        cfg = self.cfg
+        return MetricsLogger(self.rundir, self.hvd.rank(), plan, self.is_root,
+                             gather=distributed.gather_rows(self.hvd), tb_writer=self.tensorboard_writer(),
+                             printer=self.say, end_step=self.end_step,
+                             flops_per_example=training_flops_per_sequence(self.model_config, cfg.max_seq_length,
+                                                                           cfg.max_predictions_per_seq),
+                             peak=self.peak_estimate())
+
+    def record_weights(self, step, event):
+        """Each rank records a digest of its weights: ranks that diverged show up as different digests."""
+        rank = self.hvd.rank()
+        append_jsonl(self.rundir.rank_log(rank), {"time": time.time(), "rank": rank, "step": int(step),
+                                                  "event": event, "pid": os.getpid(),
+                                                  "weights_sha256": distributed.weights_digest(self.model)})
+
+    def run_steps(self, plan, iterator, logger, step, phase_examples, stop, after_step=None):
+        """Train from `step` to the end. Returns (exit code or None when finished, step, phase examples).
+
+        after_step(step, phase_examples, checkpoint_step) runs on every rank after each optimizer step.
+        """
+        cfg, hvd, optimizer = self.cfg, self.hvd, self.optimizer
+        guard = SkippedStepGuard(cfg.max_consecutive_skipped_steps, cfg.precision)
+        while step < self.end_step:
+            t0 = time.time()
+            micro = [next(iterator) for _ in range(plan.accum_steps)]
+            t1 = time.time()
+            info = self.stepper.step(micro, stop=stop.requested)
+            step = int(optimizer.iterations.numpy())
+            phase_examples += 0 if info["skipped"] else plan.global_batch
+            logger.window.add(time.time() - t0, t1 - t0, info)
+            last = step >= self.end_step or info["stop"]
+            try:
+                guard.check(step, info)
+            except NonFiniteTraining:
+                self._log_window(logger, step, info)
+                logger.event("stopped", step, reason="non-finite", skipped_steps=guard.consecutive)
+                raise
+            # A window closes every log_every applied steps, and after log_every skipped steps in a row,
+            # so a run that skips step after step stays visible.
+            stuck = logger.window.applied == 0 and logger.window.skipped >= cfg.log_every
+            if (step % cfg.log_every == 0 and not info["skipped"]) or stuck or last:
+                self._log_window(logger, step, info)
+            checkpoint_step = (step % cfg.save_checkpoints_steps == 0 and not info["skipped"]) or last
+            if checkpoint_step and self.is_root:
+                path = self.writer.save(step, {"examples_seen": step * plan.global_batch,
+                                               "phase_examples": phase_examples, "step_offset": self.offset,
+                                               "plan": plan.to_dict()})
+                logger.event("checkpoint", step, path=path)
+            if info["stop"]:
+                code = stop.exit_code()  # ranks that only saw the stop flag report SIGTERM
+                signum = code - 128
+                # Every rank waits here until rank 0's checkpoint is on disk: a launcher that sees the
+                # first rank exit may kill the others.
+                hvd.broadcast_object(step, root_rank=0, name="stop_barrier")
+                self.say("stopping at step %d on signal %d; checkpoint written" % (step, signum))
+                logger.event("stopped", step, signal=signum)
+                return code, step, phase_examples
+            if after_step is not None:
+                after_step(step, phase_examples, checkpoint_step)
+        return None, step, phase_examples
+
+    def _log_window(self, logger, step, info):
+        logger.log_window(step, current_lr(self.optimizer), {k: info[k] for k in ("grad_norm", "loss_scale")
+                                                              if k in info})
+
+    def finish(self, logger, step):
+        self.hvd.broadcast_object(step, root_rank=0, name="end_barrier")  # rank 0's final checkpoint is written
+        logger.event("end", step)
+        self.record_weights(step, "end")
+        if self.is_root:
+            ckpt = latest_checkpoint(self.rundir.checkpoints)[1]
+            print("done: step %d. checkpoint: %s | metrics: %s | tensorboard: %s"
+                  % (step, ckpt, self.rundir.metrics, self.rundir.tensorboard), flush=True)
+        return 0
