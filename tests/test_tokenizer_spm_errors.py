@@ -89,6 +89,8 @@ def test_options_sentencepiece_would_reject_are_one_line_errors(tmp_path):
     assert "--character_coverage=1.5 is out of range" in _error(files, tmp_path / "o", 40, character_coverage=1.5)
     assert "--character_coverage=0.5" in _error(files, tmp_path / "o", 40, character_coverage=0.5)
     assert "--input_sentence_size=-1" in _error(files, tmp_path / "o", 40, input_sentence_size=-1)
+    with pytest.raises(DataError, match=r"--num_threads=-2 must be 0 \(all cores\) or a positive number"):
+        train_sentencepiece(files, str(tmp_path / "o"), 40, num_threads=-2)
     assert "<url> more than once" in _error(files, tmp_path / "o", 40, user_defined_symbols=["<url>", "<url>"])
 
 

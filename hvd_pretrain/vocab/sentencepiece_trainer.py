@@ -84,6 +84,8 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
             raise DataError("--user_defined_symbols lists %s more than once; list each symbol once" % symbol)
     if int(max_sentence_length) <= 0:
         raise DataError("--max_sentence_length=%s must be a positive number of bytes" % max_sentence_length)
+    if num_threads is not None and int(num_threads) < 0:
+        raise DataError("--num_threads=%s must be 0 (all cores) or a positive number" % num_threads)
     if int(input_sentence_size) < 0:
         raise DataError("--input_sentence_size=%s must be 0 (every line) or a positive number of lines"
                         % input_sentence_size)
