@@ -118,6 +118,7 @@ def test_token_word_starts_rules():
     assert token_word_starts(" kg数", [0, 1, 2, 3], {0, 1, 3}).tolist() == [True, False, False, True]
     # bytes of one character share its start: only the first can start a word
     assert token_word_starts("鑫学习", [0, 0, 0, 1, 2], {0, 1}).tolist() == [True, False, False, True, False]
+    assert token_word_starts("学鑫", [0, 1, 1, 1], {0}).tolist() == [True, False, False, False]
     # a piece with a leading space ("▁北京") starts where its first character does
     assert token_word_starts(" 北京 大学", [0, 3], {1, 4}).tolist() == [True, True]
     # "▁1", "⁄", "2" made from " ½": jieba splits "1⁄2" into three words, but one source character is one word part

@@ -4,8 +4,8 @@ Chinese text has no spaces, so a tokenizer cannot tell where words start. jieba
 segments each sentence as the tokenizer sees it (after normalization, so that a
 character that normalizes to several tokens, such as "㎏" -> "kg", is one word
 part and not several word starts); a token starts a word when its first
-character starts a jieba word. The segmenter is built once per process (its dictionary takes
-about a second to load), never once per line.
+character starts a jieba word. The segmenter is built once per process (its
+dictionary takes about a second to load), never once per line.
 """
 
 import logging
@@ -60,11 +60,15 @@ def token_word_starts(text, token_starts, word_starts, inside=None):
     a word that the token after it continues. Returns a bool array, one per token.
     """
     count = len(token_starts)
+    ends, following = [len(text)] * count, len(text)  # a token's text runs to the next larger start
+    for i in range(count - 2, -1, -1):
+        if token_starts[i + 1] > token_starts[i]:
+            following = token_starts[i + 1]
+        ends[i] = following
     flags = np.zeros(count, dtype=bool)
     after_space = False
     for i, start in enumerate(token_starts):
-        end = token_starts[i + 1] if i + 1 < count else len(text)
-        piece = text[start:end]
+        piece = text[start:ends[i]]
         if (i and start == token_starts[i - 1]) or (inside is not None and inside[i]):
             flags[i] = False
         elif not piece.strip():
