@@ -257,3 +257,34 @@ def test_donor_chunks_are_sampled_from_the_whole_input(tmp_path):
         assert donor_ranges(chunks, index, seed=5) == ranges  # fixed by (seed, chunk index)
         reached |= doc_ids(docs)
     assert len(reached) >= 14  # far chunks too, not only neighbours
+
+
+WORKER_DIES = r'''
+import os, signal, sys
+from hvd_pretrain.data import DataConfig, DataError, create_pretraining_data, shard_writer
+real = shard_writer.process_chunk
+
+def dies_on_chunk_1(task):
+    if task["index"] == 1:
+        os.kill(os.getpid(), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+    return real(task)
+
+shard_writer.process_chunk = dies_on_chunk_1  # forked workers inherit it
+corpus, vocab, out = sys.argv[1:4]
+try:
+    create_pretraining_data([corpus], vocab, out, DataConfig(dupe_factor=1, num_shards=4), num_workers=2)
+except DataError as e:
+    print("DataError:", e)
+    sys.exit(2)
+'''
+
+
+@pytest.mark.timeout(200)
+def test_a_worker_killed_mid_chunk_stops_creation_instead_of_hanging(corpus_file, vocab, tmp_path):
+    import sys
+    from proc import run
+    result = run([sys.executable, "-c", WORKER_DIES, corpus_file, vocab, str(tmp_path / "out")], timeout=150,
+                 check=False)
+    assert result.returncode == 2, result.stdout[-2000:]
+    assert "DataError: a data-creation worker died" in result.stdout and "--num_workers" in result.stdout
+    assert not os.path.exists(tmp_path / "out" / "manifest.json")  # never a manifest over missing shards

@@ -18,6 +18,8 @@ import os
 import sys
 import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from hvd_pretrain.data.config import DataConfig
@@ -201,22 +203,25 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
     counters = context.Array("d", 3)
     if context.get_start_method() == "fork":
         shard_writer.init_worker(vocab_dir, config.as_dict(), tokenizer=tokenizer, chunks=chunks)  # inherited
-        pool = context.Pool(workers, initializer=shard_writer.join_pool, initargs=(counters,))
+        initializer, initargs = shard_writer.join_pool, (counters,)
     else:
-        pool = context.Pool(workers, initializer=shard_writer.init_pool_worker,
-                            initargs=(vocab_dir, config.as_dict(), counters, chunks))
-    with pool:
-        pending = pool.imap_unordered(shard_writer.process_chunk, tasks)
-        for _ in tasks:
-            while True:
-                try:
-                    result = pending.next(timeout=PROGRESS_SECONDS)
-                    break
-                except multiprocessing.TimeoutError:
-                    tracker.counts = counters[:]
-                    tracker.show()
-            tracker.counts = counters[:]
-            yield result
+        initializer, initargs = shard_writer.init_pool_worker, (vocab_dir, config.as_dict(), counters, chunks)
+    # A worker that dies (killed by the kernel when memory runs out) breaks the pool: every waiting
+    # future then fails with BrokenProcessPool, where multiprocessing.Pool would wait for ever.
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
+        pending = {pool.submit(shard_writer.process_chunk, task) for task in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                tracker.counts = counters[:]
+                tracker.show()
+                for future in done:
+                    yield future.result()
+        except BrokenProcessPool:
+            for future in pending:
+                future.cancel()
+            raise DataError("a data-creation worker died before finishing its chunk (killed, most likely out of"
+                            " memory); rerun with fewer --num_workers: finished shards are kept") from None
 
 
 def _manifest(out_dir, files, tokenizer, config, identity, results):
