@@ -39,9 +39,9 @@ def tokenize_documents(raw_documents, tokenizer, segmenter=None):
     else:
         pieces, flags = [], []
         for text in sentences:
-            ids, normalized, starts, inside = tokenizer.encode_normalized(text)
+            ids, normalized, token_starts, inside = tokenizer.encode_normalized(text)
             pieces.append(np.asarray(ids, dtype=np.int32))
-            flags.append(segmenter.token_word_starts(normalized, starts, inside))
+            flags.append(segmenter.token_word_starts(normalized, token_starts, inside))
         lengths = np.array([p.size for p in pieces], dtype=np.int64)
         flat = np.concatenate(pieces) if pieces else np.zeros(0, dtype=np.int32)
         starts = np.concatenate(flags) if flags else np.zeros(0, dtype=bool)
