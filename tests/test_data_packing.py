@@ -61,16 +61,16 @@ def _segment_layout(ids, n, sep_id):
 @pytest.mark.parametrize("objective", ["sop", "nsp"])
 def test_packed_pairs_in_records(corpus_file, vocab, tmp_path, objective):
     tok = load_tokenizer(vocab)
-    # seed 1: the fill gain varies by about 1.3 tokens between seeds (mean about 21 over seeds 1-5 and 12345)
     plain = create_pretraining_data([corpus_file], vocab, str(tmp_path / "plain"),
-                                    DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective, seed=1))
+                                    DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective))
     packed = create_pretraining_data([corpus_file], vocab, str(tmp_path / "packed"),
                                      DataConfig(dupe_factor=2, num_shards=2, sentence_objective=objective, packing=True,
-                                                whole_word_masking=True, seed=1))
+                                                whole_word_masking=True))
     stats, plain_stats = packed["sequence_stats"], plain["sequence_stats"]
     assert stats["pairs"] == plain_stats["pairs"] == plain["num_instances"]  # the same pairs, fewer sequences
     assert stats["pairs_per_sequence"] > 1.2 and plain_stats["pairs_per_sequence"] == 1.0
-    assert stats["tokens_per_sequence"] > plain_stats["tokens_per_sequence"] + 20
+    # Real tokens per sequence, packed / plain, over seeds 1, 2, 3 and 12345: NSP 1.30-1.34, SOP 1.45-1.48.
+    assert stats["tokens_per_sequence"] > 1.25 * plain_stats["tokens_per_sequence"]
     assert abs(packed["sentence_label_1_rate"] - 0.5) < 0.02
     records = _records(str(tmp_path / "packed"))
     assert len(records) == packed["num_instances"]
