@@ -124,3 +124,18 @@ def test_token_word_starts_rules():
     # "▁1", "⁄", "2" made from " ½": jieba splits "1⁄2" into three words, but one source character is one word part
     assert token_word_starts(" 1⁄2", [0, 2, 3], {1, 2, 3}, [False, True, True]).tolist() == [True, False, False]
     assert token_word_starts("", [], set()).dtype == np.bool_
+
+
+@pytest.mark.parametrize("vocab_words, lower", [(["the", "istanbul", "i", "##̇"], True), (["The", "İ"], False)])
+def test_wordpiece_encode_normalized_gives_the_ids_of_the_text(tmp_path, vocab_words, lower):
+    chars = sorted({c for s in PLAIN + EXPANDING + ["abcdefghijklmnopqrstuvwxyz"] for c in s.lower()})
+    pieces = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + vocab_words + chars + ["##" + c for c in chars]
+    (tmp_path / "vocab.txt").write_text("\n".join(pieces) + "\n", encoding="utf-8")
+    tok = load_tokenizer(str(tmp_path), do_lower_case=lower, strip_accents=False)
+    for text in PLAIN + EXPANDING + ["İstanbul naïve Café", "", "  ", "a\u200bb \x00c"]:
+        ids, normalized, starts, inside = tok.encode_normalized(text)
+        assert ids == tok.encode(text) and len(starts) == len(inside) == len(ids)
+        assert starts == sorted(starts) and not inside[:1] == [True]
+    ids, normalized, starts, inside = tok.encode_normalized("İstanbul")
+    if lower:  # "İ" lower-cases to "i" + U+0307: two tokens of one source character
+        assert [tok.id_to_piece(i) for i in ids][:2] == ["i", "##̇"] and inside[1]

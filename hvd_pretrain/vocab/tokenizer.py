@@ -272,10 +272,13 @@ class WordPieceTokenizer(Tokenizer):
         CJK characters (a word segmenter needs the characters together); tokenizing it
         gives the ids of `text`, since the normalizer changes nothing the second time.
         """
+        original = self.hf.encode(text, add_special_tokens=False)
+        sources = [start for start, _ in original.offsets]
+        inside = [i > 0 and sources[i] == sources[i - 1] for i in range(len(sources))]
         normalized = self._normalizer_for_segmenter.normalize_str(text)
         encoding = self.hf.encode(normalized, add_special_tokens=False)
-        sources = [start for start, _ in self.hf.encode(text, add_special_tokens=False).offsets]
-        inside = [i > 0 and sources[i] == sources[i - 1] for i in range(len(sources))]
+        if encoding.ids != original.ids:  # not expected; then fall back to the offsets in `text`
+            return original.ids, text, sources, inside
         return encoding.ids, normalized, [start for start, _ in encoding.offsets], inside
 
     def encode_flat(self, texts):
