@@ -23,6 +23,16 @@ import tempfile
 from dataclasses import dataclass
 
 
+# Every file and folder name of the layout above; other modules use these, never the strings.
+PLAN, VOCAB, DATA, CHECKPOINTS = "plan.json", "vocab", "data", "checkpoints"
+METRICS, RANKS, TENSORBOARD = "metrics.jsonl", "ranks", "tb"
+JOB, LOGS, STOP_REQUEST = "job.json", "logs", "stop_request.json"
+TRAIN_LOG, SUPERVISOR_LOG = "train.log", "supervisor.log"  # in logs/
+MANIFEST = "manifest.json"  # in a data directory
+# Any of these marks a directory as a run directory.
+RUN_MARKERS = (METRICS, JOB, PLAN, RANKS, CHECKPOINTS)
+
+
 class RunDirError(Exception):
     """A run directory that cannot be used as asked (one-line message)."""
 
@@ -37,42 +47,49 @@ class RunDir:
 
     @property
     def plan(self):
-        return os.path.join(self.root, "plan.json")
+        return os.path.join(self.root, PLAN)
 
     @property
     def vocab_dir(self):
-        return os.path.join(self.root, "vocab")
+        return os.path.join(self.root, VOCAB)
 
     @property
     def data_dir(self):
-        return os.path.join(self.root, "data")
+        return os.path.join(self.root, DATA)
 
     @property
     def checkpoints(self):
-        return os.path.join(self.root, "checkpoints")
+        return os.path.join(self.root, CHECKPOINTS)
 
     @property
     def metrics(self):
-        return os.path.join(self.root, "metrics.jsonl")
+        return os.path.join(self.root, METRICS)
 
     @property
     def ranks_dir(self):
-        return os.path.join(self.root, "ranks")
+        return os.path.join(self.root, RANKS)
 
     def rank_log(self, rank):
         return os.path.join(self.ranks_dir, "%d.jsonl" % int(rank))
 
     @property
     def tensorboard(self):
-        return os.path.join(self.root, "tb")
+        return os.path.join(self.root, TENSORBOARD)
 
     @property
     def job(self):
-        return os.path.join(self.root, "job.json")
+        return os.path.join(self.root, JOB)
 
     @property
     def logs(self):
-        return os.path.join(self.root, "logs")
+        return os.path.join(self.root, LOGS)
+
+    @property
+    def stop_request(self):
+        return os.path.join(self.root, STOP_REQUEST)
+
+    def log(self, which=TRAIN_LOG):
+        return os.path.join(self.root, LOGS, which)
 
     def ensure(self):
         for path in (self.root, self.checkpoints, self.ranks_dir, self.logs):

@@ -29,7 +29,7 @@ def _listing(directory):
 
 
 def test_written_checkpoint_records_size_and_crc_of_every_file(tmp_path):
-    from hvd_pretrain.train.checkpoint import file_digests, verify_checkpoint
+    from hvd_pretrain.checkpoint_files import file_digests, verify_checkpoint
     writer, _ = _writer(tmp_path)
     path = writer.save(5, {"examples_seen": 40})
     with open(os.path.join(path, "state.json")) as f:
@@ -42,7 +42,7 @@ def test_written_checkpoint_records_size_and_crc_of_every_file(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "flip", "state", "config", "remove"])
 def test_each_kind_of_damage_is_detected(tmp_path, damage):
-    from hvd_pretrain.train.checkpoint import CheckpointDamaged, verify_checkpoint
+    from hvd_pretrain.checkpoint_files import CheckpointDamaged, verify_checkpoint
     writer, _ = _writer(tmp_path)
     path = writer.save(3, {})
     data = _data_file(path)
@@ -73,7 +73,7 @@ def test_each_kind_of_damage_is_detected(tmp_path, damage):
 
 
 def test_a_checkpoint_without_digests_is_read_in_full(tmp_path):
-    from hvd_pretrain.train.checkpoint import CheckpointDamaged, verify_checkpoint
+    from hvd_pretrain.checkpoint_files import CheckpointDamaged, verify_checkpoint
     writer, _ = _writer(tmp_path)
     path = writer.save(3, {})
     state_path = os.path.join(path, "state.json")
@@ -91,7 +91,7 @@ def test_a_checkpoint_without_digests_is_read_in_full(tmp_path):
 
 
 def test_newest_damaged_checkpoint_is_set_aside_and_the_previous_one_used(tmp_path):
-    from hvd_pretrain.train.checkpoint import list_checkpoints, newest_good_checkpoint
+    from hvd_pretrain.checkpoint_files import list_checkpoints, newest_good_checkpoint
     writer, _ = _writer(tmp_path)
     for step in (10, 20, 30):
         writer.save(step, {})
@@ -114,7 +114,7 @@ def test_newest_damaged_checkpoint_is_set_aside_and_the_previous_one_used(tmp_pa
 
 
 def test_without_set_aside_damaged_checkpoints_are_only_skipped(tmp_path):
-    from hvd_pretrain.train.checkpoint import newest_good_checkpoint
+    from hvd_pretrain.checkpoint_files import newest_good_checkpoint
     writer, _ = _writer(tmp_path)
     writer.save(1, {})
     writer.save(2, {})
@@ -128,7 +128,7 @@ def test_without_set_aside_damaged_checkpoints_are_only_skipped(tmp_path):
 
 
 def test_when_every_checkpoint_is_damaged_nothing_is_renamed(tmp_path):
-    from hvd_pretrain.train.checkpoint import CheckpointDamaged, newest_good_checkpoint
+    from hvd_pretrain.checkpoint_files import CheckpointDamaged, newest_good_checkpoint
     writer, _ = _writer(tmp_path)
     for step in (1, 2):
         path = writer.save(step, {})
@@ -140,24 +140,25 @@ def test_when_every_checkpoint_is_damaged_nothing_is_renamed(tmp_path):
 
 
 def test_a_checkpoint_that_fails_verification_replaces_nothing(tmp_path, monkeypatch):
+    from hvd_pretrain.checkpoint_files import CheckpointDamaged, file_digests
     from hvd_pretrain.train import checkpoint
     writer, model = _writer(tmp_path)
     first = writer.save(7, {"examples_seen": 1})
-    before = checkpoint.file_digests(first)
+    before = file_digests(first)
 
     def damaged(path):
-        raise checkpoint.CheckpointDamaged("ckpt.data-00000-of-00001 has 1 bytes, 2 were written")
+        raise CheckpointDamaged("ckpt.data-00000-of-00001 has 1 bytes, 2 were written")
     monkeypatch.setattr(checkpoint, "verify_checkpoint", damaged)
     model.trainable_variables[0].assign(model.trainable_variables[0] + 1.0)
-    with pytest.raises(checkpoint.CheckpointDamaged, match="failed verification after writing"):
+    with pytest.raises(CheckpointDamaged, match="failed verification after writing"):
         writer.save(7, {"examples_seen": 2})
-    assert checkpoint.file_digests(first) == before  # the good checkpoint of the same step is untouched
+    assert file_digests(first) == before  # the good checkpoint of the same step is untouched
     with open(os.path.join(first, "state.json")) as f:
         assert json.load(f)["examples_seen"] == 1
 
 
 def test_steps_compare_as_numbers_not_names(tmp_path):
-    from hvd_pretrain.train.checkpoint import latest_checkpoint, list_checkpoints
+    from hvd_pretrain.checkpoint_files import latest_checkpoint, list_checkpoints
     for name in ("ckpt-999999999", "ckpt-1000000000", "ckpt-000000005"):
         os.makedirs(tmp_path / name)
         (tmp_path / name / "state.json").write_text("{}")
@@ -166,7 +167,7 @@ def test_steps_compare_as_numbers_not_names(tmp_path):
 
 
 def test_restore_after_fallback_gives_the_good_weights(tmp_path):
-    from hvd_pretrain.train.checkpoint import newest_good_checkpoint
+    from hvd_pretrain.checkpoint_files import newest_good_checkpoint
     writer, model = _writer(tmp_path)
     writer.save(1, {})
     good = model.trainable_variables[0].numpy().copy()

@@ -104,8 +104,8 @@ def test_clipping_happens_after_reduction_and_reports_the_raw_norm():
 
 def test_checkpoints_are_atomic_keep_n_and_refuse_other_models(tmp_path):
     from hvd_pretrain.tfcompat import keras
-    from hvd_pretrain.train.checkpoint import (CheckpointMismatch, CheckpointWriter, check_compatible,
-                                               latest_checkpoint, list_checkpoints)
+    from hvd_pretrain.checkpoint_files import CheckpointMismatch, check_compatible, latest_checkpoint, list_checkpoints
+    from hvd_pretrain.train.checkpoint import CheckpointWriter
     config, model = _tiny_model()
     model.loss_sums(_micro(2), training=False)
     opt = keras.optimizers.AdamW(learning_rate=1e-3)

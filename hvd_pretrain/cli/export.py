@@ -21,6 +21,7 @@ from absl import flags
 from hvd_pretrain.cli.flagutil import parse_flags
 
 from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.rundir import RunDir
 
 
 def _define(fv):
@@ -49,7 +50,7 @@ def _default_vocab(fv):
         return fv.vocab
     if fv.run_dir or fv.checkpoint:
         base = fv.run_dir or os.path.dirname(os.path.dirname(os.path.abspath(fv.checkpoint)))
-        vocab = os.path.join(base, "vocab")
+        vocab = RunDir(base).vocab_dir
     else:
         src = fv.from_pretrained
         vocab = src if os.path.isdir(src) else os.path.dirname(src)

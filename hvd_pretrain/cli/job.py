@@ -25,6 +25,7 @@ import sys
 from hvd_pretrain.supervisor import control, doctor, jobfile, launch, logfiles
 from hvd_pretrain.supervisor.names import JobNameError, run_dir_for, runs_root, validate_name
 from hvd_pretrain.supervisor.supervise import DEFAULTS, Supervisor
+from hvd_pretrain.rundir import LOGS
 
 SETTING_FLAGS = (  # (flag, job.json key, help)
     ("--restarts", "max_restarts", "restarts allowed after crashes and hangs (default %(default)s)"),
@@ -132,7 +133,7 @@ def cmd_start(args, command):
 
 
 def _start_foreground(name, run_dir, command, settings):
-    os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    os.makedirs(os.path.join(run_dir, LOGS), exist_ok=True)
     lock_fd = jobfile.try_lock(run_dir)
     if lock_fd is None:
         return _error("job %r is already running; choose another name or `hvd-job stop %s` first"

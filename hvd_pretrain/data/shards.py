@@ -15,9 +15,8 @@ import os
 from hvd_pretrain.data.errors import DataError
 from hvd_pretrain.data.tfrecord import decode_example, iter_records
 from hvd_pretrain.numbered import numbered_sorted
-from hvd_pretrain.rundir import read_json
+from hvd_pretrain.rundir import MANIFEST, read_json
 
-MANIFEST = "manifest.json"
 
 
 def looks_like_shard(name):

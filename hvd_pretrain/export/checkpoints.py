@@ -11,13 +11,14 @@ import os
 import sys
 
 from hvd_pretrain.models.config import ConfigError, ModelConfig
+from hvd_pretrain.rundir import RunDir
 
 CHECKPOINT_PREFIX = "ckpt"
 
 
 def resolve_checkpoint(path):
     """A checkpoint directory from a run directory (its latest checkpoint) or a checkpoint directory."""
-    from hvd_pretrain.train.checkpoint import CheckpointDamaged, newest_good_checkpoint, verify_checkpoint
+    from hvd_pretrain.checkpoint_files import CheckpointDamaged, newest_good_checkpoint, verify_checkpoint
 
     if os.path.isfile(os.path.join(path, "model_config.json")):
         try:
@@ -27,7 +28,7 @@ def resolve_checkpoint(path):
         return path
     warn = lambda line: print(line, file=sys.stderr)  # noqa: E731
     try:
-        _, found, _ = newest_good_checkpoint(os.path.join(path, "checkpoints"), warn=warn)
+        _, found, _ = newest_good_checkpoint(RunDir(path).checkpoints, warn=warn)
     except CheckpointDamaged as e:
         raise ConfigError(str(e)) from None
     if not found:

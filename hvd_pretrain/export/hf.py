@@ -18,6 +18,7 @@ import shutil
 
 from hvd_pretrain.export import bindings, hf_names
 from hvd_pretrain.models.config import ConfigError
+from hvd_pretrain.rundir import DATA, RUN_MARKERS
 
 
 class ExportError(ValueError):
@@ -72,7 +73,7 @@ def _write_dir(path, architecture, hf_config, tensors, vocab):
             json.dump(vocab["special"], f, indent=2, sort_keys=True)
 
 
-RUN_DIR_MARKERS = ("checkpoints", "plan.json", "metrics.jsonl", "data", "job.json", "ranks")
+RUN_DIR_MARKERS = RUN_MARKERS + (DATA,)
 
 
 def _refuse_to_replace_run_data(out_dir):

@@ -4,10 +4,9 @@ import os
 import signal
 import time
 
-from hvd_pretrain.rundir import RunDir, tail_jsonl, write_json_atomic
+from hvd_pretrain.rundir import TRAIN_LOG, RunDir, tail_jsonl, write_json_atomic
 from hvd_pretrain.supervisor import jobfile, proctree
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV
-from hvd_pretrain.supervisor.supervise import STOP_REQUEST
 
 LIVE_STATES = ("running", "restarting", "hung")
 
@@ -105,7 +104,7 @@ def format_detail(row, history=5):
               "%-15s %s" % ("EXIT CODE", "-" if row.get("exit_code") is None else row["exit_code"]),
               "%-15s %s" % ("LAUNCHER", row.get("launcher") or "-"),
               "%-15s %s" % ("RUN DIR", row["run_dir"]),
-              "%-15s %s" % ("LOG", os.path.join(row["run_dir"], "logs", "train.log"))]
+              "%-15s %s" % ("LOG", RunDir(row["run_dir"]).log(TRAIN_LOG))]
     past = row.get("history", [])[-history:]
     if past:
         lines.append("HISTORY (last %d of %d attempts)" % (len(past), len(row["history"])))
@@ -135,7 +134,7 @@ def stop(run_dir, grace=None, extra_wait=15.0):
         jobfile.save(run_dir, job)
         return job
     if grace is not None:
-        write_json_atomic(os.path.join(run_dir, STOP_REQUEST), {"grace": grace, "time": time.time()})
+        write_json_atomic(RunDir(run_dir).stop_request, {"grace": grace, "time": time.time()})
     effective = grace if grace is not None else job.get("grace", 120)
     supervisor = job.get("supervisor_pid")
     try:

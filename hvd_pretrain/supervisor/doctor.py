@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from hvd_pretrain.supervisor import logind
+from hvd_pretrain.rundir import RunDir
 
 OK, WARN, FAIL = "OK", "WARN", "FAIL"
 GiB = 1024 ** 3
@@ -152,7 +153,7 @@ def _ticket_summary(klist_text):
 
 
 def check_disk(run_dir, warn_gib=50.0, fail_gib=5.0):
-    where = existing_parent(os.path.join(run_dir, "checkpoints"))
+    where = existing_parent(RunDir(run_dir).checkpoints)
     usage = shutil.disk_usage(where)
     free = usage.free / GiB
     message = "%.1f GiB free of %.1f GiB where checkpoints go (%s)" % (free, usage.total / GiB, where)

@@ -15,7 +15,7 @@ import os
 import time
 
 from hvd_pretrain.numbered import numbered_key
-from hvd_pretrain.rundir import RunDir, read_json, write_json_atomic
+from hvd_pretrain.rundir import JOB, RunDir, read_json, write_json_atomic
 
 STATES = ("running", "restarting", "hung", "stopped", "failed", "finished")
 FINAL_STATES = ("stopped", "failed", "finished")
@@ -105,6 +105,6 @@ def list_jobs(root):
     except OSError:
         return found
     for entry in entries:
-        if entry.is_dir() and os.path.exists(os.path.join(entry.path, "job.json")):
+        if entry.is_dir() and os.path.exists(os.path.join(entry.path, JOB)):
             found.append((entry.name, entry.path))
     return found

@@ -21,6 +21,7 @@ import time
 
 from hvd_pretrain.supervisor import jobfile, logfiles, logind, proctree
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV, safe_token
+from hvd_pretrain.rundir import LOGS
 
 LAUNCHERS = ("auto", "direct", "systemd", "tmux")
 # Session-bound variables not worth carrying into a job that outlives the session.
@@ -138,7 +139,7 @@ def start(name, run_dir, command, settings, launcher="auto", facts=None):
     """Create or reuse the run directory, write job.json and start the supervisor detached."""
     if launcher not in LAUNCHERS:
         raise StartError("unknown launcher %r; choose one of %s" % (launcher, ", ".join(LAUNCHERS)), 2)
-    os.makedirs(os.path.join(run_dir, "logs"), exist_ok=True)
+    os.makedirs(os.path.join(run_dir, LOGS), exist_ok=True)
     lock_fd = jobfile.try_lock(run_dir)
     if lock_fd is None:
         previous = jobfile.load(run_dir) or {}

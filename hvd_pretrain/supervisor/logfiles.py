@@ -16,16 +16,15 @@ import sys
 import time
 
 from hvd_pretrain.numbered import numbered_key
+from hvd_pretrain.rundir import SUPERVISOR_LOG, TRAIN_LOG, RunDir  # noqa: F401 - names used by callers
 
-TRAIN_LOG = "train.log"
-SUPERVISOR_LOG = "supervisor.log"
 SUPERVISOR_ERR = "supervisor.err"
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_BACKUPS = 5
 
 
 def log_path(run_dir, which=TRAIN_LOG):
-    return os.path.join(run_dir, "logs", which)
+    return RunDir(run_dir).log(which)
 
 
 def rotating_logger(path, name, max_bytes=DEFAULT_MAX_BYTES, backups=DEFAULT_BACKUPS, stamp=False):

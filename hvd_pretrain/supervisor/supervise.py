@@ -45,7 +45,6 @@ DEFAULTS = {
 }
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 TAIL_LINES = 400
-STOP_REQUEST = "stop_request.json"
 LEFTOVER_GRACE = 3.0  # s for processes left behind by an exited command, before SIGKILL
 
 
@@ -171,9 +170,9 @@ class Supervisor:
 
     def stop_grace(self):
         """The grace period: `hvd-job stop --grace` leaves it in stop_request.json, else the job's setting."""
-        request = read_json(os.path.join(self.run_dir, STOP_REQUEST)) or {}
+        request = read_json(RunDir(self.run_dir).stop_request) or {}
         try:
-            os.unlink(os.path.join(self.run_dir, STOP_REQUEST))
+            os.unlink(RunDir(self.run_dir).stop_request)
         except OSError:
             pass
         grace = request.get("grace")
@@ -249,7 +248,7 @@ class Supervisor:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
         proctree.become_subreaper()
         try:
-            os.unlink(os.path.join(self.run_dir, STOP_REQUEST))  # left over from an earlier run
+            os.unlink(RunDir(self.run_dir).stop_request)  # left over from an earlier run
         except OSError:
             pass
         self.save(supervisor_pid=os.getpid(), supervisor_started=time.time(), restarts=0, error=None)

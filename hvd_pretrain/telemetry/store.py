@@ -6,8 +6,8 @@ import time
 
 from hvd_pretrain.numbered import numbered_key
 from hvd_pretrain.telemetry.run import RunMonitor
+from hvd_pretrain.rundir import RUN_MARKERS
 
-RUN_MARKERS = ("metrics.jsonl", "job.json", "plan.json", "ranks")
 
 
 def looks_like_run(path):

@@ -10,7 +10,7 @@ import os
 import sys
 
 from hvd_pretrain.rundir import RunDir
-from hvd_pretrain.train.checkpoint import (CheckpointDamaged, CheckpointMismatch, check_compatible,
+from hvd_pretrain.checkpoint_files import (STATE, CheckpointDamaged, CheckpointMismatch, check_compatible,
                                            newest_good_checkpoint, verify_checkpoint)
 from hvd_pretrain.train.prepare import PrepareError, prepare
 
@@ -37,9 +37,9 @@ def _init_checkpoint(path):
     In a directory of checkpoints the newest one that verifies is taken (another run's
     damaged checkpoints are skipped with a warning, never renamed).
     """
-    if os.path.isfile(os.path.join(path, "state.json")):
+    if os.path.isfile(os.path.join(path, STATE)):
         return path
-    for candidate in (os.path.join(path, "checkpoints"), path):
+    for candidate in (RunDir(path).checkpoints, path):
         _, found, _ = newest_good_checkpoint(candidate, warn=print_warning)
         if found:
             return found

@@ -19,7 +19,8 @@ from hvd_pretrain.rundir import RunDir, append_jsonl, write_json_atomic
 from hvd_pretrain.tfcompat import keras, tf
 from hvd_pretrain.train import distributed
 from hvd_pretrain.train.accumulate import AccumulatingStep, DynamicLossScale, HorovodCommunicator
-from hvd_pretrain.train.checkpoint import CheckpointWriter, latest_checkpoint
+from hvd_pretrain.checkpoint_files import latest_checkpoint
+from hvd_pretrain.train.checkpoint import CheckpointWriter
 from hvd_pretrain.train.metrics import MetricsLogger
 from hvd_pretrain.train.nonfinite import NonFiniteTraining, SkippedStepGuard
 from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
