@@ -27,6 +27,7 @@ import re
 
 import google_crc32c
 
+from hvd_pretrain.errors import CheckpointDamaged, CheckpointMismatch, quoted  # noqa: F401 - raised here
 from hvd_pretrain.rundir import read_json
 
 _NAME = re.compile(r"^ckpt-(\d+)$")
@@ -34,14 +35,6 @@ STATE = "state.json"
 MODEL_CONFIG = "model_config.json"
 DAMAGED_SUFFIX = ".damaged"
 _CHUNK = 8 << 20
-
-
-class CheckpointMismatch(Exception):
-    """A checkpoint that belongs to a different model (one-line message)."""
-
-
-class CheckpointDamaged(Exception):
-    """A checkpoint whose files do not match what was written (one-line message)."""
 
 
 def checkpoint_name(step):
@@ -124,8 +117,7 @@ def verify_checkpoint(path):
         for key in reader.get_variable_to_shape_map():
             reader.get_tensor(key)
     except Exception as e:  # noqa: BLE001 - the reader raises OpError, IndexError or ValueError on damage
-        message = (getattr(e, "message", None) or str(e)).strip().splitlines()
-        raise CheckpointDamaged("TensorFlow cannot read it (%s)" % (message[0] if message else type(e).__name__))
+        raise CheckpointDamaged("TensorFlow cannot read it (%s)" % quoted(e)) from None
     return state
 
 

@@ -23,7 +23,7 @@ import sysconfig
 import warnings
 
 from hvd_pretrain.data.documents import read_documents  # noqa: F401  (re-exported)
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.rundir import write_text_atomic
 
 BUILDER_VERSION = 1

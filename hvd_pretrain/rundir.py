@@ -33,10 +33,6 @@ MANIFEST = "manifest.json"  # in a data directory
 RUN_MARKERS = (METRICS, JOB, PLAN, RANKS, CHECKPOINTS)
 
 
-class RunDirError(Exception):
-    """A run directory that cannot be used as asked (one-line message)."""
-
-
 @dataclass(frozen=True)
 class RunDir:
     root: str

@@ -1,4 +1,5 @@
-"""Lines of input text, and the one definition of a blank line that every reader shares.
+"""Input text files: which to read, whether they are text, their lines, and the one definition of a blank
+line that every reader shares.
 
 A line is everything up to a "\\n" byte (a "\\r" before it is dropped); other
 Unicode line separators (U+2028, U+0085, form feed, ...) stay inside the line,
@@ -21,6 +22,14 @@ most lines: bytes.strip() knows only ASCII whitespace, so a line is decoded only
 when what remains starts with a byte that can begin a non-ASCII whitespace
 character. A line that is not valid UTF-8 is not blank.
 """
+
+import glob
+import os
+
+from hvd_pretrain.errors import DataError
+
+SNIFF_BYTES = 1 << 16  # how much of an input file is read to tell whether it is text
+
 
 # First bytes of the UTF-8 encodings of the characters str.isspace() accepts beyond bytes.isspace():
 # U+001C..U+001F, U+0085 and U+00A0 (0xC2 ..), U+1680 (0xE1 ..), U+2000..U+200A, U+2028, U+2029,
@@ -67,3 +76,54 @@ def split_lines(text):
     if lines and lines[-1] == "":
         lines.pop()
     return [line.rstrip("\r") for line in lines]
+
+
+def expand_input_files(spec, flag="--input_files"):
+    """A comma-separated string or a list of paths/globs -> sorted, de-duplicated existing files."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec or [])
+    items = [str(item).strip() for item in items if str(item).strip()]
+    if not items:
+        raise DataError("%s is empty; pass one or more text files (comma-separated, globs allowed)" % flag)
+    files = []
+    for item in items:
+        if glob.has_magic(item):
+            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
+            if not matched:
+                raise DataError("%s=%s matches no file; check the pattern" % (flag, item))
+            files.extend(matched)
+        else:
+            files.append(item)
+    seen, unique = set(), []
+    for path in files:
+        if path not in seen:
+            seen.add(path)
+            unique.append(path)
+    return unique
+
+
+def check_text_file(path, flag="--input_files"):
+    """Raise DataError unless `path` is an existing, non-empty text file."""
+    if not os.path.exists(path):
+        raise DataError("input file not found: %s; check %s" % (path, flag))
+    if not os.path.isfile(path):
+        raise DataError("input is not a regular file: %s; pass text files in %s" % (path, flag))
+    try:
+        with open(path, "rb") as f:
+            head = f.read(SNIFF_BYTES)
+    except OSError as e:
+        raise DataError("cannot read input file %s: %s" % (path, e.strerror or e)) from None
+    if is_blank(head):
+        raise DataError("input file is empty: %s; give it text, one sentence per line, blank line between documents"
+                        % path)
+    if b"\x00" in head:
+        raise DataError("input file is not text (it holds NUL bytes): %s; pass UTF-8 text files" % path)
+    lines = head.split(b"\n")[:-1] or [head]
+    bad = 0
+    for line in lines:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad += 1
+    if bad > 0.5 * len(lines):
+        raise DataError("input file is not UTF-8 text (%d of its first %d lines do not decode): %s"
+                        % (bad, len(lines), path))

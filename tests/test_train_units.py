@@ -8,7 +8,8 @@ import pytest
 
 from hvd_pretrain.models.config import preset
 from hvd_pretrain.rundir import RunDir
-from hvd_pretrain.train.config import TrainConfig, TrainConfigError
+from hvd_pretrain.errors import ConfigError
+from hvd_pretrain.train.config import TrainConfig
 from hvd_pretrain.train.metrics import MetricsLogger, straggler_summary
 from hvd_pretrain.train.plan import BatchPlan
 
@@ -26,7 +27,7 @@ def test_plan_arithmetic():
 @pytest.mark.parametrize("flag,value", [("accum_steps", 0), ("per_rank_batch", 0), ("num_train_steps", -1),
                                         ("log_every", 0)])
 def test_train_config_refuses_non_positive(flag, value):
-    with pytest.raises(TrainConfigError) as e:
+    with pytest.raises(ConfigError) as e:
         TrainConfig(**{flag: value}).validate()
     assert "=%r" % value in str(e.value)
 

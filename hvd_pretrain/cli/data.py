@@ -8,6 +8,9 @@ nothing: TensorFlow is loaded only by the subcommands that need it.
 import importlib
 import sys
 
+from hvd_pretrain.cli.entry import entry
+from hvd_pretrain.errors import ConfigError
+
 SUBCOMMANDS = {
     "vocab": "train a SentencePiece vocab, or check a WordPiece vocab.txt",
     "create": "documents -> masked pre-training instances -> TFRecord shards + manifest",
@@ -22,6 +25,7 @@ def usage():
     return "\n".join(lines)
 
 
+@entry
 def run(argv=None):
     argv = list(sys.argv if argv is None else argv)
     if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
@@ -29,15 +33,13 @@ def run(argv=None):
         return 0 if len(argv) >= 2 else 2
     name = argv[1]
     if name not in SUBCOMMANDS:
-        print("error: unknown subcommand %r; choose one of %s" % (name, ", ".join(SUBCOMMANDS)), file=sys.stderr)
-        return 2
+        raise ConfigError("unknown subcommand %r; choose one of %s" % (name, ", ".join(SUBCOMMANDS)))
     try:
         module = importlib.import_module("hvd_pretrain.cli.data_" + name)
     except ModuleNotFoundError as e:
         if e.name != "hvd_pretrain.cli.data_" + name:
             raise
-        print("error: subcommand %r is not available in this installation" % name, file=sys.stderr)
-        return 2
+        raise ConfigError("subcommand %r is not available in this installation" % name) from None
     return module.main(["hvd-data " + name] + argv[2:])
 
 

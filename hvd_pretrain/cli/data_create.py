@@ -17,6 +17,7 @@ import sys
 from absl import flags
 
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.cli.entry import entry
 
 
 def define_flags(fv):
@@ -56,17 +57,12 @@ def define_flags(fv):
     d.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=fv)
 
 
+@entry
 def main(argv):
     fv, code = parse_flags(define_flags, argv)
     if code is not None:
         return code
-    from hvd_pretrain.data.errors import DataError
-
-    try:
-        manifest = run(fv)
-    except DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    manifest = run(fv)
     summary = {k: manifest[k] for k in ("num_instances", "num_shards", "documents", "input_stats",
                                         "sentence_labels", "sequence_stats", "masking_stats", "run")}
     print(json.dumps(summary, indent=2, sort_keys=True))
@@ -98,7 +94,7 @@ def config_from_flags(fv):
 def run(fv):
     from hvd_pretrain.corpus import default_corpus
     from hvd_pretrain.data.create import create_pretraining_data
-    from hvd_pretrain.data.errors import DataError
+    from hvd_pretrain.errors import DataError
 
     if not fv.vocab:
         raise DataError("--vocab is required: a dir made by hvd-data vocab, or a vocab.txt")

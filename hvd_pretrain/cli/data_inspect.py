@@ -6,11 +6,11 @@
 
 import json
 import os
-import sys
 
 from absl import flags
 
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.cli.entry import entry
 
 
 def define_flags(fv):
@@ -22,22 +22,17 @@ def define_flags(fv):
                       flag_values=fv)
 
 
+@entry
 def main(argv):
     fv, code = parse_flags(define_flags, argv)
     if code is not None:
         return code
-    from hvd_pretrain.data.errors import DataError
-
-    try:
-        run(fv)
-    except DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    run(fv)
     return 0
 
 
 def run(fv):
-    from hvd_pretrain.data.errors import DataError
+    from hvd_pretrain.errors import DataError
     from hvd_pretrain.data.shards import list_shards, read_manifest, verify_shards
     from hvd_pretrain.data.tfrecord import decode_example, iter_records
     from hvd_pretrain.vocab.tokenizer import load_tokenizer

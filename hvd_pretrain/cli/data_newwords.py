@@ -13,6 +13,8 @@ import sys
 from absl import flags
 
 from hvd_pretrain.vocab.newwords import counting, evaluation, hybrid, report, rules, scoring, textio
+from hvd_pretrain.cli.entry import entry
+from hvd_pretrain.errors import ConfigError, DataError
 
 
 def define_flags(fv):
@@ -69,13 +71,13 @@ def expand_input_files(items):
 
 def config_from_flags(fv):
     if not fv.input_files:
-        raise ValueError("--input_files is required")
+        raise ConfigError("--input_files is required")
     if not fv.out:
-        raise ValueError("--out is required (output directory)")
+        raise ConfigError("--out is required (output directory)")
     if not 2 <= fv.max_len <= 6:
-        raise ValueError("--max_len=%d is out of range; use 2..6" % fv.max_len)
+        raise ConfigError("--max_len=%d is out of range; use 2..6" % fv.max_len)
     if fv.chunk_mb <= 0 or fv.workers < 1:
-        raise ValueError("--chunk_mb must be > 0 and --workers >= 1")
+        raise ConfigError("--chunk_mb must be > 0 and --workers >= 1")
     base = "" if fv.base_dict.lower() == "none" else fv.base_dict
     return hybrid.NewWordsConfig(
         method=fv.method, max_len=fv.max_len,
@@ -86,6 +88,7 @@ def config_from_flags(fv):
                                           memory_budget_bytes=fv.memory_budget_mb << 20))
 
 
+@entry
 def main(argv):
     fv = flags.FlagValues()
     define_flags(fv)
@@ -98,12 +101,9 @@ def main(argv):
     try:
         rest = fv(list(argv))
     except flags.Error as e:
-        print("error: %s: %s" % (prog, e), file=sys.stderr)
-        return 2
+        raise ConfigError("%s: %s" % (prog, e)) from None
     if len(rest) > 1:
-        print("error: %s: unexpected arguments %s; every option is a --flag" % (prog, " ".join(rest[1:])),
-              file=sys.stderr)
-        return 2
+        raise ConfigError("%s: unexpected arguments %s; every option is a --flag" % (prog, " ".join(rest[1:])))
     log = (lambda msg: None) if fv.quiet else (lambda msg: print(msg, flush=True))
     try:
         config = config_from_flags(fv)
@@ -116,12 +116,8 @@ def main(argv):
             quality = evaluation.quality(result.words, token_counts, lexicon, hybrid.load_base_dict(config.base_dict),
                                          fv.recall_min_freq, name=fv.reference)
         paths = report.write_outputs(fv.out, result, quality)
-    except (textio.InputError, rules.RuleFileError, ValueError) as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
     except OSError as e:
-        print("error: %s: %s" % (getattr(e, "filename", "") or "output", e.strerror or e), file=sys.stderr)
-        return 2
+        raise DataError("%s: %s" % (getattr(e, "filename", "") or "output", e.strerror or e)) from None
     for w in result.warnings:
         print("warning: %s" % w, file=sys.stderr)
     log("%d new words (%s) in %.1f s; ranked list %s, jieba user dictionary %s, report %s"

@@ -24,6 +24,7 @@ import time
 from absl import flags
 
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.cli.entry import entry
 
 
 def define_flags(fv):
@@ -53,17 +54,12 @@ def define_flags(fv):
                          "bytes.", flag_values=fv)
 
 
+@entry
 def main(argv):
     fv, code = parse_flags(define_flags, argv)
     if code is not None:
         return code
-    from hvd_pretrain.data.errors import DataError
-
-    try:
-        report = run(fv)
-    except DataError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
+    report = run(fv)
     print(json.dumps(report, indent=2, sort_keys=True))
     return 0
 
@@ -71,7 +67,7 @@ def main(argv):
 def run(fv):
     from hvd_pretrain.corpus import default_corpus
     from hvd_pretrain.data.documents import check_text_file, expand_input_files
-    from hvd_pretrain.data.errors import DataError
+    from hvd_pretrain.errors import DataError
     from hvd_pretrain.rundir import write_json_atomic
     from hvd_pretrain.vocab import coverage_report, default_character_coverage, load_tokenizer, train_sentencepiece
     from hvd_pretrain.vocab.coverage import held_out_lines, training_lines

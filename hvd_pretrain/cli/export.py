@@ -18,9 +18,10 @@ import sys
 
 from absl import flags
 
+from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.errors import ConfigError
 
-from hvd_pretrain.data.errors import DataError
 from hvd_pretrain.rundir import RunDir
 
 
@@ -41,10 +42,6 @@ def _define(fv):
                       "values; they are listed", flag_values=fv)
 
 
-class UsageError(ValueError):
-    pass
-
-
 def _default_vocab(fv):
     if fv.vocab:
         return fv.vocab
@@ -63,15 +60,15 @@ def _default_vocab(fv):
 def _main(fv):
     sources = [name for name in ("run_dir", "checkpoint", "from_pretrained") if getattr(fv, name)]
     if len(sources) != 1:
-        raise UsageError("pass exactly one of --run_dir, --checkpoint, --from_pretrained (got %s)"
+        raise ConfigError("pass exactly one of --run_dir, --checkpoint, --from_pretrained (got %s)"
                          % (", ".join("--" + s for s in sources) or "none"))
     if not fv.out:
-        raise UsageError("--out is required: the directory to write")
+        raise ConfigError("--out is required: the directory to write")
     source = getattr(fv, sources[0])
     if not os.path.exists(source) and not os.path.exists(source + ".index"):
-        raise UsageError("--%s=%s does not exist" % (sources[0], source))
+        raise ConfigError("--%s=%s does not exist" % (sources[0], source))
     if os.path.exists(fv.out) and not fv.overwrite:
-        raise UsageError("--out=%s already exists; pass --overwrite to replace it" % fv.out)
+        raise ConfigError("--out=%s already exists; pass --overwrite to replace it" % fv.out)
     from hvd_pretrain.export.hf import export_hf
 
     if fv.from_pretrained:
@@ -80,7 +77,7 @@ def _main(fv):
         model = build_pretrainer(config_from_pretrained(source, fv.generator)).build_for()
         report = load_pretrained(model, source, fv.generator)
         if report["missing"] and not fv.allow_missing:
-            raise UsageError("%s lacks %s that the export would write with random values; %s"
+            raise ConfigError("%s lacks %s that the export would write with random values; %s"
                              % (source, describe_missing(report["missing"]),
                                 "pass --generator=DIR for the ELECTRA generator, or --allow_missing to write it"
                                 " as initialised" if any(k.startswith("generator/") for k in report["missing"])
@@ -97,18 +94,12 @@ def _main(fv):
     return 0
 
 
+@entry
 def run(argv=None):
     fv, code = parse_flags(_define, list(sys.argv if argv is None else argv))
     if code is not None:
         return code
-    try:
-        return _main(fv)
-    except UsageError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except (ValueError, DataError) as e:  # ConfigError, ExportError, DataError: one line naming the key/file
-        print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
-        return 2
+    return _main(fv)
 
 
 if __name__ == "__main__":

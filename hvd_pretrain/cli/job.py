@@ -22,10 +22,11 @@ import os
 import shlex
 import sys
 
-from hvd_pretrain.supervisor import control, doctor, jobfile, launch, logfiles
-from hvd_pretrain.supervisor.names import JobNameError, run_dir_for, runs_root, validate_name
-from hvd_pretrain.supervisor.supervise import DEFAULTS, Supervisor
+from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.rundir import LOGS
+from hvd_pretrain.supervisor import control, doctor, jobfile, launch, logfiles
+from hvd_pretrain.supervisor.names import run_dir_for, runs_root, validate_name
+from hvd_pretrain.supervisor.supervise import DEFAULTS, Supervisor
 
 SETTING_FLAGS = (  # (flag, job.json key, help)
     ("--restarts", "max_restarts", "restarts allowed after crashes and hangs (default %(default)s)"),
@@ -42,6 +43,7 @@ SETTING_FLAGS = (  # (flag, job.json key, help)
 
 
 def _error(message, code=2):
+    """A job that ended badly, or a command line argparse does not check: one line and `code`."""
     print("error: %s" % message, file=sys.stderr)
     return code
 
@@ -116,10 +118,7 @@ def cmd_start(args, command):
     settings = {key: getattr(args, key) for _, key, _ in SETTING_FLAGS}
     if args.foreground:
         return _start_foreground(args.name, run_dir, command, settings)
-    try:
-        job, where = launch.start(args.name, run_dir, command, settings, launcher=args.launcher)
-    except launch.StartError as e:
-        return _error(str(e), e.code)
+    job, where = launch.start(args.name, run_dir, command, settings, launcher=args.launcher)
     if job.get("state") == "failed":
         return _error("job %s failed at once: %s" % (shlex.quote(args.name), job.get("error") or job.get("reason")), 1)
     hint = _follow_hint(args.name, args.runs_dir)
@@ -178,10 +177,7 @@ def cmd_logs(args):
 
 def cmd_stop(args):
     run_dir = run_dir_for(args.name, args.runs_dir)
-    try:
-        job = control.stop(run_dir, grace=args.grace)
-    except control.StopError as e:
-        return _error(str(e), 1)
+    job = control.stop(run_dir, grace=args.grace)
     print("job %s %s: %s" % (shlex.quote(args.name), job.get("state"), job.get("reason")))
     return 0
 
@@ -199,10 +195,7 @@ def cmd_restart(args):
     launcher = job.get("launcher") if job.get("launcher") in launch.LAUNCHERS else "auto"
     if job.get("launcher") == "tmux+systemd":
         launcher = "tmux"
-    try:
-        job, where = launch.start(args.name, run_dir, job["command"], settings, launcher=launcher)
-    except launch.StartError as e:
-        return _error(str(e), e.code)
+    job, where = launch.start(args.name, run_dir, job["command"], settings, launcher=launcher)
     print("restarted job %s: supervisor pid %s in %s; log %s" % (
         shlex.quote(args.name), job.get("supervisor_pid"), where, logfiles.log_path(run_dir)))
     return 0
@@ -218,6 +211,7 @@ def cmd_doctor(args):
     return 1 if any(c.level == doctor.FAIL for c in checks) else 0
 
 
+@entry
 def run(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv[1:])
     command = []
@@ -234,15 +228,12 @@ def run(argv=None):
         return 2
     if command and args.action != "start":
         return _error("only `hvd-job start` takes a command after `--`")
-    try:
-        if getattr(args, "name", None) is not None:
-            validate_name(args.name)
-        handler = {"start": lambda: cmd_start(args, command), "status": lambda: cmd_status(args),
-                   "logs": lambda: cmd_logs(args), "stop": lambda: cmd_stop(args),
-                   "restart": lambda: cmd_restart(args), "doctor": lambda: cmd_doctor(args)}[args.action]
-        return handler()
-    except JobNameError as e:
-        return _error(str(e))
+    if getattr(args, "name", None) is not None:
+        validate_name(args.name)  # JobNameError: one line, exit 2
+    handler = {"start": lambda: cmd_start(args, command), "status": lambda: cmd_status(args),
+               "logs": lambda: cmd_logs(args), "stop": lambda: cmd_stop(args),
+               "restart": lambda: cmd_restart(args), "doctor": lambda: cmd_doctor(args)}[args.action]
+    return handler()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ import argparse
 import os
 import sys
 
+from hvd_pretrain.cli.entry import entry
+
 RUNS_ENV = "HVD_PRETRAIN_RUNS"  # the same default as hvd-job's --runs_dir
 
 
@@ -118,10 +120,7 @@ def _report(args):
 
 def _tensorboard(args):
     from hvd_pretrain.telemetry import tensorboard
-    try:
-        argv = tensorboard.command(args.runs, port=args.port, host=args.host)
-    except tensorboard.TensorBoardError as e:
-        return _error(str(e))
+    argv = tensorboard.command(args.runs, port=args.port, host=args.host)  # MonitorError: one line, exit 2
     if not args.launch:
         print(tensorboard.format_command(argv))
         return 0
@@ -136,6 +135,7 @@ def _tensorboard(args):
 COMMANDS = {"serve": _serve, "top": _top, "report": _report, "tensorboard": _tensorboard}
 
 
+@entry
 def run(argv=None):
     argv = list(sys.argv if argv is None else argv)
     parser = _parser()

@@ -16,9 +16,11 @@ import sys
 
 from absl import flags
 
+from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.errors import ConfigError, PlanError
 
-from hvd_pretrain.models.config import PRESETS, ConfigError, ModelConfig
+from hvd_pretrain.models.config import PRESETS, ModelConfig
 from hvd_pretrain.plan import hardware, published, search
 from hvd_pretrain.plan.estimate import format_prediction, predict
 
@@ -53,19 +55,15 @@ def _define(fv):
     flags.DEFINE_bool("json", False, "print JSON instead of text", flag_values=fv)
 
 
-class UsageError(ValueError):
-    pass
-
-
 def _model(fv):
     if fv.model_config:
         try:
             with open(fv.model_config) as f:
                 return ModelConfig.from_dict(json.load(f)).validate()
         except (OSError, ValueError) as e:
-            raise UsageError("--model_config=%s: %s" % (fv.model_config, e))
+            raise ConfigError("--model_config=%s: %s" % (fv.model_config, e))
     if fv.model not in PRESETS:
-        raise UsageError("--model=%r is unknown; choose one of %s" % (fv.model, ", ".join(PRESETS)))
+        raise ConfigError("--model=%r is unknown; choose one of %s" % (fv.model, ", ".join(PRESETS)))
     return fv.model
 
 
@@ -73,9 +71,9 @@ def _step_rate(text):
     try:
         lo, hi = (float(x) for x in text.split(","))
     except ValueError:
-        raise UsageError("--step_rate=%r must be LO,HI (e.g. 1.3,1.9)" % text)
+        raise ConfigError("--step_rate=%r must be LO,HI (e.g. 1.3,1.9)" % text)
     if not 0 < lo <= hi:
-        raise UsageError("--step_rate=%r must satisfy 0 < LO <= HI" % text)
+        raise ConfigError("--step_rate=%r must satisfy 0 < LO <= HI" % text)
     return lo, hi
 
 
@@ -143,21 +141,15 @@ def _main(fv):
     return 0
 
 
+@entry
 def run(argv=None):
     fv, code = parse_flags(_define, list(sys.argv if argv is None else argv))
     if code is not None:
         return code
     try:
         return _main(fv)
-    except UsageError as e:
-        print("error: %s" % e, file=sys.stderr)
-        return 2
-    except hardware.PlanError as e:
-        print("error: --%s" % e, file=sys.stderr)
-        return 2
-    except ConfigError as e:
-        print("error: --model_config: %s" % e, file=sys.stderr)
-        return 2
+    except PlanError as e:  # its message starts with the argument's name
+        raise PlanError("--%s" % e) from None
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ import sys
 
 from absl import app, flags
 
+from hvd_pretrain.cli.entry import entry
+from hvd_pretrain.errors import ConfigError, UsageError, quoted
+
 FLAGS = flags.FLAGS
 
 DEFAULT_PRESETS = {"bert": "tiny", "albert": "albert-tiny", "electra": "electra-tiny"}
@@ -113,7 +116,7 @@ def _configs():
     else:
         model = preset(name, **overrides)
     if model.family != family:
-        raise ValueError("--preset=%s is a %s preset but --model=%s; pick a %s preset" % (name, model.family,
+        raise ConfigError("--preset=%s is a %s preset but --model=%s; pick a %s preset" % (name, model.family,
                                                                                        family, family))
     train = TrainConfig(
         run_dir=FLAGS.run_dir, per_rank_batch=FLAGS.train_batch_size, accum_steps=FLAGS.accum_steps,
@@ -135,7 +138,7 @@ def _configs():
                       sentence_objective=model.sentence_objective, seed=FLAGS.seed, dupe_factor=FLAGS.dupe_factor,
                       num_shards=FLAGS.num_shards).validate()
     if FLAGS.max_seq_length > model.max_position_embeddings:
-        raise ValueError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
+        raise ConfigError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
                          " --max_position_embeddings" % (FLAGS.max_seq_length, model.max_position_embeddings))
     vocab_dir = FLAGS.vocab_dir
     if FLAGS.init_from and not vocab_dir:
@@ -148,21 +151,11 @@ def _configs():
     return model, train, data, source
 
 
+@entry
 def main(argv):
     if len(argv) > 1:
-        print("error: unexpected arguments %s; hvd-pretrain takes only --flags" % " ".join(argv[1:]),
-              file=sys.stderr)
-        return 2
-    try:
-        model, train, data, source = _configs()
-    except ValueError as e:  # ConfigError, TrainConfigError and DataError are ValueErrors or handled below
-        print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
-        return 2
-    except Exception as e:
-        if type(e).__name__ == "DataError":
-            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
-            return 2
-        raise
+        raise ConfigError("unexpected arguments %s; hvd-pretrain takes only --flags" % " ".join(argv[1:]))
+    model, train, data, source = _configs()
     if FLAGS.dry_run:
         return dry_run(model, train, source)
     from absl import logging
@@ -170,6 +163,8 @@ def main(argv):
     from hvd_pretrain.train.trainer import train as run_training
     try:
         return run_training(model, train, data, source)
+    except UsageError:
+        raise
     except Exception as e:  # noqa: BLE001 - every rank failure is reported here, once
         return report_rank_failure(e)
 
@@ -181,13 +176,8 @@ def dry_run(model, train, source):
     world = FLAGS.world_size or int(os.environ.get("HOROVOD_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
     instances = None
     if source["data_dir"]:
-        from hvd_pretrain.data.errors import DataError
         from hvd_pretrain.data.shards import read_manifest
-        try:
-            instances = (read_manifest(source["data_dir"], missing_ok=True) or {}).get("num_instances")
-        except DataError as e:
-            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
-            return 2
+        instances = (read_manifest(source["data_dir"], missing_ok=True) or {}).get("num_instances")
     steps, warmup, note = budget_steps(train, world, instances)
     plan = BatchPlan(train.per_rank_batch, train.accum_steps, world, steps, warmup, train.max_seq_length)
     print("model: %s (%s), %s parameters, vocab %d, sharing %s, objective %s"
@@ -199,16 +189,12 @@ def dry_run(model, train, source):
         print(note)
     print(plan.describe(instances))
     if train.gpu_type:
-        from hvd_pretrain.plan import PlanError, format_prediction, predict
+        from hvd_pretrain.plan import format_prediction, predict
         per_node = min(FLAGS.gpus_per_node, world)
-        try:
-            prediction = predict(model, train.max_seq_length, train.per_rank_batch, train.accum_steps,
-                                 train.precision, train.gpu_type, per_node, -(-world // per_node),
-                                 FLAGS.interconnect, network=FLAGS.network, fp16_allreduce=train.fp16_allreduce,
-                                 num_predictions=train.max_predictions_per_seq)
-        except PlanError as e:
-            print("error: %s" % str(e).splitlines()[0], file=sys.stderr)
-            return 2
+        prediction = predict(model, train.max_seq_length, train.per_rank_batch, train.accum_steps,
+                             train.precision, train.gpu_type, per_node, -(-world // per_node),
+                             FLAGS.interconnect, network=FLAGS.network, fp16_allreduce=train.fp16_allreduce,
+                             num_predictions=train.max_predictions_per_seq)
         print(format_prediction(prediction))
     return 0
 
@@ -234,7 +220,7 @@ def report_rank_failure(exc):
         return 1
     print("rank %d failed:" % rank, file=sys.stderr)
     traceback.print_exc()
-    print("error: rank %d failed: %s: %s" % (rank, type(exc).__name__, str(exc).splitlines()[0] if str(exc) else ""),
+    print("error: rank %d failed: %s: %s" % (rank, type(exc).__name__, quoted(exc)),
           file=sys.stderr, flush=True)
     return 1
 
@@ -248,7 +234,7 @@ def parse_flags(argv):
     try:
         return FLAGS(argv)
     except flags.Error as e:
-        print("error: %s (see %s --help)" % (str(e).splitlines()[0], os.path.basename(argv[0])), file=sys.stderr)
+        print("error: %s (see %s --help)" % (quoted(e), os.path.basename(argv[0])), file=sys.stderr)
         sys.exit(2)
 
 

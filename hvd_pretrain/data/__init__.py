@@ -9,7 +9,7 @@ specs import TensorFlow on first use.
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.create import create_pretraining_data
 from hvd_pretrain.data.documents import ReadStats, expand_input_files, read_documents
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.features import feature_lengths
 from hvd_pretrain.data.shards import list_shards, read_manifest, shards_for_rank, verify_shards
 

@@ -4,7 +4,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 
 OBJECTIVES = ("nsp", "sop", "none")
 MASKING_MODES = ("static", "dynamic")

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.features import feature_lengths
 from hvd_pretrain.data.masking import MaskStats
 from hvd_pretrain.data.shards import MANIFEST, read_manifest

@@ -13,14 +13,14 @@ import glob
 import os
 from dataclasses import asdict, dataclass
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
+from hvd_pretrain.textio import check_text_file, expand_input_files  # noqa: F401 - this module's API too
 from hvd_pretrain.textio import is_blank, iter_lines, strip_line
 
 __all__ = ["ReadStats", "check_text_file", "expand_input_files", "iter_documents", "iter_lines",
            "next_document_start", "plan_chunks", "read_documents"]
 
 DEFAULT_MAX_LINE_BYTES = 100_000
-SNIFF_BYTES = 1 << 16
 
 
 @dataclass
@@ -38,57 +38,6 @@ class ReadStats:
 
     def as_dict(self):
         return asdict(self)
-
-
-def expand_input_files(spec, flag="--input_files"):
-    """A comma-separated string or a list of paths/globs -> sorted, de-duplicated existing files."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec or [])
-    items = [str(item).strip() for item in items if str(item).strip()]
-    if not items:
-        raise DataError("%s is empty; pass one or more text files (comma-separated, globs allowed)" % flag)
-    files = []
-    for item in items:
-        if glob.has_magic(item):
-            matched = sorted(p for p in glob.glob(item) if os.path.isfile(p))
-            if not matched:
-                raise DataError("%s=%s matches no file; check the pattern" % (flag, item))
-            files.extend(matched)
-        else:
-            files.append(item)
-    seen, unique = set(), []
-    for path in files:
-        if path not in seen:
-            seen.add(path)
-            unique.append(path)
-    return unique
-
-
-def check_text_file(path, flag="--input_files"):
-    """Raise DataError unless `path` is an existing, non-empty text file."""
-    if not os.path.exists(path):
-        raise DataError("input file not found: %s; check %s" % (path, flag))
-    if not os.path.isfile(path):
-        raise DataError("input is not a regular file: %s; pass text files in %s" % (path, flag))
-    try:
-        with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
-    except OSError as e:
-        raise DataError("cannot read input file %s: %s" % (path, e.strerror or e)) from None
-    if is_blank(head):
-        raise DataError("input file is empty: %s; give it text, one sentence per line, blank line between documents"
-                        % path)
-    if b"\x00" in head:
-        raise DataError("input file is not text (it holds NUL bytes): %s; pass UTF-8 text files" % path)
-    lines = head.split(b"\n")[:-1] or [head]
-    bad = 0
-    for line in lines:
-        try:
-            line.decode("utf-8")
-        except UnicodeDecodeError:
-            bad += 1
-    if bad > 0.5 * len(lines):
-        raise DataError("input file is not UTF-8 text (%d of its first %d lines do not decode): %s"
-                        % (bad, len(lines), path))
 
 
 def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):

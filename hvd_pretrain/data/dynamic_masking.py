@@ -14,7 +14,7 @@ import os
 
 import numpy as np
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.masking import MaskingRule, mask_sequence
 from hvd_pretrain.data.shards import list_shards, read_manifest
 from hvd_pretrain.tfcompat import tf

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hvd_pretrain.data.documents import ReadStats, iter_documents, next_document_start
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.token_documents import TokenDocuments
 
 DONOR_BYTES = 256 << 10  # text read from other chunks per chunk, at most (about 50k tokens) ...

@@ -94,14 +94,14 @@ def make_dataset(files, batch_size, max_seq_length, max_predictions_per_seq, ran
 
 def explain_read_error(files, error):
     """A DataError naming the shard behind a tf.data read error (found by re-checking the files)."""
-    from hvd_pretrain.data.errors import DataError
+    from hvd_pretrain.errors import DataError, quoted
     from hvd_pretrain.data.shards import verify_shards
 
     try:
         verify_shards(files)
     except DataError as found:
         return found
-    first_line = (getattr(error, "message", None) or str(error)).strip().splitlines()[0]
+    first_line = quoted(error)
     return DataError("reading the shards %s failed: %s; check them with hvd-data inspect --verify"
                      % (",".join(files[:3]) + ("..." if len(files) > 3 else ""), first_line))
 

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 
 
 class JiebaSegmenter:

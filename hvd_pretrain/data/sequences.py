@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hvd_pretrain.data.instances import COLUMN, LENGTH, ROW, SOURCE, SPAN_LENGTH
-from hvd_pretrain.data.ragged import ragged_index
+from hvd_pretrain.ragged import ragged_index
 
 
 @dataclass

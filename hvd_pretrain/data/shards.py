@@ -12,7 +12,7 @@ does not continue where a rank of the old job stopped; the epoch starts over.
 import glob
 import os
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.tfrecord import decode_example, iter_records
 from hvd_pretrain.numbered import numbered_sorted
 from hvd_pretrain.rundir import MANIFEST, read_json

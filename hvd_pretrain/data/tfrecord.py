@@ -24,7 +24,7 @@ import struct
 
 import google_crc32c
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 
 _MASK_DELTA = 0xA282EAD8
 _HEADER = struct.Struct("<QI")

@@ -10,7 +10,8 @@ import json
 import os
 import sys
 
-from hvd_pretrain.models.config import ConfigError, ModelConfig
+from hvd_pretrain.errors import ConfigError, quoted
+from hvd_pretrain.models.config import ModelConfig
 from hvd_pretrain.rundir import RunDir
 
 CHECKPOINT_PREFIX = "ckpt"
@@ -58,5 +59,5 @@ def load_checkpoint_model(path):
         status.assert_existing_objects_matched()
     except AssertionError as e:
         raise ConfigError("checkpoint %s does not hold this model's weights: %s"
-                          % (ckpt_dir, str(e).splitlines()[0])) from None
+                          % (ckpt_dir, quoted(e))) from None
     return model, ckpt_dir

@@ -19,10 +19,7 @@ import shutil
 from hvd_pretrain.export import bindings, hf_names
 from hvd_pretrain.models.config import ConfigError
 from hvd_pretrain.rundir import DATA, RUN_MARKERS
-
-
-class ExportError(ValueError):
-    """An export that cannot proceed; the message says what to do."""
+from hvd_pretrain.errors import ExportError
 
 
 def _tokenizer_files(vocab_dir, family, max_length):

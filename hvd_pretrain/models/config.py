@@ -9,13 +9,11 @@ import json
 from dataclasses import dataclass, field
 from typing import Optional
 
+from hvd_pretrain.errors import ConfigError
+
 FAMILIES = ("bert", "albert", "electra")
 SHARING_MODES = ("none", "all", "ffn", "attention")
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
-
-
-class ConfigError(ValueError):
-    """A configuration value that cannot work; the message names the key."""
 
 
 @dataclass

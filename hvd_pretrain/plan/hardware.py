@@ -7,12 +7,10 @@ are printed with every prediction.
 
 from dataclasses import dataclass
 
+from hvd_pretrain.errors import PlanError  # noqa: F401 - raised here and by estimate
+
 GIB = 1024 ** 3
 PRECISIONS = ("fp32", "fp16", "bf16")
-
-
-class PlanError(ValueError):
-    """A planner input that cannot work; the message starts with the argument name."""
 
 
 @dataclass(frozen=True)

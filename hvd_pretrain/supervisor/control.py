@@ -7,6 +7,7 @@ import time
 from hvd_pretrain.rundir import TRAIN_LOG, RunDir, tail_jsonl, write_json_atomic
 from hvd_pretrain.supervisor import jobfile, proctree
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV
+from hvd_pretrain.errors import JobError
 
 LIVE_STATES = ("running", "restarting", "hung")
 
@@ -115,8 +116,10 @@ def format_detail(row, history=5):
     return "\n".join(lines)
 
 
-class StopError(Exception):
-    pass
+class StopError(JobError):
+    """A job that cannot be stopped as asked (one-line message; exit code 1)."""
+
+    exit_code = 1
 
 
 def stop(run_dir, grace=None, extra_wait=15.0):

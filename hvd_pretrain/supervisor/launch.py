@@ -22,6 +22,7 @@ import time
 from hvd_pretrain.supervisor import jobfile, logfiles, logind, proctree
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV, safe_token
 from hvd_pretrain.rundir import LOGS
+from hvd_pretrain.errors import JobError
 
 LAUNCHERS = ("auto", "direct", "systemd", "tmux")
 # Session-bound variables not worth carrying into a job that outlives the session.
@@ -30,12 +31,12 @@ ENV_SKIP = {"_", "SHLVL", "OLDPWD", "PWD", "TERM", "SSH_TTY", "SSH_CONNECTION", 
             "PS1", "PROMPT_COMMAND", "INVOCATION_ID", "JOURNAL_STREAM"}
 
 
-class StartError(Exception):
-    """The job cannot be started; the message says why and what to do."""
+class StartError(JobError):
+    """The job cannot be started; the message says why and what to do. `code`: the exit code."""
 
     def __init__(self, message, code=1):
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 def choose_launcher(requested, facts):

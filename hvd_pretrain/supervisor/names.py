@@ -10,6 +10,8 @@ import hashlib
 import os
 import re
 
+from hvd_pretrain.errors import JobError
+
 RUNS_ENV = "HVD_PRETRAIN_RUNS"
 RUN_DIR_ENV = "HVD_PRETRAIN_RUN_DIR"
 JOB_NAME_ENV = "HVD_JOB_NAME"
@@ -17,7 +19,7 @@ DEFAULT_RUNS = "runs"
 MAX_NAME = 100
 
 
-class JobNameError(ValueError):
+class JobNameError(JobError, ValueError):
     """A job name that cannot be used (message is one line)."""
 
 

@@ -22,12 +22,13 @@ import shutil
 import sys
 
 from hvd_pretrain import rundir
+from hvd_pretrain.errors import MonitorError
 
 SPEC_SEPARATORS = ",:"   # what a --logdir_spec name may not hold
 LINKS_SUBDIR = os.path.join("hvd-pretrain", "tensorboard")
 
 
-class TensorBoardError(Exception):
+class TensorBoardError(MonitorError):
     """A run TensorBoard cannot be pointed at (one-line message naming the path)."""
 
 

@@ -16,6 +16,7 @@ import time
 from hvd_pretrain.checkpoint_files import (MODEL_CONFIG, STATE, CheckpointDamaged, CheckpointMismatch,
                                            check_compatible, checkpoint_name, file_digests, list_checkpoints,
                                            verify_checkpoint)
+from hvd_pretrain.errors import quoted
 from hvd_pretrain.rundir import read_json, write_json_atomic
 from hvd_pretrain.tfcompat import tf
 
@@ -69,7 +70,7 @@ class CheckpointWriter:
             stored = tf.train.load_checkpoint(os.path.join(directory, "ckpt")).get_variable_to_shape_map()
         except tf.errors.OpError as e:
             raise CheckpointDamaged("checkpoint written to %s cannot be read back: %s"
-                                    % (directory, (e.message or "").splitlines()[0])) from None
+                                    % (directory, quoted(e))) from None
         expected = len(self.ckpt.model.variables)
         if len(stored) < expected:
             raise CheckpointDamaged("checkpoint written to %s lists %d tensors for a model of %d variables"
@@ -95,5 +96,5 @@ class CheckpointWriter:
             status.assert_existing_objects_matched()  # every model variable came from the checkpoint
         except AssertionError as e:
             raise CheckpointMismatch("checkpoint %s does not hold every weight of this model (%s); give a checkpoint"
-                                     " of the same model" % (path, str(e).splitlines()[0][:200])) from None
+                                     " of the same model" % (path, quoted(e)[:200])) from None
         return read_json(os.path.join(path, STATE), {})

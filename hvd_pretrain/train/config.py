@@ -7,9 +7,7 @@ print the plan before paying for the heavy imports.
 import dataclasses
 from dataclasses import dataclass
 
-
-class TrainConfigError(ValueError):
-    """A training setting that cannot work; the message names the flag."""
+from hvd_pretrain.errors import ConfigError
 
 
 @dataclass
@@ -75,30 +73,30 @@ class TrainConfig:
         for key in positive:
             value = getattr(self, key)
             if int(value) < 1:
-                raise TrainConfigError("--%s=%r must be a positive integer" % (key_to_flag(key), value))
+                raise ConfigError("--%s=%r must be a positive integer" % (key_to_flag(key), value))
         if self.learning_rate <= 0:
-            raise TrainConfigError("--learning_rate=%r must be positive" % self.learning_rate)
+            raise ConfigError("--learning_rate=%r must be positive" % self.learning_rate)
         if self.optimizer not in ("adamw", "lamb"):
-            raise TrainConfigError("--optimizer=%r is unknown; choose adamw or lamb" % self.optimizer)
+            raise ConfigError("--optimizer=%r is unknown; choose adamw or lamb" % self.optimizer)
         if not 0.0 <= self.warmup_proportion <= 1.0:
-            raise TrainConfigError("--warmup_proportion=%r must be in [0, 1]" % self.warmup_proportion)
+            raise ConfigError("--warmup_proportion=%r must be in [0, 1]" % self.warmup_proportion)
         if self.resolved_warmup_steps() > self.num_train_steps:
-            raise TrainConfigError("--warmup_steps=%d exceeds --num_train_steps=%d"
+            raise ConfigError("--warmup_steps=%d exceeds --num_train_steps=%d"
                                    % (self.resolved_warmup_steps(), self.num_train_steps))
         if self.clip_norm < 0:
-            raise TrainConfigError("--clip_norm=%r must be >= 0 (0 disables clipping)" % self.clip_norm)
+            raise ConfigError("--clip_norm=%r must be >= 0 (0 disables clipping)" % self.clip_norm)
         if self.precision not in ("fp32", "fp16", "bf16"):
-            raise TrainConfigError("--precision=%r is unknown; choose fp32, fp16 or bf16" % self.precision)
+            raise ConfigError("--precision=%r is unknown; choose fp32, fp16 or bf16" % self.precision)
         if self.train_examples < 0 or self.train_epochs < 0:
-            raise TrainConfigError("--train_examples and --train_epochs must be >= 0")
+            raise ConfigError("--train_examples and --train_epochs must be >= 0")
         if self.train_examples and self.train_epochs:
-            raise TrainConfigError("--train_examples=%d and --train_epochs=%g both set; give one budget"
+            raise ConfigError("--train_examples=%d and --train_epochs=%g both set; give one budget"
                                    % (self.train_examples, self.train_epochs))
         if self.max_consecutive_skipped_steps < 0:
-            raise TrainConfigError("--max_consecutive_skipped_steps=%r must be >= 0 (0: no limit)"
+            raise ConfigError("--max_consecutive_skipped_steps=%r must be >= 0 (0: no limit)"
                                    % self.max_consecutive_skipped_steps)
         if self.threads < 0:
-            raise TrainConfigError("--threads=%r must be >= 0" % self.threads)
+            raise ConfigError("--threads=%r must be >= 0" % self.threads)
         return self
 
     def to_dict(self):

@@ -10,8 +10,10 @@ consecutive skips (identical on every rank, since the decision is) and says
 when to stop and why.
 """
 
+from hvd_pretrain.errors import TrainingError
 
-class NonFiniteTraining(Exception):
+
+class NonFiniteTraining(TrainingError):
     """Too many consecutive skipped steps (one-line message naming the likely cause)."""
 
 

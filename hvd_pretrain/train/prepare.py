@@ -14,10 +14,8 @@ Runs on rank 0 only; the other ranks receive the result by broadcast.
 import glob
 import os
 
+from hvd_pretrain.errors import DataError
 
-
-class PrepareError(Exception):
-    """Input that cannot be trained on (one-line message)."""
 
 
 def expand_files(spec, flag):
@@ -26,13 +24,13 @@ def expand_files(spec, flag):
     for part in [p.strip() for p in spec.split(",") if p.strip()]:
         matches = sorted(glob.glob(part)) if any(c in part for c in "*?[") else [part]
         if not matches:
-            raise PrepareError("--%s: no file matches %s" % (flag, part))
+            raise DataError("--%s: no file matches %s" % (flag, part))
         files.extend(matches)
     for path in files:
         if not os.path.isfile(path):
-            raise PrepareError("--%s: %s does not exist or is not a file" % (flag, path))
+            raise DataError("--%s: %s does not exist or is not a file" % (flag, path))
         if os.path.getsize(path) == 0:
-            raise PrepareError("--%s: %s is empty; give a file with text" % (flag, path))
+            raise DataError("--%s: %s is empty; give a file with text" % (flag, path))
     return files
 
 
@@ -57,7 +55,7 @@ def _check_vocab_matches(vocab_dir, manifest, data_dir):
     tokenizer = load_tokenizer(vocab_dir)
     made_with = (manifest.get("tokenizer") or {}).get("fingerprint")
     if made_with and tokenizer.fingerprint != made_with:
-        raise PrepareError("--vocab_dir=%s is not the vocab the data in %s was made with (tokenizer fingerprint %s,"
+        raise DataError("--vocab_dir=%s is not the vocab the data in %s was made with (tokenizer fingerprint %s,"
                            " data %s); drop --vocab_dir to use the data's own vocab or rebuild the data"
                            % (vocab_dir, data_dir, tokenizer.fingerprint[:12], made_with[:12]))
     return tokenizer.vocab_size
@@ -65,54 +63,51 @@ def _check_vocab_matches(vocab_dir, manifest, data_dir):
 
 def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_dir="", printer=print):
     """Returns dict(data_dir, vocab_dir, vocab_size, num_instances, files, max_seq_length, max_predictions)."""
-    from hvd_pretrain.data import DataError, create_pretraining_data, list_shards, read_manifest
+    from hvd_pretrain.data import create_pretraining_data, list_shards, read_manifest
     from hvd_pretrain.vocab import load_tokenizer, train_sentencepiece
 
-    try:
-        if data_dir:
-            files = list_shards(data_dir)
-            if not files:
-                raise PrepareError("--data_dir=%s holds no TFRecord shards; run `hvd-data create` first" % data_dir)
-            manifest = read_manifest(data_dir, missing_ok=True) or {}
-            data_vocab, manifest_vocab_dir = _manifest_vocab(manifest)
-            if vocab_dir:
-                data_vocab = _check_vocab_matches(vocab_dir, manifest, data_dir)
-            cfg = manifest.get("config") or {}
-            return dict(data_dir=data_dir, vocab_dir=vocab_dir or manifest_vocab_dir,
-                        vocab_size=data_vocab, num_instances=manifest.get("num_instances"), files=files,
-                        max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"),
-                        sentence_objective=cfg.get("sentence_objective"), data_config=cfg)
+    if data_dir:
+        files = list_shards(data_dir)
+        if not files:
+            raise DataError("--data_dir=%s holds no TFRecord shards; run `hvd-data create` first" % data_dir)
+        manifest = read_manifest(data_dir, missing_ok=True) or {}
+        data_vocab, manifest_vocab_dir = _manifest_vocab(manifest)
+        if vocab_dir:
+            data_vocab = _check_vocab_matches(vocab_dir, manifest, data_dir)
+        cfg = manifest.get("config") or {}
+        return dict(data_dir=data_dir, vocab_dir=vocab_dir or manifest_vocab_dir,
+                    vocab_size=data_vocab, num_instances=manifest.get("num_instances"), files=files,
+                    max_seq_length=cfg.get("max_seq_length"), max_predictions=cfg.get("max_predictions_per_seq"),
+                    sentence_objective=cfg.get("sentence_objective"), data_config=cfg)
 
-        if input_files:
-            inputs = expand_files(input_files, "input_files")
-            source = "--input_files"
-        else:
-            from hvd_pretrain.corpus import default_corpus
-            inputs = [default_corpus()]
-            source = "the embedded default corpus (%s)" % inputs[0]
+    if input_files:
+        inputs = expand_files(input_files, "input_files")
+        source = "--input_files"
+    else:
+        from hvd_pretrain.corpus import default_corpus
+        inputs = [default_corpus()]
+        source = "the embedded default corpus (%s)" % inputs[0]
 
-        vocab_dir = vocab_dir or rundir.vocab_dir
-        if not _has_vocab(vocab_dir):
-            printer("preparing: training a %d-piece SentencePiece vocab on %s" % (vocab_size, source))
-            train_sentencepiece(inputs, vocab_dir, vocab_size)
-        tokenizer = load_tokenizer(vocab_dir)
+    vocab_dir = vocab_dir or rundir.vocab_dir
+    if not _has_vocab(vocab_dir):
+        printer("preparing: training a %d-piece SentencePiece vocab on %s" % (vocab_size, source))
+        train_sentencepiece(inputs, vocab_dir, vocab_size)
+    tokenizer = load_tokenizer(vocab_dir)
 
-        out = rundir.data_dir
-        manifest = read_manifest(out, missing_ok=True)
-        differences = _input_differences(manifest, inputs, data_config) if manifest is not None else []
-        if differences:
-            raise PrepareError("%s was built from other inputs or options (%s); use a new --run_dir, or"
-                               " --data_dir=%s to train on it as it is" % (out, "; ".join(differences[:3]), out))
-        if manifest is None:
-            printer("preparing: creating pre-training instances from %s into %s" % (source, out))
-            manifest = create_pretraining_data(inputs, vocab_dir, out, data_config, num_workers=1)
-        return dict(data_dir=out, vocab_dir=vocab_dir, vocab_size=tokenizer.vocab_size,
-                    num_instances=manifest.get("num_instances"), files=list_shards(out),
-                    max_seq_length=data_config.max_seq_length,
-                    max_predictions=data_config.max_predictions_per_seq,
-                    sentence_objective=data_config.sentence_objective, data_config=data_config.as_dict())
-    except DataError as e:
-        raise PrepareError(str(e)) from None
+    out = rundir.data_dir
+    manifest = read_manifest(out, missing_ok=True)
+    differences = _input_differences(manifest, inputs, data_config) if manifest is not None else []
+    if differences:
+        raise DataError("%s was built from other inputs or options (%s); use a new --run_dir, or"
+                           " --data_dir=%s to train on it as it is" % (out, "; ".join(differences[:3]), out))
+    if manifest is None:
+        printer("preparing: creating pre-training instances from %s into %s" % (source, out))
+        manifest = create_pretraining_data(inputs, vocab_dir, out, data_config, num_workers=1)
+    return dict(data_dir=out, vocab_dir=vocab_dir, vocab_size=tokenizer.vocab_size,
+                num_instances=manifest.get("num_instances"), files=list_shards(out),
+                max_seq_length=data_config.max_seq_length,
+                max_predictions=data_config.max_predictions_per_seq,
+                sentence_objective=data_config.sentence_objective, data_config=data_config.as_dict())
 
 
 def _has_vocab(vocab_dir):

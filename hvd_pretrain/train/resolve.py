@@ -3,18 +3,18 @@
 Prepares the data, settles the vocab size and sequence length against the
 model, and reads the state of the checkpoint the run will start from: its own
 latest checkpoint (resume), or --init_checkpoint (a new phase from another
-run's weights). Any problem is a ResolveError with a one-line message.
+run's weights). Any problem is a UsageError (hvd_pretrain/errors.py).
 """
 
 import os
 import sys
 
 from hvd_pretrain.rundir import RunDir
-from hvd_pretrain.checkpoint_files import (STATE, CheckpointDamaged, CheckpointMismatch, check_compatible,
-                                           newest_good_checkpoint, verify_checkpoint)
-from hvd_pretrain.train.prepare import PrepareError, prepare
+from hvd_pretrain.checkpoint_files import STATE, check_compatible, newest_good_checkpoint, verify_checkpoint
+from hvd_pretrain.errors import EXIT_USAGE, CheckpointDamaged, ConfigError
+from hvd_pretrain.train.prepare import prepare
 
-EXIT_CONFIG = 2
+EXIT_CONFIG = EXIT_USAGE
 
 
 def print_error(line):
@@ -25,10 +25,6 @@ def print_error(line):
 def print_warning(line):
     """A line that starts with "warning: ", on stderr."""
     print(line if line.startswith("warning: ") else "warning: " + line, file=sys.stderr, flush=True)
-
-
-class ResolveError(Exception):
-    """A start-up problem (one-line message); the run exits with code 2."""
 
 
 def _init_checkpoint(path):
@@ -43,7 +39,7 @@ def _init_checkpoint(path):
         _, found, _ = newest_good_checkpoint(candidate, warn=print_warning)
         if found:
             return found
-    raise ResolveError("--init_checkpoint=%s holds no complete checkpoint (ckpt-*/state.json); give a run"
+    raise ConfigError("--init_checkpoint=%s holds no complete checkpoint (ckpt-*/state.json); give a run"
                        " directory or a checkpoint directory" % path)
 
 
@@ -55,21 +51,18 @@ def _check_flags_against_data(source, cfg, prepared):
     checks += [(name, source.get(name), made.get(name)) for name in ("dupe_factor", "num_shards")]
     for flag, ours, theirs in checks:
         if theirs is not None and source.get(flag + "_set") and ours != theirs:
-            raise ResolveError("--%s=%s differs from the %s the data in %s was made with; drop the flag to train"
+            raise ConfigError("--%s=%s differs from the %s the data in %s was made with; drop the flag to train"
                                " on the data as it is, or rebuild the data with --%s=%s"
                                % (flag, ours, theirs, prepared["data_dir"], flag, ours))
 
 
 def resolve(model_config, cfg, data_config, source, world_size, printer, rank=0):
-    """The run's start-up decisions as one dict (see the module docstring); raises ResolveError.
+    """The run's start-up decisions as one dict (see the module docstring); raises UsageError.
 
     `rank` 0 sets damaged checkpoints of this run aside (renamed, never deleted); other
     ranks (elastic workers resolving alone) only skip them.
     """
-    try:
-        return _resolve(model_config, cfg, data_config, source, world_size, printer, rank)
-    except (PrepareError, CheckpointMismatch, CheckpointDamaged, ValueError) as e:
-        raise ResolveError(str(e).splitlines()[0]) from None
+    return _resolve(model_config, cfg, data_config, source, world_size, printer, rank)
 
 
 def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
@@ -78,12 +71,12 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
                        source["vocab_dir"], printer=printer)
     data_vocab = prepared["vocab_size"]
     if data_vocab and source["vocab_size_set"] and data_vocab != source["vocab_size"]:
-        raise ResolveError("--vocab_size=%d does not match the vocab of the data (%d pieces in %s); drop the flag"
+        raise ConfigError("--vocab_size=%d does not match the vocab of the data (%d pieces in %s); drop the flag"
                            " or rebuild the data" % (source["vocab_size"], data_vocab,
                                                      prepared["vocab_dir"] or prepared["data_dir"]))
     if source.get("init_from"):
         if data_vocab and data_vocab != model_config.vocab_size:
-            raise ResolveError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the data"
+            raise ConfigError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the data"
                                " with the checkpoint's vocab (--vocab_dir)" % (data_vocab, source["init_from"],
                                                                              model_config.vocab_size))
         data_vocab = model_config.vocab_size
@@ -91,15 +84,15 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
     _check_flags_against_data(source, cfg, prepared)
     seq = prepared["max_seq_length"] or cfg.max_seq_length
     if seq > model_config.max_position_embeddings:
-        raise ResolveError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
+        raise ConfigError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
                            " --max_position_embeddings" % (seq, model_config.max_position_embeddings))
     if len(prepared["files"]) < world_size:
-        raise ResolveError("%s has %d shard(s) for %d ranks; every rank needs its own shards: recreate the data"
+        raise ConfigError("%s has %d shard(s) for %d ranks; every rank needs its own shards: recreate the data"
                            " with --num_shards >= %d" % (prepared["data_dir"], len(prepared["files"]),
                                                           world_size, world_size))
     data_objective = prepared.get("sentence_objective")
     if data_objective and model_config.sentence_objective != "none" and data_objective != model_config.sentence_objective:
-        raise ResolveError("the data in %s carries %s labels but the model trains %s; recreate the data with"
+        raise ConfigError("the data in %s carries %s labels but the model trains %s; recreate the data with"
                            " --sentence_objective=%s or pick the matching --model"
                            % (prepared["data_dir"], data_objective, model_config.sentence_objective,
                               model_config.sentence_objective))
@@ -122,7 +115,7 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
         try:
             state = verify_checkpoint(init)
         except CheckpointDamaged as e:
-            raise ResolveError("--init_checkpoint: %s is damaged (%s); give another checkpoint" % (init, e)) from None
+            raise CheckpointDamaged("--init_checkpoint: %s is damaged (%s); give another checkpoint" % (init, e)) from None
         resolved.update(init_checkpoint=init,
                         step_offset=int(state.get("step", 0)) if cfg.continue_global_step else 0)
     return resolved

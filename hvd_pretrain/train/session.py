@@ -22,10 +22,11 @@ from hvd_pretrain.train.accumulate import AccumulatingStep, DynamicLossScale, Ho
 from hvd_pretrain.checkpoint_files import latest_checkpoint
 from hvd_pretrain.train.checkpoint import CheckpointWriter
 from hvd_pretrain.train.metrics import MetricsLogger
+from hvd_pretrain.errors import DataError, UsageError
 from hvd_pretrain.train.nonfinite import NonFiniteTraining, SkippedStepGuard
 from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
 from hvd_pretrain.train.plan import BatchPlan
-from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error
+from hvd_pretrain.train.resolve import print_error
 
 POLICIES = {"fp16": "mixed_float16", "bf16": "mixed_bfloat16"}
 
@@ -49,14 +50,16 @@ def _peak_estimate(cfg, is_root):
 
 
 def exit_code_of(hvd, run):
-    """run() -> exit code; bad data and non-finite training become one error line (rank 0's) and exit 2."""
-    from hvd_pretrain.data import DataError
+    """run() -> exit code; a UsageError (bad data, non-finite training) is one error line and exit 2.
+
+    Rank 0 prints it, and so does the rank that met bad data (a damaged shard is read by one rank).
+    """
     try:
         return run()
-    except (DataError, NonFiniteTraining) as e:
-        if hvd.rank() == 0 or isinstance(e, DataError):  # a damaged shard is named by the rank that read it
-            print_error(str(e).splitlines()[0])
-        return EXIT_CONFIG
+    except UsageError as e:
+        if hvd.rank() == 0 or isinstance(e, DataError):
+            print_error(str(e))
+        return e.exit_code
 
 
 class Session:

@@ -14,7 +14,8 @@ import os
 
 from hvd_pretrain.train import distributed
 from hvd_pretrain.train.plan import budget_steps
-from hvd_pretrain.train.resolve import EXIT_CONFIG, ResolveError, print_error, resolve
+from hvd_pretrain.errors import UsageError
+from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error, resolve
 from hvd_pretrain.train.session import Session, exit_code_of
 from hvd_pretrain.train.signals import StopRequest
 
@@ -64,14 +65,14 @@ def _startup(hvd, model_config, cfg, data_config, source, say):
                     " built; create it first with `hvd-data create`"), None
         try:
             return None, resolve(model_config, cfg, data_config, source, hvd.size(), say, rank=hvd.rank())
-        except ResolveError as e:
-            return str(e).splitlines()[0], None
+        except UsageError as e:
+            return str(e), None
     status, resolved = None, None
     if hvd.rank() == 0:
         try:
             resolved = resolve(model_config, cfg, data_config, source, hvd.size(), say)
-        except ResolveError as e:
-            status = str(e).splitlines()[0]
+        except UsageError as e:
+            status = str(e)
     return hvd.broadcast_object((status, resolved), root_rank=0, name="resolve")
 
 

@@ -12,7 +12,7 @@ tokens handed back to each piece by character offset.
 
 import numpy as np
 
-from hvd_pretrain.data.ragged import ragged_index
+from hvd_pretrain.ragged import ragged_index
 
 GROUP = 256  # new pieces per text given to the tokenizer
 MAX_PIECES = 500_000  # the cache starts afresh beyond this many pieces (a large corpus has many rare ones)

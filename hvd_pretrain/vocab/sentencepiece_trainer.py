@@ -16,8 +16,8 @@ import os
 import re
 import tempfile
 
-from hvd_pretrain.data.documents import check_text_file, expand_input_files
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.textio import check_text_file, expand_input_files
+from hvd_pretrain.errors import DataError
 from hvd_pretrain.textio import is_blank, iter_lines
 
 CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")

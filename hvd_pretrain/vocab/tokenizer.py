@@ -25,7 +25,7 @@ import unicodedata
 
 import numpy as np
 
-from hvd_pretrain.data.errors import DataError
+from hvd_pretrain.errors import DataError
 
 SPM_MODEL, WORDPIECE_VOCAB, TOKENIZER_JSON = "spm.model", "vocab.txt", "tokenizer.json"
 SPECIAL_PIECES = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")

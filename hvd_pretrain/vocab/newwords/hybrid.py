@@ -16,6 +16,7 @@ import resource
 import time
 
 from hvd_pretrain.vocab.newwords import counting, rules, scoring, textio
+from hvd_pretrain.errors import ConfigError
 
 METHODS = ("stats", "rules", "hybrid")
 MIN_CJK_RATIO = 0.05
@@ -78,9 +79,9 @@ def load_base_dict(spec, only=None):
 
 def validate(config):
     if config.method not in METHODS:
-        raise ValueError("method %r is not one of %s" % (config.method, ", ".join(METHODS)))
+        raise ConfigError("method %r is not one of %s" % (config.method, ", ".join(METHODS)))
     if not 2 <= config.max_len <= 6:
-        raise ValueError("max_len %d is out of range; use 2..6" % config.max_len)
+        raise ConfigError("max_len %d is out of range; use 2..6" % config.max_len)
 
 
 def _peak_rss(worker_peak):

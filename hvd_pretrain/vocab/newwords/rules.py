@@ -23,13 +23,14 @@ import re
 import unicodedata
 
 from hvd_pretrain.vocab.newwords import textio
+from hvd_pretrain.errors import DataError
 
 ACTIONS = ("edge", "propose", "allow", "veto")
 DEFAULT_RULES_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "rules")
 DOMINANCE = 0.8
 
 
-class RuleFileError(ValueError):
+class RuleFileError(DataError):
     """A rule file or directory is malformed; the message names file and line."""
 
 

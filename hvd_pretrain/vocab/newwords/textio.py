@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from hvd_pretrain.textio import is_blank, split_lines
+from hvd_pretrain.errors import DataError
 
 DEFAULT_CHUNK_BYTES = 1 << 20
 
@@ -24,7 +25,7 @@ CJK_RANGES = (
 )
 
 
-class InputError(ValueError):
+class InputError(DataError):
     """The input cannot be used (missing, empty, unreadable). Message names the file."""
 
 
