@@ -1,7 +1,9 @@
-"""hvd-data vocab: train a SentencePiece vocab (or adopt a WordPiece vocab.txt) and report its coverage.
+"""hvd-data vocab: train a SentencePiece or WordPiece vocab (or adopt a WordPiece vocab.txt) and report its
+coverage.
 
     hvd-data vocab --out=runs/x/vocab --vocab_size=8000                  # the embedded corpus
     hvd-data vocab --input_files='corpus/*.txt' --out=vocab --vocab_size=32000 --model_type=bpe
+    hvd-data vocab --input_files='corpus/*.txt' --out=vocab --vocab_size=21128 --model_type=wordpiece
     hvd-data vocab --wordpiece_vocab=uncased_L-12_H-768_A-12/vocab.txt --out=vocab
     hvd-data vocab --wordpiece_vocab=vocab.txt --do_lower_case=true --strip_accents=false --out=vocab
 
@@ -9,7 +11,9 @@ A WordPiece vocab's lower-casing and accent stripping are set apart (as HF
 `tokenizers`' BertNormalizer does): by default a vocab without capitals is
 lower-cased, and accents are stripped unless the vocab holds accented pieces.
 The choice is written to tokenizer.json, which hvd-data create and the trainer
-read back.
+read back. A trained WordPiece vocab (--model_type=wordpiece, see
+hvd_pretrain/vocab/wordpiece_trainer.py) is lower-cased unless --do_lower_case=false,
+and accents are stripped when lower-casing unless --strip_accents says otherwise.
 
 Every --heldout_every-th line is held out of training and used to report the
 unknown-token rate and tokens per word (vocab_report.json in --out).
@@ -30,9 +34,12 @@ from hvd_pretrain.cli.entry import entry
 def define_flags(fv):
     flags.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed). Default: the embedded "
                         "corpus.", flag_values=fv)
-    flags.DEFINE_string("out", None, "Output dir for spm.model, spm.vocab and vocab_report.json.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output dir for spm.model and spm.vocab (or vocab.txt and tokenizer.json), and vocab_report.json.", flag_values=fv)
     flags.DEFINE_integer("vocab_size", 8000, "Vocab size, special symbols included.", flag_values=fv)
-    flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe"], "SentencePiece algorithm.", flag_values=fv)
+    flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe", "wordpiece"], "unigram or bpe: SentencePiece; "
+                      "wordpiece: a BERT-style vocab.txt (HF tokenizers' WordPiece trainer).", flag_values=fv)
+    flags.DEFINE_integer("wordpiece_unused", 100, "--model_type=wordpiece: [unused*] slots after the special "
+                         "symbols, counted in --vocab_size (room for words added later).", flag_values=fv)
     flags.DEFINE_float("character_coverage", -1.0, "Characters covered; -1: 0.9995 for CJK-heavy text, else 1.0.",
                        flag_values=fv)
     flags.DEFINE_integer("input_sentence_size", 2_000_000, "Sentences sampled (shuffled) for training; bounds "
@@ -46,7 +53,7 @@ def define_flags(fv):
     flags.DEFINE_string("wordpiece_vocab", "", "Use this BERT WordPiece vocab.txt instead of training.",
                         flag_values=fv)
     flags.DEFINE_enum("do_lower_case", "auto", ["auto", "true", "false"], "WordPiece lower-casing (auto: from the "
-                      "vocab; uncased vocabs have no capitals).", flag_values=fv)
+                      "vocab, uncased vocabs have no capitals; a trained WordPiece vocab: true).", flag_values=fv)
     flags.DEFINE_enum("strip_accents", "auto", ["auto", "true", "false"], "WordPiece accent stripping, apart from "
                       "lower-casing (auto: strip when lower-casing, unless the vocab holds accented pieces).",
                       flag_values=fv)
@@ -71,6 +78,7 @@ def run(fv):
     from hvd_pretrain.rundir import write_json_atomic
     from hvd_pretrain.vocab import coverage_report, default_character_coverage, load_tokenizer, train_sentencepiece
     from hvd_pretrain.vocab.coverage import held_out_lines, training_lines
+    from hvd_pretrain.vocab.wordpiece_trainer import train_wordpiece
 
     if not fv.out:
         raise DataError("--out is required: the directory for the vocab")
@@ -78,18 +86,32 @@ def run(fv):
     for path in files:
         check_text_file(path)
     started = time.time()
+    wordpiece = fv.model_type == "wordpiece"
     for name in ("do_lower_case", "strip_accents"):
-        if getattr(fv, name) != "auto" and not fv.wordpiece_vocab:
-            raise DataError("--%s applies to a WordPiece vocab; pass --wordpiece_vocab too, or drop it (a trained "
-                            "SentencePiece vocab keeps case and accents)" % name)
-    if fv.wordpiece_vocab:
+        if getattr(fv, name) != "auto" and not (fv.wordpiece_vocab or wordpiece):
+            raise DataError("--%s applies to a WordPiece vocab; pass --wordpiece_vocab or --model_type=wordpiece too, "
+                            "or drop it (a trained SentencePiece vocab keeps case and accents)" % name)
+    if wordpiece and fv.wordpiece_vocab:
+        raise DataError("--model_type=wordpiece trains a vocab and --wordpiece_vocab adopts one; pass only one")
+    choice = {"auto": None, "true": True, "false": False}
+    every = fv.heldout_every if fv.heldout_every and fv.heldout_every > 1 else 0
+    if wordpiece:
+        if os.path.isfile(os.path.join(fv.out, "spm.model")):
+            raise DataError("--out=%s already holds a SentencePiece spm.model, which would be loaded instead; "
+                            "choose another --out" % fv.out)
+        lower = choice[fv.do_lower_case] if fv.do_lower_case != "auto" else True
+        train_wordpiece(files, fv.out, fv.vocab_size, do_lower_case=lower, strip_accents=choice[fv.strip_accents],
+                        unused=fv.wordpiece_unused,
+                        lines=training_lines(files, every, max_line_bytes=fv.max_sentence_length))
+        tokenizer = load_tokenizer(fv.out)
+        heldout = held_out_lines(files, every, fv.heldout_max) if every else []
+    elif fv.wordpiece_vocab:
         if not os.path.isfile(fv.wordpiece_vocab):
             raise DataError("--wordpiece_vocab=%s not found" % fv.wordpiece_vocab)
         os.makedirs(fv.out, exist_ok=True)
         target = os.path.join(fv.out, "vocab.txt")
         if os.path.abspath(fv.wordpiece_vocab) != os.path.abspath(target):
             shutil.copyfile(fv.wordpiece_vocab, target)
-        choice = {"auto": None, "true": True, "false": False}
         tokenizer = load_tokenizer(target, do_lower_case=choice[fv.do_lower_case],
                                    strip_accents=choice[fv.strip_accents])
         write_json_atomic(os.path.join(fv.out, "tokenizer.json"),
@@ -100,7 +122,6 @@ def run(fv):
                   "strips them)" % fv.wordpiece_vocab, file=sys.stderr)
         heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max)
     else:
-        every = fv.heldout_every if fv.heldout_every and fv.heldout_every > 1 else 0
         iterator = training_lines(files, every, max_line_bytes=fv.max_sentence_length) if every else None
         coverage = default_character_coverage(files) if fv.character_coverage < 0 else fv.character_coverage
         train_sentencepiece(files, fv.out, fv.vocab_size, model_type=fv.model_type, character_coverage=coverage,
@@ -111,7 +132,10 @@ def run(fv):
         heldout = held_out_lines(files, every, fv.heldout_max) if every else []
     report = {"vocab": tokenizer.describe(), "input_files": files, "seconds": round(time.time() - started, 3),
               "heldout": coverage_report(tokenizer, heldout) if heldout else None}
-    if not fv.wordpiece_vocab:
+    if wordpiece:
+        report["training"] = {"model_type": "wordpiece", "vocab_size": fv.vocab_size,
+                              "unused": fv.wordpiece_unused, "max_sentence_length": fv.max_sentence_length}
+    elif not fv.wordpiece_vocab:
         report["training"] = {"model_type": fv.model_type, "vocab_size": fv.vocab_size,
                               "input_sentence_size": fv.input_sentence_size, "seed": fv.seed,
                               "character_coverage": coverage, "max_sentence_length": fv.max_sentence_length}
