@@ -1,5 +1,11 @@
 # hvd-pretrain: `make demo` and `make test` install whatever is missing, then run.
 # Both are idempotent: a second run reuses the venv and the cached Horovod wheel.
+#
+# Flavours (tools/install_plan.sh decides; `make install-plan` prints the plan, runs nothing):
+#   CPU   TensorFlow and Horovod with Gloo + MPI (no GPU listed by nvidia-smi, or GPU=0).
+#   GPU   tensorflow[and-cuda] and Horovod with NCCL, built with the node's CUDA 12 nvcc
+#         (GPU=1, or nvidia-smi lists a GPU); CUDA_ARCHS="7.0 8.0 9.0", NCCL_HOME, CUDA_HOME.
+#   HOROVOD=system  the TensorFlow and Horovod already installed (NVIDIA's TensorFlow container).
 
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
@@ -9,7 +15,19 @@ TF_VERSION := 2.18.1
 TF_KERAS_VERSION := 2.18.0
 HOROVOD_VERSION := 0.28.1
 CACHE_DIR ?= $(HOME)/.cache/hvd-pretrain
-WHEEL_DIR := $(CACHE_DIR)/wheels/horovod-$(HOROVOD_VERSION)-tf$(TF_VERSION)-$(notdir $(PYTHON))
+CPU_WHEEL_DIR := $(CACHE_DIR)/wheels/horovod-$(HOROVOD_VERSION)-tf$(TF_VERSION)-$(notdir $(PYTHON))
+GPU ?= auto
+HOROVOD ?= build
+CUDA_ARCHS ?= 7.0 8.0 9.0
+PLAN_ENV = GPU='$(GPU)' HOROVOD='$(HOROVOD)' CUDA_ARCHS='$(CUDA_ARCHS)' TF_VERSION=$(TF_VERSION) \
+  HOROVOD_VERSION=$(HOROVOD_VERSION) CPU_WHEEL_DIR='$(CPU_WHEEL_DIR)' VENV='$(VENV)'
+INSTALL_PLAN := $(shell $(PLAN_ENV) tools/install_plan.sh make)
+plan = $(patsubst $(1)=%,%,$(filter $(1)=%,$(INSTALL_PLAN)))
+FLAVOUR := $(call plan,flavour)
+WHEEL_DIR := $(call plan,wheel_dir)
+TF_STAMP := $(VENV)/.tensorflow$(if $(filter gpu,$(FLAVOUR)),-cuda)
+# The GPU build's extra environment; with PyPI's NCCL the library is found next to TensorFlow's.
+HOROVOD_GPU_ENV := $(call plan,env)$(if $(filter pip,$(call plan,nccl)), LDFLAGS='-Wl,-rpath,$$ORIGIN/../../nvidia/nccl/lib')
 APT_PACKAGES := openmpi-bin libopenmpi-dev cmake g++ make
 # Tests: headless Chromium drives the dashboard; tmux hosts `hvd-job start --tmux` jobs.
 TEST_APT_PACKAGES := chromium chromium-driver tmux
@@ -25,9 +43,23 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export HVD_PRETRAIN_CACHE := $(CACHE_DIR)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test system-deps clean-venv
+.PHONY: install install-plan demo test system-deps clean-venv
 
+# A plan that cannot work (e.g. GPU=1 without nvcc) stops these targets with its one line.
+ifeq ($(FLAVOUR),error)
+ifneq ($(filter install install-plan test demo,$(or $(MAKECMDGOALS),install)),)
+$(error $(shell $(PLAN_ENV) tools/install_plan.sh reason))
+endif
+endif
+
+ifeq ($(filter system-%,$(FLAVOUR)),)
 install: system-deps $(VENV)/.installed
+else
+install: system-deps $(VENV)/.installed-system
+endif
+
+install-plan:
+	@$(PLAN_ENV) tools/install_plan.sh show
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES) $(EXTRA_APT); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -43,7 +75,7 @@ $(BIN)/python:
 	@echo "==> creating virtualenv $(VENV) with $(PYTHON)"
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]' \
 	  || { echo "error: set PYTHON=/path/to/python3.11" >&2; exit 1; }
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(if $(filter system-%,$(FLAVOUR)),--system-site-packages) $(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=69,<80" wheel
 
 $(VENV)/.tensorflow: | $(BIN)/python
@@ -51,12 +83,18 @@ $(VENV)/.tensorflow: | $(BIN)/python
 	$(PIP) install --progress-bar on "tensorflow==$(TF_VERSION)" "tf-keras==$(TF_KERAS_VERSION)" "numpy<2.1"
 	@touch $@
 
-$(WHEEL_DIR)/.built: | $(VENV)/.tensorflow
-	@echo "==> building Horovod $(HOROVOD_VERSION) against TensorFlow $(TF_VERSION) (TensorFlow + Gloo + MPI; 3-6 minutes)"
+$(VENV)/.tensorflow-cuda: | $(BIN)/python
+	@echo "==> installing TensorFlow $(TF_VERSION) with CUDA 12 and cuDNN 9 from PyPI, and tf-keras (about 3 GB)"
+	$(PIP) install --progress-bar on "tensorflow[and-cuda]==$(TF_VERSION)" "tf-keras==$(TF_KERAS_VERSION)" "numpy<2.1"
+	@touch $@
+
+$(WHEEL_DIR)/.built: | $(TF_STAMP)
+	@echo "==> building Horovod $(HOROVOD_VERSION) against TensorFlow $(TF_VERSION) (TensorFlow + Gloo + MPI$(if $(HOROVOD_GPU_ENV), + NCCL); 3-6 minutes)"
 	@echo "    the wheel is cached in $(WHEEL_DIR)"
 	mkdir -p $(WHEEL_DIR)
 	$(PIP) install -q packaging cloudpickle psutil pyyaml
-	HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITH_MPI=1 \
+	$(if $(filter pip,$(call plan,nccl)),tools/install_plan.sh nccl-home $(BIN)/python $(WHEEL_DIR)/nccl)
+	$(HOROVOD_GPU_ENV) HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITH_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1 \
 	CMAKE_POLICY_VERSION_MINIMUM=3.5 MAKEFLAGS=-j$$(nproc) \
 	  $(PIP) wheel -v --no-build-isolation --no-deps --no-cache-dir -w $(WHEEL_DIR) "horovod==$(HOROVOD_VERSION)" \
@@ -64,9 +102,21 @@ $(WHEEL_DIR)/.built: | $(VENV)/.tensorflow
 	  test $${PIPESTATUS[0]} = 0
 	@ls $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl >/dev/null && touch $@
 
-$(VENV)/.installed: setup.py $(WHEEL_DIR)/.built | $(VENV)/.tensorflow
+$(VENV)/.installed: setup.py $(WHEEL_DIR)/.built | $(TF_STAMP)
 	@echo "==> installing hvd-pretrain and its dependencies (Horovod from $(WHEEL_DIR))"
+	@# A Horovod of the other flavour may be installed already: this wheel replaces it.
+	$(if $(HOROVOD_GPU_ENV),$(PIP) install --no-deps --force-reinstall $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl)
 	$(PIP) install --progress-bar on --find-links $(WHEEL_DIR) -e '.[test]'
+	@$(BIN)/horovodrun --check-build | sed -n '/Available Frameworks/,$$p'
+	@touch $@
+
+# HOROVOD=system: keep the installed TensorFlow and Horovod; add tf-keras of TensorFlow's version.
+$(VENV)/.installed-system: setup.py | $(BIN)/python
+	@$(PLAN_ENV) tools/install_plan.sh check-system $(BIN)/python
+	@tf=$$($(BIN)/python -c 'import tensorflow as tf; print(".".join(tf.__version__.split(".")[:2]))') && \
+	  echo "==> installing hvd-pretrain without rebuilding: TensorFlow $$tf, tf-keras~=$$tf.0" && \
+	  tools/install_plan.sh system-requirements | xargs -d '\n' $(PIP) install --progress-bar on "tf-keras~=$$tf.0" && \
+	  $(PIP) install --no-deps -e .
 	@$(BIN)/horovodrun --check-build | sed -n '/Available Frameworks/,$$p'
 	@touch $@
 
