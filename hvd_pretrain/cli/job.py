@@ -5,7 +5,7 @@
   hvd-job logs NAME [-f] [-n LINES] [--supervisor]
   hvd-job stop NAME [--grace S]
   hvd-job restart NAME
-  hvd-job doctor [--hostfile FILE] [--run_dir DIR]
+  hvd-job doctor [--hostfile FILE] [--np N] [--run_dir DIR]
 
 A job NAME lives in RUNS/NAME (RUNS = --runs_dir, else $HVD_PRETRAIN_RUNS, else ./runs),
 holding job.json and logs/. The supervised command gets HVD_PRETRAIN_RUN_DIR=RUNS/NAME and
@@ -99,8 +99,11 @@ def build_parser():
     _add_runs_dir(doc)
     doc.add_argument("--run_dir", "--run-dir", default=None, help="the run directory to check (disk, NFS)")
     doc.add_argument("--hostfile", default=None, help="check that its hosts are reachable by SSH")
+    doc.add_argument("--np", type=int, default=None,
+                     help="ranks per host, checked against this host's GPUs (default: its slots in --hostfile)")
     doc.add_argument("--skip", action="append", default=[], choices=doctor.CHECKS,
-                     help="leave out a check (repeatable); `horovod` takes ~10-40 s as it imports TensorFlow")
+                     help="leave out a check (repeatable); `horovod`, and `gpu` on a GPU host, take ~10-40 s as "
+                     "they import TensorFlow")
     doc.add_argument("--json", action="store_true")
     return parser
 
@@ -203,7 +206,7 @@ def cmd_restart(args):
 
 def cmd_doctor(args):
     run_dir = args.run_dir or runs_root(args.runs_dir)
-    checks = doctor.run_checks(run_dir, hostfile=args.hostfile, skip=args.skip)
+    checks = doctor.run_checks(run_dir, hostfile=args.hostfile, skip=args.skip, np=args.np)
     if args.json:
         print(json.dumps(doctor.as_dicts(checks), indent=2))
     else:

@@ -275,23 +275,35 @@ def check_hostfile(path, connect_timeout=5):
     return Check("hostfile", OK, summary)
 
 
-CHECKS = ("logind", "sighup", "kerberos", "disk", "limits", "horovod", "mpi", "hostfile")
+CHECKS = ("logind", "sighup", "kerberos", "disk", "limits", "horovod", "mpi", "hostfile", "gpu")
 
 
-def run_checks(run_dir, hostfile=None, skip=()):
-    """Run every check not in `skip` (the hostfile check only with a hostfile)."""
+def _gpu_checks(hostfile, np):
+    from hvd_pretrain.supervisor.gpu import gpu_checks  # it imports Check from here
+    return gpu_checks(hostfile=hostfile, np=np)
+
+
+def run_checks(run_dir, hostfile=None, skip=(), np=None):
+    """Run every check not in `skip` (the hostfile check only with a hostfile). `gpu` stands for
+    the GPU checks of supervisor/gpu.py; np is the number of ranks per host they check."""
     makers = {"logind": check_logind, "sighup": check_sighup, "kerberos": lambda: check_kerberos(run_dir),
               "disk": lambda: check_disk(run_dir), "limits": check_limits, "horovod": check_horovod,
-              "mpi": check_mpi, "hostfile": lambda: check_hostfile(hostfile)}
-    return [makers[name]() for name in CHECKS if name not in skip and (name != "hostfile" or hostfile)]
+              "mpi": check_mpi, "hostfile": lambda: check_hostfile(hostfile),
+              "gpu": lambda: _gpu_checks(hostfile, np)}
+    checks = []
+    for name in CHECKS:
+        if name not in skip and (name != "hostfile" or hostfile):
+            made = makers[name]()
+            checks += made if isinstance(made, list) else [made]
+    return checks
 
 
 def format_checks(checks):
     lines = []
     for check in checks:
-        lines.append("%-5s %-9s %s" % (check.level, check.name, check.message))
+        lines.append("%-5s %-10s %s" % (check.level, check.name, check.message))
         if check.fix and check.level != OK:
-            lines.append("%-15s fix: %s" % ("", check.fix))
+            lines.append("%-16s fix: %s" % ("", check.fix))
     failed = sum(c.level == FAIL for c in checks)
     warned = sum(c.level == WARN for c in checks)
     lines.append("%d checks: %d OK, %d WARN, %d FAIL" % (len(checks), len(checks) - failed - warned, warned,
