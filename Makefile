@@ -27,7 +27,9 @@ FLAVOUR := $(call plan,flavour)
 WHEEL_DIR := $(call plan,wheel_dir)
 TF_STAMP := $(VENV)/.tensorflow$(if $(filter gpu,$(FLAVOUR)),-cuda)
 # The GPU build's extra environment; with PyPI's NCCL the library is found next to TensorFlow's.
-HOROVOD_GPU_ENV := $(call plan,env)$(if $(filter pip,$(call plan,nccl)), LDFLAGS='-Wl,-rpath,$$ORIGIN/../../nvidia/nccl/lib')
+# (Recursive variables: $$ORIGIN reaches the shell as $ORIGIN, in single quotes.)
+NCCL_RPATH_LDFLAGS = LDFLAGS='-Wl,-rpath,$$ORIGIN/../../nvidia/nccl/lib'
+HOROVOD_GPU_ENV = $(call plan,env)$(if $(filter pip,$(call plan,nccl)), $(NCCL_RPATH_LDFLAGS))
 APT_PACKAGES := openmpi-bin libopenmpi-dev cmake g++ make
 # Tests: headless Chromium drives the dashboard; tmux hosts `hvd-job start --tmux` jobs.
 TEST_APT_PACKAGES := chromium chromium-driver tmux
@@ -75,7 +77,7 @@ $(BIN)/python:
 	@echo "==> creating virtualenv $(VENV) with $(PYTHON)"
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required, found " + sys.version.split()[0]' \
 	  || { echo "error: set PYTHON=/path/to/python3.11" >&2; exit 1; }
-	$(PYTHON) -m venv $(if $(filter system-%,$(FLAVOUR)),--system-site-packages) $(VENV)
+	$(PYTHON) -m venv $(if $(filter system-%,$(FLAVOUR)),--system-site-packages )$(VENV)
 	$(PIP) install -q --upgrade "pip>=24" "setuptools>=69,<80" wheel
 
 $(VENV)/.tensorflow: | $(BIN)/python
@@ -102,9 +104,9 @@ $(WHEEL_DIR)/.built: | $(TF_STAMP)
 	  test $${PIPESTATUS[0]} = 0
 	@ls $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl >/dev/null && touch $@
 
+# GPU flavour: a CPU Horovod may be in the venv already; the NCCL wheel replaces it.
 $(VENV)/.installed: setup.py $(WHEEL_DIR)/.built | $(TF_STAMP)
 	@echo "==> installing hvd-pretrain and its dependencies (Horovod from $(WHEEL_DIR))"
-	@# A Horovod of the other flavour may be installed already: this wheel replaces it.
 	$(if $(HOROVOD_GPU_ENV),$(PIP) install --no-deps --force-reinstall $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl)
 	$(PIP) install --progress-bar on --find-links $(WHEEL_DIR) -e '.[test]'
 	@$(BIN)/horovodrun --check-build | sed -n '/Available Frameworks/,$$p'

@@ -146,8 +146,10 @@ case "${1:-show}" in
       && ln -sf "$lib" "$dir/lib/libnccl.so" && ln -sf "$lib" "$dir/lib/libnccl.so.2" ;;
   check-system)
     py=$2
-    out=$("$py" -c 'import horovod.tensorflow as h; print(int(h.nccl_built()))' 2>&1 | tail -1) \
-      || { echo "error: HOROVOD=system but 'import horovod.tensorflow' fails in $py ($out): install Horovod with HOROVOD_WITH_TENSORFLOW=1 (and a venv made with --system-site-packages: make clean-venv), or leave out HOROVOD=system to build it" >&2; exit 1; }
+    out=$("$py" -c 'import horovod.tensorflow as h; print(int(h.nccl_built()))' 2>&1) \
+      || { out=$(printf '%s\n' "$out" | grep . | tail -1)
+           echo "error: HOROVOD=system but 'import horovod.tensorflow' fails in $py ($out): install Horovod with HOROVOD_WITH_TENSORFLOW=1 (and a venv made with --system-site-packages: make clean-venv), or leave out HOROVOD=system to build it" >&2; exit 1; }
+    out=$(printf '%s\n' "$out" | tail -1)
     if [ "$(gpus_listed)" -gt 0 ] && [ "$GPU" != 0 ] && [ "${out:-0}" = 0 ]; then
       echo "error: HOROVOD=system but the installed Horovod has no NCCL operations and this node has GPUs: rebuild it with HOROVOD_GPU_OPERATIONS=NCCL, or leave out HOROVOD=system to build it" >&2; exit 1
     fi
