@@ -69,7 +69,7 @@ def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
     """hvd-pretrain flags for a fast tiny-BERT run on the session's shards."""
     flags = {
         "run_dir": run_dir, "data_dir": tiny_data["data_dir"], "max_seq_length": tiny_data["seq"],
-        "max_predictions_per_seq": tiny_data["preds"], "num_train_steps": steps, "train_batch_size": 4,
+        "max_predictions_per_seq": tiny_data["preds"], "num_train_steps": steps, "micro_batch_size": 4,
         "log_every": 2, "save_checkpoints_steps": 2, "threads": 1,
     }
     flags.update(extra)

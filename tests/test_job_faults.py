@@ -33,7 +33,7 @@ SUPERVISION = ["--poll", "0.2", "--backoff", "1", "--grace", "60", "--hang-grace
 def trainer(steps, prepared):
     return ["horovodrun", "-np", "2", "--gloo", "hvd-pretrain", "--num_train_steps=%d" % steps,
             "--data_dir=%s/data" % prepared, "--vocab_dir=%s/vocab" % prepared,
-            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--train_batch_size=4", "--threads=1"]
+            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--micro_batch_size=4", "--threads=1"]
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,7 @@ def prepared(tmp_path_factory):
         return reuse
     run_dir = str(tmp_path_factory.mktemp("prepared") / "run")
     proc.run([os.path.join(proc.BIN, "hvd-pretrain"), "--run_dir=" + run_dir, "--num_train_steps=1",
-              "--train_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300)
+              "--micro_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300)
     return run_dir
 
 

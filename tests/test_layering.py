@@ -16,7 +16,7 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hvd_pretrain")
 
 # Modules at the top of hvd_pretrain/ that everyone may use. tfcompat is TensorFlow itself.
-BOTTOM = {"rundir", "textio", "errors", "numbered", "ragged", "checkpoint_files", "tfcompat", "nvidia"}
+BOTTOM = {"rundir", "textio", "errors", "configs", "numbered", "ragged", "checkpoint_files", "tfcompat", "nvidia"}
 ALLOWED = {
     "bottom": BOTTOM,
     "vocab": BOTTOM,
@@ -30,7 +30,7 @@ ALLOWED = {
     "telemetry": BOTTOM - {"tfcompat"},
     "cli": None,  # anything
 }
-NO_TENSORFLOW = {"supervisor", "telemetry", "rundir", "textio", "errors", "numbered", "ragged", "nvidia"}
+NO_TENSORFLOW = {"supervisor", "telemetry", "rundir", "textio", "errors", "configs", "numbered", "ragged", "nvidia"}
 HOROVOD_ALLOWED = {"train", "cli"}
 
 

@@ -38,7 +38,7 @@ def runs_dir(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("runs"))
     real = os.path.join(root, REAL)
     cmd = [os.path.join(proc.BIN, "horovodrun"), "-np", "2", "--gloo", "hvd-pretrain", "--run_dir=" + real,
-           "--num_train_steps=40", "--log_every=4", "--train_batch_size=8", "--dupe_factor=1",
+           "--num_train_steps=40", "--log_every=4", "--micro_batch_size=8", "--dupe_factor=1",
            "--save_checkpoints_steps=20"]
     proc.run(cmd, timeout=400)
     synthetic.write_run(root, FAILED, steps=12, total=100, t0=time.time() - 900, interval=20, slow_rank=1,

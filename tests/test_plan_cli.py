@@ -17,7 +17,7 @@ def run_cli(capsys, *args):
 
 
 def test_prediction_text(capsys):
-    rc, out, err = run_cli(capsys, "--model=base", "--gpu=V100-16G", "--nodes=4", "--per_gpu_batch=64",
+    rc, out, err = run_cli(capsys, "--preset=base", "--gpu_type=V100-16G", "--nodes=4", "--micro_batch_size=64",
                            "--accum_steps=4", "--precision=fp16")
     assert rc == 0 and err == ""
     for needle in ("memory per GPU", "fits", "micro-step", "allreduce", "global step/s", "sequences/s",
@@ -26,7 +26,7 @@ def test_prediction_text(capsys):
 
 
 def test_json_with_searches(capsys):
-    rc, out, _ = run_cli(capsys, "--json", "--model=base", "--gpu=V100-16G", "--nodes=4",
+    rc, out, _ = run_cli(capsys, "--json", "--preset=base", "--gpu_type=V100-16G", "--nodes=4",
                          "--target_global_batch=8192", "--step_rate=1.3,1.9")
     assert rc == 0
     data = json.loads(out)
@@ -45,24 +45,24 @@ def test_model_config_file(tmp_path, capsys):
     path = tmp_path / "model.json"
     path.write_text(json.dumps({"family": "bert", "hidden_size": 256, "num_layers": 4, "num_heads": 4,
                                 "intermediate_size": 1024}))
-    rc, out, _ = run_cli(capsys, "--model_config=%s" % path, "--gpu=A100-40G")
+    rc, out, _ = run_cli(capsys, "--model_config=%s" % path, "--gpu_type=A100-40G")
     assert rc == 0 and "plan: bert seq 128" in out
 
 
 @pytest.mark.parametrize("args,flag", [
-    (["--gpu=K80"], "--gpu="),
-    (["--model=huge"], "--model="),
+    (["--gpu_type=K80"], "--gpu_type="),
+    (["--preset=huge"], "--preset="),
     (["--interconnect=infiniband"], "--interconnect="),
     (["--network=token-ring", "--nodes=2"], "--network="),
     (["--precision=fp8"], "--precision="),
-    (["--precision=bf16", "--gpu=V100-32G"], "--precision="),
-    (["--per_gpu_batch=0"], "--per_gpu_batch="),
-    (["--seq_len=4096"], "--seq_len="),
+    (["--precision=bf16", "--gpu_type=V100-32G"], "--precision="),
+    (["--micro_batch_size=0"], "--micro_batch_size="),
+    (["--max_seq_length=4096"], "--max_seq_length="),
     (["--step_rate=fast"], "--step_rate="),
     (["--target_global_batch=1000", "--nodes=4"], "--target_global_batch="),
     (["--allreduce=tree"], "--allreduce="),
     (["--model_config=/nonexistent/model.json"], "--model_config="),
-    (["--seq_len=abc"], "seq_len"),
+    (["--max_seq_length=abc"], "max_seq_length"),
     (["--no_such_flag"], "no_such_flag"),
 ])
 def test_bad_input_is_one_line_naming_the_flag(capsys, args, flag):
@@ -79,11 +79,11 @@ def test_help(capsys):
 
 @pytest.mark.timeout(60)
 def test_console_script_runs_without_tensorflow():
-    code = ("import sys; from hvd_pretrain.cli import plan; rc = plan.run(['hvd-plan', '--gpu=H100', "
+    code = ("import sys; from hvd_pretrain.cli import plan; rc = plan.run(['hvd-plan', '--gpu_type=H100', "
             "'--nodes=2', '--precision=bf16']); sys.exit(rc or (3 if 'tensorflow' in sys.modules else 0))")
     result = proc.run([sys.executable, "-c", code], timeout=50)
     assert "H100" in result.stdout and "A100 efficiency reused" in result.stdout
     script = os.path.join(os.path.dirname(sys.executable), "hvd-plan")
     assert os.path.exists(script), "hvd-plan console script is not installed next to %s" % sys.executable
-    result = proc.run([script, "--gpu=K80"], timeout=50, check=False)
-    assert result.returncode == 2 and "--gpu='K80'" in result.stdout
+    result = proc.run([script, "--gpu_type=K80"], timeout=50, check=False)
+    assert result.returncode == 2 and "--gpu_type='K80'" in result.stdout

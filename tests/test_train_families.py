@@ -22,7 +22,7 @@ def _windows(run_dir):
 def test_family_loss_decreases_under_horovodrun(family, tmp_path, tiny_data, tiny_sop_data):
     data = tiny_sop_data if family == "albert" else tiny_data
     run_dir = str(tmp_path / "run")
-    flags = tiny_train_flags(data, run_dir, steps=30, log_every=5, save_checkpoints_steps=30, train_batch_size=8,
+    flags = tiny_train_flags(data, run_dir, steps=30, log_every=5, save_checkpoints_steps=30, micro_batch_size=8,
                              learning_rate=2e-3, warmup_steps=3, accum_steps=2)
     out = run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", os.path.join(BIN, "hvd-pretrain"),
                "--model=" + family] + flags, timeout=280).stdout
@@ -47,7 +47,7 @@ def test_family_loss_decreases_under_horovodrun(family, tmp_path, tiny_data, tin
 def test_albert_partial_sharing_modes_train_under_horovodrun(sharing, tmp_path, tiny_sop_data):
     run_dir = str(tmp_path / "run")
     flags = tiny_train_flags(tiny_sop_data, run_dir, steps=10, log_every=5, save_checkpoints_steps=10,
-                             train_batch_size=8, learning_rate=2e-3, warmup_steps=2)
+                             micro_batch_size=8, learning_rate=2e-3, warmup_steps=2)
     out = run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", os.path.join(BIN, "hvd-pretrain"),
                "--model=albert", "--sharing=" + sharing] + flags, timeout=280).stdout
     assert "step 10/10" in out

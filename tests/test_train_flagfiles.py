@@ -33,7 +33,7 @@ def test_flagfile_dry_run(path):
     world = WORLD.get(os.path.basename(path), 32)
     out = run([os.path.join(BIN, "hvd-pretrain"), "--flagfile=" + path, "--dry_run", "--world_size=%d" % world],
               timeout=50).stdout
-    batch, accum = int(_flag(path, "train_batch_size")), int(_flag(path, "accum_steps"))
+    batch, accum = int(_flag(path, "micro_batch_size")), int(_flag(path, "accum_steps"))
     assert "global batch %d" % (batch * accum * world) in out
     assert "%s optimizer steps" % _flag(path, "num_train_steps") in out
     assert "memory per GPU" in out and "-> fits" in out  # the planner's prediction for the named GPU

@@ -128,7 +128,7 @@ def test_data_that_is_always_non_finite_stops_naming_the_data(tmp_path, tiny_dat
 def test_non_finite_records_are_skipped_and_shown_in_their_windows(tmp_path, tiny_data, tiny_flags):
     data = _poisoned_copy(tiny_data["data_dir"], tmp_path / "some", stride=25)  # about half the batches
     run_dir = tmp_path / "run"
-    flags = tiny_flags(run_dir, steps=30, log_every=5, data_dir=data, train_batch_size=16)
+    flags = tiny_flags(run_dir, steps=30, log_every=5, data_dir=data, micro_batch_size=16)
     run([HVD_PRETRAIN] + flags, timeout=180)
     windows = [r for r in _metrics(run_dir) if "loss" in r]
     assert sum(r["skipped_steps"] for r in windows) >= 3

@@ -16,8 +16,10 @@ import sys
 
 from absl import flags
 
-from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.cli import options
 from hvd_pretrain.cli.entry import entry
+from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.data.config import DataConfig
 
 
 def define_flags(fv):
@@ -26,34 +28,8 @@ def define_flags(fv):
                     "line between documents. Default: the embedded corpus.", flag_values=fv)
     d.DEFINE_string("vocab", None, "Vocab dir (spm.model or vocab.txt), or a path to either.", flag_values=fv)
     d.DEFINE_string("out", None, "Output dir for the shards and manifest.json.", flag_values=fv)
-    d.DEFINE_integer("max_seq_length", 128, "Tokens per sequence, [CLS]/[SEP] included.", flag_values=fv)
-    d.DEFINE_integer("max_predictions_per_seq", 20, "At most this many masked positions per sequence.",
-                     flag_values=fv)
-    d.DEFINE_float("masked_lm_prob", 0.15, "Fraction of tokens masked.", flag_values=fv)
-    d.DEFINE_float("short_seq_prob", 0.1, "Probability of a shorter target length.", flag_values=fv)
-    d.DEFINE_integer("dupe_factor", 10, "Passes over the input, each with other splits and masks.", flag_values=fv)
-    d.DEFINE_enum("sentence_objective", "nsp", ["nsp", "sop", "none"], "Sentence-pair objective: next sentence "
-                  "(BERT), sentence order (ALBERT), or none (one segment).", flag_values=fv)
-    d.DEFINE_integer("seed", 12345, "Random seed; the output depends on it and not on --num_workers.",
-                     flag_values=fv)
-    d.DEFINE_integer("num_shards", 0, "Output shards (0: one per ~32 MB of text, at least 8). Use at least the "
-                     "number of training ranks.", flag_values=fv)
+    options.define(DataConfig, fv)
     d.DEFINE_integer("num_workers", 0, "Worker processes (0: all cores).", flag_values=fv)
-    d.DEFINE_bool("whole_word_masking", False, "Mask all tokens of a word together.", flag_values=fv)
-    d.DEFINE_integer("ngram_max", 1, "N-gram masking: spans of up to N words, p(n) ∝ 1/n (1: off).",
-                     flag_values=fv)
-    d.DEFINE_enum("masking", "static", ["static", "dynamic"], "static: mask now (Google's format); dynamic: store "
-                  "unmasked, mask in the input pipeline every epoch.", flag_values=fv)
-    d.DEFINE_enum("segmenter", "none", ["none", "jieba"], "Word segmenter for Chinese whole-word masking.",
-                  flag_values=fv)
-    d.DEFINE_string("wwm_dict", "", "jieba user dictionary for Chinese whole-word masking; implies "
-                    "--segmenter=jieba --whole_word_masking.", flag_values=fv)
-    d.DEFINE_bool("packing", False, "Fill each sequence with more text. --sentence_objective=none: whole "
-                  "sentences of consecutive documents, separated by [SEP]. nsp/sop: several pairs of the same "
-                  "label, [CLS] A1 [SEP] B1 [SEP] A2 [SEP] B2 [SEP] ..., so the sequence's label holds for "
-                  "each pair.", flag_values=fv)
-    d.DEFINE_integer("max_line_bytes", 100_000, "Longer lines are skipped (and counted in the manifest).",
-                     flag_values=fv)
     d.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=fv)
 
 
@@ -77,18 +53,11 @@ def main(argv):
 
 
 def config_from_flags(fv):
-    from hvd_pretrain.data.config import DataConfig
-
-    segmenter, whole_word = fv.segmenter, fv.whole_word_masking
-    if fv.wwm_dict:
-        segmenter, whole_word = "jieba", True
-    return DataConfig(
-        max_seq_length=fv.max_seq_length, max_predictions_per_seq=fv.max_predictions_per_seq,
-        masked_lm_prob=fv.masked_lm_prob, short_seq_prob=fv.short_seq_prob, dupe_factor=fv.dupe_factor,
-        sentence_objective=fv.sentence_objective, seed=fv.seed, num_shards=fv.num_shards,
-        whole_word_masking=whole_word, ngram_max=fv.ngram_max, masking=fv.masking, segmenter=segmenter,
-        wwm_dict=os.path.abspath(fv.wwm_dict) if fv.wwm_dict else "", max_line_bytes=fv.max_line_bytes,
-        packing=fv.packing)
+    """The DataConfig the flags describe (--wwm_dict implies jieba whole-word masking)."""
+    values = options.read(DataConfig, fv, {f.name for f, _, _ in DataConfig.options()})
+    if values["wwm_dict"]:
+        values.update(segmenter="jieba", whole_word_masking=True, wwm_dict=os.path.abspath(values["wwm_dict"]))
+    return DataConfig(**values)
 
 
 def run(fv):

@@ -16,6 +16,7 @@ import sys
 
 from absl import flags
 
+from hvd_pretrain.cli import options
 from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
 from hvd_pretrain.errors import ConfigError, PlanError
@@ -26,15 +27,16 @@ from hvd_pretrain.plan.estimate import format_prediction, predict
 
 
 def _define(fv):
-    flags.DEFINE_string("model", "base", "model preset: " + ", ".join(PRESETS), flag_values=fv)
-    flags.DEFINE_string("model_config", None, "JSON file with a ModelConfig (overrides --model)", flag_values=fv)
-    flags.DEFINE_integer("seq_len", 128, "sequence length", flag_values=fv)
-    flags.DEFINE_integer("per_gpu_batch", 32, "micro-batch per GPU", flag_values=fv)
+    flags.DEFINE_string("preset", "base", "model size preset: " + ", ".join(PRESETS), flag_values=fv)
+    flags.DEFINE_string("model_config", None, "JSON file with a ModelConfig (overrides --preset)", flag_values=fv)
+    flags.DEFINE_integer("max_seq_length", 128, "sequence length", flag_values=fv)
+    flags.DEFINE_integer("micro_batch_size", 32, "micro-batch: sequences per GPU in one micro-step", flag_values=fv)
     flags.DEFINE_integer("accum_steps", 1, "gradient accumulation steps per optimizer step", flag_values=fv)
-    flags.DEFINE_integer("num_predictions", None, "MLM predictions per sequence (default ceil(0.15*seq_len))",
+    flags.DEFINE_integer("max_predictions_per_seq", None, "MLM predictions per sequence (default"
+                         " ceil(0.15 * max_seq_length))",
                          flag_values=fv)
     flags.DEFINE_string("precision", "fp16", "fp32 | fp16 | bf16", flag_values=fv)
-    flags.DEFINE_string("gpu", "V100-32G", "GPU type: " + ", ".join(hardware.GPUS), flag_values=fv)
+    flags.DEFINE_string("gpu_type", "V100-32G", "GPU type: " + ", ".join(hardware.GPUS), flag_values=fv)
     flags.DEFINE_integer("gpus_per_node", 8, "GPUs per node", flag_values=fv)
     flags.DEFINE_integer("nodes", 1, "number of nodes", flag_values=fv)
     flags.DEFINE_string("interconnect", "nvlink", "intra-node link: " + ", ".join(hardware.INTRA_NODE),
@@ -53,6 +55,15 @@ def _define(fv):
     flags.DEFINE_string("step_rate", None, "LO,HI: list plans whose global step/s is in this range", flag_values=fv)
     flags.DEFINE_bool("validate", False, "compare with NVIDIA's published BERT-large throughputs", flag_values=fv)
     flags.DEFINE_bool("json", False, "print JSON instead of text", flag_values=fv)
+    options.define_deprecated(fv, RENAMED)
+
+
+# Old flag names, accepted for one release with a warning: the same names as hvd-pretrain's.
+RENAMED = {"model": "preset", "seq_len": "max_seq_length", "per_gpu_batch": "micro_batch_size",
+           "num_predictions": "max_predictions_per_seq", "gpu": "gpu_type"}
+# The planner's argument names (they start a PlanError's message) -> this tool's flags.
+ARGUMENT_FLAGS = {"seq_len": "max_seq_length", "per_gpu_batch": "micro_batch_size", "gpu": "gpu_type",
+                  "num_predictions": "max_predictions_per_seq"}
 
 
 def _model(fv):
@@ -62,9 +73,9 @@ def _model(fv):
                 return ModelConfig.from_dict(json.load(f)).validate()
         except (OSError, ValueError) as e:
             raise ConfigError("--model_config=%s: %s" % (fv.model_config, e))
-    if fv.model not in PRESETS:
-        raise ConfigError("--model=%r is unknown; choose one of %s" % (fv.model, ", ".join(PRESETS)))
-    return fv.model
+    if fv.preset not in PRESETS:
+        raise ConfigError("--preset=%r is unknown; choose one of %s" % (fv.preset, ", ".join(PRESETS)))
+    return fv.preset
 
 
 def _step_rate(text):
@@ -104,18 +115,18 @@ def _main(fv):
     model = _model(fv)
     options = dict(network=fv.network, nics_per_node=fv.nics_per_node, fp16_allreduce=fv.fp16_allreduce,
                    allreduce=fv.allreduce, overlap=fv.overlap, recompute=fv.recompute,
-                   num_predictions=fv.num_predictions, efficiency=fv.efficiency)
-    p = predict(model, fv.seq_len, fv.per_gpu_batch, fv.accum_steps, fv.precision, fv.gpu, fv.gpus_per_node,
+                   num_predictions=fv.max_predictions_per_seq, efficiency=fv.efficiency)
+    p = predict(model, fv.max_seq_length, fv.micro_batch_size, fv.accum_steps, fv.precision, fv.gpu_type, fv.gpus_per_node,
                 fv.nodes, fv.interconnect, **options)
     extra = {}
     if fv.target_global_batch is not None:
-        best, rows = search.best_accum_steps(model, fv.seq_len, fv.target_global_batch, fv.precision, fv.gpu,
+        best, rows = search.best_accum_steps(model, fv.max_seq_length, fv.target_global_batch, fv.precision, fv.gpu_type,
                                              fv.gpus_per_node, fv.nodes, fv.interconnect, **options)
         extra["best_accum"] = {"best": best, "rows": rows}
     if fv.step_rate is not None:
         lo, hi = _step_rate(fv.step_rate)
         extra["consistent_plans"] = search.consistent_plans(
-            model, fv.seq_len, fv.precision, fv.gpu, fv.gpus_per_node, fv.nodes, (lo, hi), fv.interconnect,
+            model, fv.max_seq_length, fv.precision, fv.gpu_type, fv.gpus_per_node, fv.nodes, (lo, hi), fv.interconnect,
             **options)
     if fv.json:
         print(json.dumps(dict(p, **extra), indent=2, sort_keys=True))
@@ -146,10 +157,12 @@ def run(argv=None):
     fv, code = parse_flags(_define, list(sys.argv if argv is None else argv))
     if code is not None:
         return code
+    options.resolve_deprecated(fv, RENAMED)
     try:
         return _main(fv)
-    except PlanError as e:  # its message starts with the argument's name
-        raise PlanError("--%s" % e) from None
+    except PlanError as e:  # its message starts with the planner's argument name: say the flag's
+        name, _, rest = str(e).partition("=")
+        raise PlanError("--%s=%s" % (ARGUMENT_FLAGS.get(name, name), rest) if rest else "--%s" % e) from None
 
 
 if __name__ == "__main__":

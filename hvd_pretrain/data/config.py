@@ -2,8 +2,9 @@
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
+from hvd_pretrain.configs import Config, option
 from hvd_pretrain.errors import DataError
 
 OBJECTIVES = ("nsp", "sop", "none")
@@ -11,25 +12,35 @@ MASKING_MODES = ("static", "dynamic")
 SEGMENTERS = ("none", "jieba")
 
 
-@dataclass
-class DataConfig:
-    max_seq_length: int = 128
-    max_predictions_per_seq: int = 20
-    masked_lm_prob: float = 0.15
-    short_seq_prob: float = 0.1
-    dupe_factor: int = 10
-    sentence_objective: str = "nsp"  # nsp | sop | none
-    seed: int = 12345
-    num_shards: int = 0  # 0: one shard per ~32 MB of input text, at least 8
-    whole_word_masking: bool = False
-    ngram_max: int = 1  # n-gram masking: spans of 1..ngram_max words, p(n) ∝ 1/n
-    masking: str = "static"  # static: masked once at creation; dynamic: masked in tf.data every epoch
-    segmenter: str = "none"  # none | jieba: word boundaries for whole-word masking of Chinese
-    wwm_dict: str = ""  # jieba user dictionary (one word per line, optional frequency and tag)
-    max_line_bytes: int = 100_000  # longer lines are skipped and counted
-    packing: bool = False  # fill sequences: whole sentences of consecutive documents (none), same-label pairs (nsp/sop)
-    mask_prob: float = 0.8  # of the chosen positions: replaced by [MASK] ...
-    random_prob: float = 0.1  # ... by a random token; the rest keep their token
+@dataclass(frozen=True)
+class DataConfig(Config):
+    max_seq_length: int = option(128, "Tokens per sequence, [CLS]/[SEP] included (the data and the model must"
+                                 " agree).")
+    max_predictions_per_seq: int = option(20, "At most this many masked positions per sequence (the data and the"
+                                          " trainer must agree).")
+    masked_lm_prob: float = option(0.15, "Fraction of tokens masked.")
+    short_seq_prob: float = option(0.1, "Probability of a shorter target length.")
+    dupe_factor: int = option(10, "Passes over the input, each with other splits and masks (Google's default, 10).")
+    sentence_objective: str = option("nsp", "Sentence-pair objective: next sentence (BERT), sentence order"
+                                     " (ALBERT), or none (one segment).", choices=OBJECTIVES)
+    seed: int = option(12345, "Random seed; the output depends on it and not on --num_workers.")
+    num_shards: int = option(0, "Output shards (0: one per ~32 MB of text, at least 8). Use at least the number of"
+                             " training ranks.")
+    whole_word_masking: bool = option(False, "Mask all tokens of a word together.")
+    ngram_max: int = option(1, "N-gram masking: spans of up to N words, p(n) ∝ 1/n (1: off).")
+    masking: str = option("static", "static: mask now (Google's format); dynamic: store unmasked, mask in the input"
+                          " pipeline every epoch.", choices=MASKING_MODES)
+    segmenter: str = option("none", "Word segmenter for Chinese whole-word masking.", choices=SEGMENTERS)
+    wwm_dict: str = option("", "jieba user dictionary for Chinese whole-word masking; implies --segmenter=jieba"
+                           " --whole_word_masking.")
+    max_line_bytes: int = option(100_000, "Longer lines are skipped (and counted in the manifest).")
+    packing: bool = option(False, "Fill each sequence with more text. --sentence_objective=none: whole sentences"
+                           " of consecutive documents, separated by [SEP]. nsp/sop: several pairs of the same label,"
+                           " [CLS] A1 [SEP] B1 [SEP] A2 [SEP] B2 [SEP] ..., so the sequence's label holds for each"
+                           " pair.")
+    mask_prob: float = option(0.8, "Of the chosen positions, the fraction replaced by [MASK] (80/10/10 rule).")
+    random_prob: float = option(0.1, "Of the chosen positions, the fraction replaced by a random token; the rest"
+                                " keep their token.")
 
     def validate(self):
         def need(ok, flag, value, what):
@@ -57,14 +68,6 @@ class DataConfig:
             raise DataError("--wwm_dict=%s needs --segmenter=jieba (it is a jieba user dictionary)" % self.wwm_dict)
         return self
 
-    def as_dict(self):
-        return asdict(self)
-
     def fingerprint(self):
         """Hash of every option that changes the records (all of them)."""
-        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_dict(cls, values):
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known})
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]

@@ -192,7 +192,7 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
         return
     workers = max(1, min(int(num_workers), len(tasks)))
     if workers == 1:
-        shard_writer.init_worker(vocab_dir, config.as_dict(), counters=tracker.add, tokenizer=tokenizer, chunks=chunks)
+        shard_writer.init_worker(vocab_dir, config.to_dict(), counters=tracker.add, tokenizer=tokenizer, chunks=chunks)
         try:
             for task in tasks:
                 yield shard_writer.process_chunk(task)
@@ -202,10 +202,10 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
     context = pool_context()
     counters = context.Array("d", 3)
     if context.get_start_method() == "fork":
-        shard_writer.init_worker(vocab_dir, config.as_dict(), tokenizer=tokenizer, chunks=chunks)  # inherited
+        shard_writer.init_worker(vocab_dir, config.to_dict(), tokenizer=tokenizer, chunks=chunks)  # inherited
         initializer, initargs = shard_writer.join_pool, (counters,)
     else:
-        initializer, initargs = shard_writer.init_pool_worker, (vocab_dir, config.as_dict(), counters, chunks)
+        initializer, initargs = shard_writer.init_pool_worker, (vocab_dir, config.to_dict(), counters, chunks)
     # A worker that dies (killed by the kernel when memory runs out) breaks the pool: every waiting
     # future then fails with BrokenProcessPool, where multiprocessing.Pool would wait for ever.
     with ProcessPoolExecutor(workers, mp_context=context, initializer=initializer, initargs=initargs) as pool:
@@ -236,7 +236,7 @@ def _manifest(out_dir, files, tokenizer, config, identity, results):
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "config": config.as_dict(), **identity,
+        "config": config.to_dict(), **identity,
         "tokenizer": tokenizer.describe(),
         "features": {k: list(v) for k, v in feature_lengths(config.max_seq_length, config.max_predictions_per_seq,
                                                             config.masking).items()},

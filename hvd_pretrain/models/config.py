@@ -4,11 +4,11 @@ Pure Python: no TensorFlow import, so planners, validators and the CLIs can
 use it without paying TensorFlow's start-up time.
 """
 
-import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Optional
 
+from hvd_pretrain.configs import Config, option
 from hvd_pretrain.errors import ConfigError
 
 FAMILIES = ("bert", "albert", "electra")
@@ -16,8 +16,8 @@ SHARING_MODES = ("none", "all", "ffn", "attention")
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 
 
-@dataclass
-class ModelConfig:
+@dataclass(frozen=True)
+class ModelConfig(Config):
     family: str = "bert"
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -25,18 +25,19 @@ class ModelConfig:
     num_heads: int = 12
     intermediate_size: int = 3072
     hidden_act: str = "gelu"
-    hidden_dropout: float = 0.1
-    attention_dropout: float = 0.1
-    max_position_embeddings: int = 512
+    hidden_dropout: float = option(0.1, "Override the preset's hidden dropout.")
+    attention_dropout: float = option(0.1, "Override the preset's attention dropout.")
+    max_position_embeddings: int = option(512, "Position table size (default: the preset's, 512).")
     type_vocab_size: int = 2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     # ALBERT: factorized embeddings (None means embedding_size == hidden_size).
-    embedding_size: Optional[int] = None
+    embedding_size: Optional[int] = option(None, "Override the preset's factorized embedding size E.")
     # Cross-layer sharing: none (BERT), all (ALBERT), ffn, attention.
-    sharing: str = "none"
+    sharing: str = option("none", "Override the preset's cross-layer sharing (ALBERT: all).", choices=SHARING_MODES)
     # Sentence-level objective: nsp (BERT), sop (ALBERT), none (ELECTRA, RoBERTa-style).
-    sentence_objective: str = "nsp"
+    sentence_objective: str = option("nsp", "Override the family's sentence objective.",
+                                     choices=SENTENCE_OBJECTIVES)
     # ELECTRA: generator hidden size as a fraction of the discriminator's.
     generator_hidden_size: float = 0.25
     # ELECTRA: weight of the discriminator (replaced-token detection) loss.
@@ -74,19 +75,8 @@ class ModelConfig:
             raise ConfigError("model.generator_hidden_size=%r must be a fraction in (0, 1]" % self.generator_hidden_size)
         return self
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
     def to_json(self):
         return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d):
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError("unknown model config key(s): %s" % ", ".join(unknown))
-        return cls(**d)
 
     def architecture_dict(self):
         """The fields that decide variable shapes; used to refuse foreign checkpoints."""

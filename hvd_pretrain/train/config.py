@@ -1,61 +1,78 @@
 """TrainConfig: everything the trainer needs besides the model and the data.
 
-Pure Python (no TensorFlow, no Horovod), so the CLI can validate flags and
-print the plan before paying for the heavy imports.
+A frozen section of the run specification (train/spec.py); fields declared with
+`option` are hvd-pretrain's flags. Pure Python (no TensorFlow, no Horovod), so
+the CLI can validate flags and print the plan before paying for the heavy imports.
 """
 
-import dataclasses
 from dataclasses import dataclass
 
+from hvd_pretrain.configs import Config, option
 from hvd_pretrain.errors import ConfigError
 
 
-@dataclass
-class TrainConfig:
-    run_dir: str = "runs/default"
-    per_rank_batch: int = 32
-    accum_steps: int = 1
-    num_train_steps: int = 300
-    warmup_steps: int = -1          # -1: warmup_proportion of num_train_steps
-    warmup_proportion: float = 0.1
-    learning_rate: float = 5e-4
-    end_learning_rate: float = 0.0
-    decay_power: float = 1.0        # 1.0 = linear decay
-    optimizer: str = "adamw"
-    weight_decay: float = 0.01
+@dataclass(frozen=True)
+class TrainConfig(Config):
+    run_dir: str = option("runs/default", "Run directory: vocab, data, checkpoints, metrics (default:"
+                          " $HVD_PRETRAIN_RUN_DIR or runs/default).")
+    per_rank_batch: int = option(32, "Micro-batch size: examples per rank in one micro-step. The global batch is"
+                                 " micro-batch x accumulation steps x ranks.", flag="micro_batch_size",
+                                 deprecated=("train_batch_size",))
+    accum_steps: int = option(1, "Accumulation steps: micro-batches per optimizer step.")
+    num_train_steps: int = option(300, "Optimizer steps.")
+    warmup_steps: int = option(-1, "Warmup optimizer steps (-1: --warmup_proportion of the steps).")
+    warmup_proportion: float = option(0.1, "Fraction of steps for linear warmup when --warmup_steps=-1.")
+    learning_rate: float = option(5e-4, "Peak learning rate.")
+    end_learning_rate: float = option(0.0, "Learning rate at the last step.")
+    decay_power: float = option(1.0, "Polynomial decay power after warmup (1.0 = linear).")
+    optimizer: str = option("adamw", "Optimizer: AdamW, or LAMB (layer-wise trust ratios) for large global"
+                            " batches.", choices=("adamw", "lamb"))
+    weight_decay: float = option(0.01, "Decoupled weight decay (not on LayerNorm or biases).")
     adam_beta1: float = 0.9
     adam_beta2: float = 0.999
     adam_epsilon: float = 1e-6
-    clip_norm: float = 1.0
+    clip_norm: float = option(1.0, "Clip the allreduced gradient to this global norm (0: off).")
     # Stop when this many optimizer steps in a row are skipped for non-finite gradients (0: never).
-    max_consecutive_skipped_steps: int = 100
+    max_consecutive_skipped_steps: int = option(100, "Stop (exit 2, naming the likely cause) after this many"
+                                                " optimizer steps in a row were skipped for non-finite gradients;"
+                                                " 0: never.")
+    # Set from the data (DataConfig holds the options): the trainer's copy of the record shapes.
     max_seq_length: int = 128
     max_predictions_per_seq: int = 20
-    save_checkpoints_steps: int = 100
-    keep_checkpoints: int = 3
-    log_every: int = 20
-    seed: int = 12345
-    threads: int = 0                # intra-op threads per rank; 0 = cores / local ranks
+    save_checkpoints_steps: int = option(100, "Checkpoint every N optimizer steps (rank 0).")
+    keep_checkpoints: int = option(3, "Checkpoints kept.")
+    log_every: int = option(20, "Optimizer steps per logging window.")
+    seed: int = option(12345, "Random seed (model init, data order; and the data when it is built).")
+    threads: int = option(0, "CPU intra-op threads per rank (0: cores / local ranks).")
     # Length as a budget instead of steps (0 = off): steps follow from the global batch.
-    train_examples: int = 0
-    train_epochs: float = 0.0
+    train_examples: int = option(0, "Length as a budget of examples (0: use --num_train_steps). Steps and warmup"
+                                 " then follow from the global batch, so changing np or accum keeps examples"
+                                 " constant.")
+    train_epochs: float = option(0.0, "Length as epochs over the data's instances (0: off).")
     # Numerics and communication.
-    precision: str = "fp32"         # fp32 | fp16 (dynamic loss scaling) | bf16
-    xla: bool = False
-    fp16_allreduce: bool = False
-    fusion_threshold_mb: int = 0    # 0 = Horovod's default
-    cycle_time_ms: float = 0.0      # 0 = Horovod's default
-    stall_check_seconds: int = 60
-    stall_shutdown_seconds: int = 0  # 0 = never shut down on a stall
+    precision: str = option("fp32", "Compute precision; fp16 uses dynamic loss scaling, variables and accumulated"
+                            " gradients stay fp32.", choices=("fp32", "fp16", "bf16"))
+    xla: bool = option(False, "XLA-compile the micro-step (jit_compile).")
+    fp16_allreduce: bool = option(False, "Compress gradients to fp16 for the allreduce (Horovod compression).")
+    fusion_threshold_mb: int = option(0, "Horovod tensor fusion buffer in MB (0: Horovod's default, 128 MB; or set"
+                                      " HOROVOD_FUSION_THRESHOLD).")
+    cycle_time_ms: float = option(0.0, "Horovod cycle time in ms (0: Horovod's default; or HOROVOD_CYCLE_TIME).")
+    stall_check_seconds: int = option(60, "Horovod warns when ranks wait on each other this long.")
+    stall_shutdown_seconds: int = option(0, "Horovod shuts the job down after a stall this long (0: never).")
     # Two-phase training: start from another run's checkpoint (weights only).
-    init_checkpoint: str = ""
-    continue_global_step: bool = False
+    init_checkpoint: str = option("", "Start from another run's weights (phase 2 from phase 1): a run dir or"
+                                  " checkpoint dir. Ignored once this run has its own checkpoint.")
+    continue_global_step: bool = option(False, "With --init_checkpoint: continue the global step of that"
+                                        " checkpoint instead of starting this phase at step 0.")
     # MFU denominator per rank: a datasheet peak (TFLOP/s), a GPU preset, or (default) measured on CPU.
-    peak_tflops: float = 0.0
-    gpu_type: str = ""
+    peak_tflops: float = option(0.0, "Peak TFLOP/s per rank for MFU (0: --gpu_type preset, or measured on CPU).")
+    gpu_type: str = option("", "GPU preset (V100-16G, V100-32G, A100-40G, A100-80G, H100) for MFU and the"
+                           " --dry_run capacity prediction.")
     # Elastic Horovod (horovodrun --min-np/--max-np --host-discovery-script): commit state every N steps.
-    elastic: bool = False
-    elastic_commit_every: int = 50
+    elastic: bool = option(False, "Elastic Horovod: run under horovodrun --min-np/--max-np"
+                           " --host-discovery-script; ranks may leave and join (needs --data_dir).")
+    elastic_commit_every: int = option(50, "With --elastic: commit the training state in host memory every N"
+                                       " optimizer steps (work since the last commit is redone after a rank fails).")
 
     @property
     def budgeted(self):
@@ -99,12 +116,8 @@ class TrainConfig:
             raise ConfigError("--threads=%r must be >= 0" % self.threads)
         return self
 
-    def to_dict(self):
-        return dataclasses.asdict(self)
-
-
-_FLAG_NAMES = {"per_rank_batch": "train_batch_size"}
 
 
 def key_to_flag(key):
-    return _FLAG_NAMES.get(key, key)
+    """The command-line flag of a TrainConfig field."""
+    return {f.name: flag for f, flag, _ in TrainConfig.options()}.get(key, key)

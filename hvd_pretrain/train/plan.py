@@ -2,6 +2,8 @@
 
 from dataclasses import asdict, dataclass
 
+from hvd_pretrain.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class BatchPlan:
@@ -61,7 +63,7 @@ def budget_steps(cfg, world_size, num_instances=None):
         return cfg.num_train_steps, cfg.resolved_warmup_steps(), None
     if cfg.train_epochs:
         if not num_instances:
-            raise ValueError("--train_epochs needs the data's instance count (manifest.json); give --train_examples")
+            raise ConfigError("--train_epochs needs the data's instance count (manifest.json); give --train_examples")
         examples = int(round(cfg.train_epochs * num_instances))
         what = "%g epochs x %d instances = %d examples" % (cfg.train_epochs, num_instances, examples)
     else:

@@ -45,7 +45,7 @@ def _input_differences(manifest, inputs, data_config):
     if [os.path.abspath(p) for p in saved] != [os.path.abspath(p) for p in inputs]:
         return ["inputs %s (data) vs %s (now)" % (",".join(saved), ",".join(inputs))]
     saved_cfg = manifest.get("config") or {}
-    return ["--%s=%r (data) vs %r (now)" % (k, saved_cfg[k], v) for k, v in sorted(data_config.as_dict().items())
+    return ["--%s=%r (data) vs %r (now)" % (k, saved_cfg[k], v) for k, v in sorted(data_config.to_dict().items())
             if k in saved_cfg and saved_cfg[k] != v]
 
 
@@ -107,7 +107,7 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
                 num_instances=manifest.get("num_instances"), files=list_shards(out),
                 max_seq_length=data_config.max_seq_length,
                 max_predictions=data_config.max_predictions_per_seq,
-                sentence_objective=data_config.sentence_objective, data_config=data_config.as_dict())
+                sentence_objective=data_config.sentence_objective, data_config=data_config.to_dict())
 
 
 def _has_vocab(vocab_dir):

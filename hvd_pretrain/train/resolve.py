@@ -43,61 +43,60 @@ def _init_checkpoint(path):
                        " directory or a checkpoint directory" % path)
 
 
-def _check_flags_against_data(source, cfg, prepared):
+def _check_flags_against_data(spec, prepared):
     """A value the user set explicitly must equal the one the data was made with."""
     made = prepared.get("data_config") or {}
-    checks = [("max_seq_length", cfg.max_seq_length, prepared["max_seq_length"]),
-              ("max_predictions_per_seq", cfg.max_predictions_per_seq, prepared["max_predictions"])]
-    checks += [(name, source.get(name), made.get(name)) for name in ("dupe_factor", "num_shards")]
+    checks = [("max_seq_length", spec.data.max_seq_length, prepared["max_seq_length"]),
+              ("max_predictions_per_seq", spec.data.max_predictions_per_seq, prepared["max_predictions"])]
+    checks += [(name, getattr(spec.data, name), made.get(name)) for name in ("dupe_factor", "num_shards")]
     for flag, ours, theirs in checks:
-        if theirs is not None and source.get(flag + "_set") and ours != theirs:
+        if theirs is not None and spec.source.given(flag) and ours != theirs:
             raise ConfigError("--%s=%s differs from the %s the data in %s was made with; drop the flag to train"
-                               " on the data as it is, or rebuild the data with --%s=%s"
-                               % (flag, ours, theirs, prepared["data_dir"], flag, ours))
+                              " on the data as it is, or rebuild the data with --%s=%s"
+                              % (flag, ours, theirs, prepared["data_dir"], flag, ours))
 
 
-def resolve(model_config, cfg, data_config, source, world_size, printer, rank=0):
-    """The run's start-up decisions as one dict (see the module docstring); raises UsageError.
+def resolve(spec, world_size, printer, rank=0):
+    """The run's start-up decisions for a RunSpec, as one dict; raises UsageError.
 
-    `rank` 0 sets damaged checkpoints of this run aside (renamed, never deleted); other
-    ranks (elastic workers resolving alone) only skip them.
+    Keys: the prepared data (data_dir, vocab_dir, files, num_instances, ...), vocab_size,
+    max_seq_length, max_predictions, and the checkpoint to start from (checkpoint,
+    resume_state, init_from, init_checkpoint, step_offset). `spec.resolved(...)` applies
+    them. `rank` 0 sets damaged checkpoints of this run aside (renamed, never deleted);
+    other ranks (elastic workers resolving alone) only skip them.
     """
-    return _resolve(model_config, cfg, data_config, source, world_size, printer, rank)
-
-
-def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
+    model_config, cfg, source = spec.model, spec.train, spec.source
     rundir = RunDir(cfg.run_dir).ensure()
-    prepared = prepare(rundir, data_config, source["vocab_size"], source["input_files"], source["data_dir"],
-                       source["vocab_dir"], printer=printer)
+    prepared = prepare(rundir, spec.data, source.vocab_size, source.input_files, source.data_dir, source.vocab_dir,
+                       printer=printer)
     data_vocab = prepared["vocab_size"]
-    if data_vocab and source["vocab_size_set"] and data_vocab != source["vocab_size"]:
+    if data_vocab and source.given("vocab_size") and data_vocab != source.vocab_size:
         raise ConfigError("--vocab_size=%d does not match the vocab of the data (%d pieces in %s); drop the flag"
-                           " or rebuild the data" % (source["vocab_size"], data_vocab,
-                                                     prepared["vocab_dir"] or prepared["data_dir"]))
-    if source.get("init_from"):
+                          " or rebuild the data" % (source.vocab_size, data_vocab,
+                                                    prepared["vocab_dir"] or prepared["data_dir"]))
+    if source.init_from:
         if data_vocab and data_vocab != model_config.vocab_size:
             raise ConfigError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the data"
-                               " with the checkpoint's vocab (--vocab_dir)" % (data_vocab, source["init_from"],
-                                                                             model_config.vocab_size))
+                              " with the checkpoint's vocab (--vocab_dir)" % (data_vocab, source.init_from,
+                                                                            model_config.vocab_size))
         data_vocab = model_config.vocab_size
-    data_vocab = data_vocab or source["vocab_size"]
-    _check_flags_against_data(source, cfg, prepared)
+    data_vocab = data_vocab or source.vocab_size
+    _check_flags_against_data(spec, prepared)
     seq = prepared["max_seq_length"] or cfg.max_seq_length
     if seq > model_config.max_position_embeddings:
         raise ConfigError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
-                           " --max_position_embeddings" % (seq, model_config.max_position_embeddings))
+                          " --max_position_embeddings" % (seq, model_config.max_position_embeddings))
     if len(prepared["files"]) < world_size:
         raise ConfigError("%s has %d shard(s) for %d ranks; every rank needs its own shards: recreate the data"
-                           " with --num_shards >= %d" % (prepared["data_dir"], len(prepared["files"]),
-                                                          world_size, world_size))
+                          " with --num_shards >= %d" % (prepared["data_dir"], len(prepared["files"]),
+                                                        world_size, world_size))
     data_objective = prepared.get("sentence_objective")
     if data_objective and model_config.sentence_objective != "none" and data_objective != model_config.sentence_objective:
         raise ConfigError("the data in %s carries %s labels but the model trains %s; recreate the data with"
-                           " --sentence_objective=%s or pick the matching --model"
-                           % (prepared["data_dir"], data_objective, model_config.sentence_objective,
-                              model_config.sentence_objective))
-    model_config.vocab_size = data_vocab
-    model_config.validate()
+                          " --sentence_objective=%s or pick the matching --model"
+                          % (prepared["data_dir"], data_objective, model_config.sentence_objective,
+                             model_config.sentence_objective))
+    model_config = model_config.replace(vocab_size=data_vocab).validate()
     resolved = dict(prepared, vocab_size=data_vocab, max_seq_length=seq,
                     max_predictions=prepared["max_predictions"] or cfg.max_predictions_per_seq,
                     checkpoint=None, init_checkpoint=None, resume_state=None, step_offset=0)
@@ -107,15 +106,16 @@ def _resolve(model_config, cfg, data_config, source, world_size, printer, rank):
     if path:
         check_compatible(path, model_config)
         resolved.update(checkpoint=path, resume_state=state, step_offset=int(state.get("step_offset", 0)))
-    elif source.get("init_from"):
-        resolved["init_from"] = source["init_from"]
+    elif source.init_from:
+        resolved["init_from"] = source.init_from
     elif cfg.init_checkpoint:
         init = _init_checkpoint(cfg.init_checkpoint)
         check_compatible(init, model_config)
         try:
             state = verify_checkpoint(init)
         except CheckpointDamaged as e:
-            raise CheckpointDamaged("--init_checkpoint: %s is damaged (%s); give another checkpoint" % (init, e)) from None
+            raise CheckpointDamaged("--init_checkpoint: %s is damaged (%s); give another checkpoint"
+                                    % (init, e)) from None
         resolved.update(init_checkpoint=init,
                         step_offset=int(state.get("step", 0)) if cfg.continue_global_step else 0)
     return resolved

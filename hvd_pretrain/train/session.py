@@ -65,10 +65,11 @@ def exit_code_of(hvd, run):
 class Session:
     """What one run holds while ranks come and go: configs, model, optimizer, stepper, checkpoints."""
 
-    def __init__(self, hvd, model_config, cfg, resolved, printer):
+    def __init__(self, hvd, spec, resolved, printer):
         self.hvd = hvd
-        self.model_config = model_config
-        self.cfg = cfg
+        self.spec = spec
+        self.model_config = spec.model
+        self.cfg = cfg = spec.train
         self.resolved = resolved
         self.printer = printer
         self.rundir = RunDir(cfg.run_dir)
@@ -93,7 +94,7 @@ class Session:
 
     def write_plan(self, plan):
         write_json_atomic(self.rundir.plan, dict(
-            plan.to_dict(), model=self.model_config.to_dict(), train=self.cfg.to_dict(),
+            plan.to_dict(), spec=self.spec.to_dict(), model=self.model_config.to_dict(), train=self.cfg.to_dict(),
             data={k: v for k, v in self.resolved.items() if k != "resume_state"},
             max_predictions=self.cfg.max_predictions_per_seq, step_offset=self.offset))
 
@@ -124,14 +125,14 @@ class Session:
             variables += [self.loss_scale.scale, self.loss_scale.good_steps]
         return variables
 
-    def restore(self, source):
+    def restore(self):
         """Load the run's checkpoint, --init_from or --init_checkpoint into this rank's model."""
         resolved, say = self.resolved, self.say
         if resolved.get("checkpoint"):
             self.writer.restore(resolved["checkpoint"])
         elif resolved.get("init_from"):
             from hvd_pretrain.export.importers import describe_missing, load_pretrained
-            report = load_pretrained(self.model, resolved["init_from"], source.get("init_from_generator") or None)
+            report = load_pretrained(self.model, resolved["init_from"], self.spec.source.init_from_generator or None)
             say("initialised from %s: %d tensors loaded%s"
                 % (", ".join(report["sources"].values()), report["loaded"],
                    "; not in the checkpoint, starting fresh: %s" % describe_missing(report["missing"])

@@ -13,7 +13,6 @@ The pieces live in train/session.py; this module only orders them.
 import os
 
 from hvd_pretrain.train import distributed
-from hvd_pretrain.train.plan import budget_steps
 from hvd_pretrain.errors import UsageError
 from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error, resolve
 from hvd_pretrain.train.session import Session, exit_code_of
@@ -55,47 +54,45 @@ def _start_step(resolved, cfg, plan, optimizer, say):
     return step
 
 
-def _startup(hvd, model_config, cfg, data_config, source, say):
+def _startup(hvd, spec, say):
     """(error line or None, resolved). Rank 0 decides and broadcasts; elastic workers decide alone."""
-    if cfg.elastic:
+    if spec.train.elastic:
         # A worker that joins later must not wait in a collective the running workers never enter,
         # so every worker reads the (already prepared) data and checkpoint state itself.
-        if not source["data_dir"]:
+        if not spec.source.data_dir:
             return ("--elastic needs --data_dir: workers that join a running job cannot wait for the data to be"
                     " built; create it first with `hvd-data create`"), None
         try:
-            return None, resolve(model_config, cfg, data_config, source, hvd.size(), say, rank=hvd.rank())
+            return None, resolve(spec, hvd.size(), say, rank=hvd.rank())
         except UsageError as e:
             return str(e), None
     status, resolved = None, None
     if hvd.rank() == 0:
         try:
-            resolved = resolve(model_config, cfg, data_config, source, hvd.size(), say)
+            resolved = resolve(spec, hvd.size(), say)
         except UsageError as e:
             status = str(e)
     return hvd.broadcast_object((status, resolved), root_rank=0, name="resolve")
 
 
-def train(model_config, cfg, data_config, source, printer=print):
-    """Run (or resume) pre-training. Returns the process exit code."""
-    _horovod_env(cfg)
-    hvd = distributed.init_horovod(cfg.threads)
+def train(spec, printer=print):
+    """Run (or resume) pre-training of a RunSpec (train/spec.py). Returns the process exit code."""
+    _horovod_env(spec.train)
+    hvd = distributed.init_horovod(spec.train.threads)
     size = hvd.size()
     say = printer if hvd.rank() == 0 else _quiet
 
-    status, resolved = _startup(hvd, model_config, cfg, data_config, source, say)
+    status, resolved = _startup(hvd, spec, say)
     if status:
         if hvd.rank() == 0:
             print_error(status)
         return EXIT_CONFIG
-    model_config.vocab_size = resolved["vocab_size"]
-    cfg.max_seq_length = resolved["max_seq_length"]
-    cfg.max_predictions_per_seq = resolved["max_predictions"]
-    cfg.num_train_steps, cfg.warmup_steps, note = budget_steps(cfg, size, resolved.get("num_instances"))
+    spec, note = spec.resolved(resolved, size)
     if note:
         say(note)
+    cfg = spec.train
 
-    session = Session(hvd, model_config, cfg, resolved, printer)
+    session = Session(hvd, spec, resolved, printer)
     plan = session.plan(size, cfg.accum_steps)
     say(plan.describe(resolved.get("num_instances")))
     if session.offset:
@@ -104,12 +101,12 @@ def train(model_config, cfg, data_config, source, printer=print):
     session.build()
     if cfg.elastic:
         # Every worker loads the same files; the elastic state's sync then makes rank 0's copy everyone's.
-        session.restore(source)
+        session.restore()
         start_step = _start_step(resolved, cfg, plan, session.optimizer, say)
         from hvd_pretrain.train.elastic import train_elastic
         return train_elastic(session, plan, start_step)
     if session.is_root:
-        session.restore(source)
+        session.restore()
     distributed.broadcast_state(hvd, session.model, session.optimizer)
     start_step = _start_step(resolved, cfg, plan, session.optimizer, say)
     stop = StopRequest().install()
