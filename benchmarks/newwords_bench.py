@@ -171,7 +171,7 @@ def render(speed, quality, corpora, workers, load, min_freq, top_reviews):
     lines += ["", "### Quality on People's Daily 1998-01 (5.3 MB) against its PKU segmentation", "",
               "base = words removed as already known (jieba's dict.txt, or none). P@k: share of the top k in the "
               "PKU lexicon. bP@k: share of the top k whose occurrences agree with the gold word boundaries "
-              "(at least %.0f%% of the occurrences are a gold word or a modifier + noun compound; "
+              "(at least %.0f%% of the occurrences are a gold word or a 1+2 or 2+1 character noun compound; "
               "sP@200: gold words only). Recall: reference words seen >= %d times (and, with jieba, not in "
               "its dictionary)." % (100 * evaluation.AGREE_SHARE, min_freq), "",
               "| method | base | words | P@100 | P@500 | P@1000 | bP@100 | bP@200 | bP@500 | sP@200 | "

@@ -8,6 +8,7 @@ GOLD = [
     "记者/n  王/nr  磊/nr  报道/v  ：/w  南昆/j  铁路/n  今天/t  通车/v  。/w",
     "[巴基斯坦/ns  总统/n]nt  访问/v  南昆/j  铁路/n  ，/w  王/nr  磊/nr  陪同/v  。/w",
     "价格/n  较/d  低/a  ，/w  王/nr  磊/nr  说/v  。/w",
+    "副/b  主任/n  说/v  经济/n  发展/vn  快/a  ，/w  新/a  情况/n  。/w",
 ]
 
 
@@ -27,7 +28,11 @@ def test_text_and_boundaries_follow_the_gold_tokens(gold):
     ("记者", "word"),          # one gold token
     ("王磊", "word"),          # surname + given name, joined
     ("巴基斯坦总统", "word"),   # a bracketed entity
-    ("南昆铁路", "compound"),   # modifier + nominal head, both gold tokens
+    ("副主任", "compound"),     # modifier + nominal head, one of them a single character
+    ("南昆铁路", "phrase"),     # two + two characters: a free phrase unless PKU brackets it
+    ("经济发展", "phrase"),
+    ("新情况", "phrase"),       # a free adjective before a noun
+    ("记者王", "phrase"),       # a title before a (part of a) name
     ("较低", "phrase"),        # adverb + adjective: on boundaries, but not a compound
     ("今天通车", "phrase"),
     ("斯坦", "crossing"),      # starts inside 巴基斯坦
@@ -42,9 +47,9 @@ def test_each_occurrence_is_classified(gold, word, kind):
 
 def test_a_word_that_crosses_a_gold_boundary_is_wrong_one_that_matches_is_right(gold):
     assert evaluation.agrees(gold.agreement("王磊"))
-    assert evaluation.agrees(gold.agreement("南昆铁路"))
-    assert not evaluation.agrees(gold.agreement("南昆铁路"), strict=True)  # strict: gold words only
-    for wrong in ("斯坦", "磊报", "较低", "昆铁", "不在文中"):
+    assert evaluation.agrees(gold.agreement("副主任"))
+    assert not evaluation.agrees(gold.agreement("副主任"), strict=True)  # strict: gold words only
+    for wrong in ("斯坦", "磊报", "较低", "昆铁", "南昆铁路", "不在文中"):
         assert not evaluation.agrees(gold.agreement(wrong)), wrong
 
 
@@ -58,7 +63,7 @@ def test_the_share_threshold_decides_mixed_words():
 
 
 def test_boundary_precision_at_k(gold):
-    words = ["王磊", "南昆铁路", "斯坦", "较低"]
+    words = ["王磊", "副主任", "斯坦", "较低"]
     assert evaluation.boundary_precision_at(words, gold, ks=(1, 2, 4, 5)) == {1: 1.0, 2: 1.0, 4: 0.5, 5: None}
     assert evaluation.boundary_precision_at(words, gold, ks=(2,), strict=True) == {2: 0.5}
     assert evaluation.boundary_precision_at([], gold, ks=(1,)) == {1: None}

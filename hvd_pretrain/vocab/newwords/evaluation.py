@@ -16,9 +16,12 @@ Two measures:
   occurrences in the raw text, not by its spelling. Every occurrence (overlapping ones
   included) is one of
     word      exactly one gold token, or one unit (bracketed entity, surname + given name);
-    compound  exactly two gold tokens, a modifier (noun, adjective, distinguishing word,
-              prefix, place; PKU tags n nr ns nt nz nx j vn an Ng a b Ag Bg h s) then a
-              nominal head (n nr ns nt nz nx j vn an Ng): 南昆/j + 铁路/n, 副/b + 主任/n;
+    compound  exactly two gold tokens, one of them a single character: a noun-like or bound
+              modifier (PKU tags n ns nt nz nx j vn an Ng, distinguishing word b, bound morphemes
+              Ag Bg, prefix h, place s) then a nominal head (n ns nt nz nx j vn an Ng): 副/b +
+              主任/n, 村/n + 电工/n. Free phrases are not compounds: two + two characters that
+              PKU neither joins nor brackets (经济/n + 发展/vn), a free adjective before a noun
+              (新/a + 情况/n), a title before a name (记者/n + 刘/nr);
     phrase    starts and ends on gold boundaries but is neither (较/d + 低/a, 记者 + a name);
     crossing  starts or ends inside a gold token (斯坦 in 巴基斯坦, 阳市 in 洛阳/市).
   A word is right when at least AGREE_SHARE (0.8) of its occurrences are words or
@@ -166,9 +169,10 @@ def quality(words, token_counts, reference, known=(), min_freq=10, name="referen
 
 # ------------------------------------------------------------- boundary agreement
 # PKU tags of nominal heads and of the modifiers a compound noun may start with.
-NOMINAL_TAGS = frozenset({"n", "nr", "ns", "nt", "nz", "nx", "j", "vn", "an", "Ng"})
-MODIFIER_TAGS = NOMINAL_TAGS | {"a", "b", "Ag", "Bg", "h", "s"}
+NOMINAL_TAGS = frozenset({"n", "ns", "nt", "nz", "nx", "j", "vn", "an", "Ng"})
+MODIFIER_TAGS = NOMINAL_TAGS | {"b", "Ag", "Bg", "h", "s"}
 AGREE_SHARE = 0.8
+MAX_COMPOUND_CHARS = 3  # 1 + 2 or 2 + 1 characters
 KINDS = ("word", "compound", "phrase", "crossing")
 
 
@@ -219,7 +223,8 @@ class GoldSegmentation:
 
     def kind(self, start, end):
         """How the span [start, end) of `text` relates to the gold segmentation:
-        'word' (one gold token or unit), 'compound' (two tokens, modifier + nominal head),
+        'word' (one gold token or unit), 'compound' (two tokens, one a single character,
+        modifier + nominal head),
         'phrase' (starts and ends on boundaries, anything else), 'crossing' (starts or ends
         inside a gold token)."""
         if not (self.boundary[start] and self.boundary[end]):
@@ -227,7 +232,8 @@ class GoldSegmentation:
         first, last = self.token_of[start], self.token_of[end - 1]
         if first == last or (start, end) in self.units:
             return "word"
-        if last == first + 1 and self.tags[first] in MODIFIER_TAGS and self.tags[last] in NOMINAL_TAGS:
+        if (last == first + 1 and end - start <= MAX_COMPOUND_CHARS and self.tags[first] in MODIFIER_TAGS
+                and self.tags[last] in NOMINAL_TAGS):
             return "compound"
         return "phrase"
 
