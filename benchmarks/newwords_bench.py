@@ -130,13 +130,16 @@ def run_cli(corpus_files, method, workers, out_dir):
 def quality_rows(pd_path, counts, reference, gold, workers, min_freq):
     rows = []
     full_dict = hybrid.load_base_dict("jieba")
-    for base in ("jieba", ""):
-        for method in hybrid.METHODS:
-            config = hybrid.NewWordsConfig(method=method, base_dict=base, count_config=CountConfig(workers=workers))
-            result = hybrid.discover([pd_path], config)
-            known = full_dict if base else set()
-            q = evaluation.quality(result.words, counts, reference, known, min_freq, gold=gold)
-            rows.append({"method": method, "base": base or "none", "words": len(result.words), **q})
+    runs = [(base, method, True) for base in ("jieba", "") for method in hybrid.METHODS]
+    runs.insert(3, ("jieba", "hybrid", False))  # without the jieba segmentation filters, for comparison
+    for base, method, segmented in runs:
+        config = hybrid.NewWordsConfig(method=method, base_dict=base, segmented_filters=segmented,
+                                       count_config=CountConfig(workers=workers))
+        result = hybrid.discover([pd_path], config)
+        known = full_dict if base else set()
+        q = evaluation.quality(result.words, counts, reference, known, min_freq, gold=gold)
+        name = method if segmented else method + " (no segmentation filters)"
+        rows.append({"method": name, "base": base or "none", "words": len(result.words), **q})
     return rows
 
 

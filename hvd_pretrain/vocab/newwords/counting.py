@@ -77,6 +77,18 @@ class CandidateStats:
     left_entropy: np.ndarray
     right_entropy: np.ndarray
     pairs: int = 0             # distinct (candidate, neighbour) pairs held for this length
+    left_pairs: tuple = None   # (sorted codes index << CP_BITS | neighbour, counts), as merged
+    right_pairs: tuple = None
+
+    def neighbours(self, index, side):
+        """[(neighbour symbol, count)] of candidate `index` on `side` ('left' or 'right');
+        symbols as ngrams.neighbour_codes (a code point, or BOUNDARY, DIGIT, LATIN)."""
+        codes, counts = self.left_pairs if side == "left" else self.right_pairs
+        shift = np.uint64(ngrams.CP_BITS)
+        lo = np.searchsorted(codes, np.uint64(index) << shift)
+        hi = np.searchsorted(codes, np.uint64(index + 1) << shift)
+        mask = np.uint64(ngrams.CP_MASK)
+        return [(int(c & mask), int(k)) for c, k in zip(codes[lo:hi], counts[lo:hi])]
 
 
 def release_memory():
@@ -277,5 +289,6 @@ def count_pass2(paths, config, candidates):
             words=words[n], freq=freq[n],
             left_entropy=branching_entropy(merged[(n, "left")], size),
             right_entropy=branching_entropy(merged[(n, "right")], size),
-            pairs=len(merged[(n, "left")][0]) + len(merged[(n, "right")][0]))
+            pairs=len(merged[(n, "left")][0]) + len(merged[(n, "right")][0]),
+            left_pairs=merged[(n, "left")], right_pairs=merged[(n, "right")])
     return result, time.time() - start, (sizes["worker_rss"] if config.workers > 1 else 0)

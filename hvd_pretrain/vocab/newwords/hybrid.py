@@ -5,6 +5,9 @@ Methods:
 - rules:  strings proposed by the propose patterns (count >= min_count), minus vetoes;
 - hybrid: statistical candidates that pass the rule vetoes, plus rule proposals with
           statistical support (branching entropy >= rule_min_entropy on both sides).
+          With jieba's dictionary as the base, the filters of segmented.py also apply:
+          fragments of known words and phrases with a function word at an edge are
+          removed, and a known word + unknown rest is replaced by the rest.
 Words the base dictionary already knows are removed in every method.
 """
 
@@ -15,7 +18,9 @@ import os
 import resource
 import time
 
-from hvd_pretrain.vocab.newwords import counting, rules, scoring, textio
+import numpy as np
+
+from hvd_pretrain.vocab.newwords import counting, ngrams, rules, scoring, segmented, textio
 from hvd_pretrain.errors import ConfigError
 
 METHODS = ("stats", "rules", "hybrid")
@@ -34,6 +39,7 @@ class NewWordsConfig:
     min_cjk_ratio: float = MIN_CJK_RATIO
     veto_compounds: bool = True          # hybrid: drop phrases made of known words
     compound_keep_cohesion: float = 6.0  # ... but keep known word + char if this tightly bound
+    segmented_filters: bool = True       # hybrid with base_dict jieba: the filters of segmented.py
 
 
 @dataclasses.dataclass
@@ -176,12 +182,15 @@ def discover(input_files, config, log=lambda msg: None):
             t = time.time()
             scored = scoring.statistical_candidates(pass1, candidates, stats2, thresholds)
             stage["stats_above_thresholds"] = len(scored)
-            del stats2, candidates
             timings["scoring"] = time.time() - t
         else:
-            scored = []
+            scored, candidates, stats2 = [], {}, {}
         selected = pass1.proposals.select(thresholds.min_count) if use_rules and pass1.proposals else []
         known = load_base_dict(config.base_dict, only=_queries([c.word for c in scored] + selected))
+        seg = None
+        if config.method == "hybrid" and config.base_dict == "jieba" and config.segmented_filters:
+            seg = segmented.JiebaSegmentation(jieba_dict_path())
+        rests = {}
         if scored:
             t = time.time()
             for cand in scored:
@@ -190,6 +199,11 @@ def discover(input_files, config, log=lambda msg: None):
                     continue
                 if config.method == "hybrid":
                     reason = ruleset.veto(cand.word)
+                    if not reason and seg is not None:
+                        rest = segmented.known_word_rest(cand.word, known)
+                        if rest and not ruleset.veto(rest[0]):  # 锦江之星 stays: 之星 is no word
+                            rests.setdefault(rest[0], rest[1])
+                            reason = "compound:known_word_plus_rest"
                     if not reason and config.veto_compounds:
                         compound = ruleset.known_compound(cand.word, known)
                         if compound == "known_words" or (
@@ -201,7 +215,11 @@ def discover(input_files, config, log=lambda msg: None):
                         continue
                     cand.rule = ruleset.exempt_rule(cand.word)
                 stats_words.append(cand)
+            if seg is not None:
+                stats_words += _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, thresholds, stage)
+                stats_words = _segmented_filter(stats_words, seg, stats2, vetoes, stage)
             timings["filters"] = time.time() - t
+        del stats2, candidates
         rule_words = []
         if use_rules and pass1.proposals is not None:
             t = time.time()
@@ -212,6 +230,8 @@ def discover(input_files, config, log=lambda msg: None):
             rule_words = _rule_candidates(pass1.proposals, selected, pass1.proposals.entropies(),
                                           support, ruleset, known, vetoes, stage)
             timings["rules"] = time.time() - t
+        if seg is not None and rule_words:
+            rule_words = _segmented_filter(rule_words, seg, {}, vetoes, stage)
         words = _combine(stats_words, rule_words, thresholds)
     timings["total"] = time.time() - t0
     return NewWordsResult(
@@ -221,6 +241,58 @@ def discover(input_files, config, log=lambda msg: None):
         counting={"max_entries": pass1.max_entries, "peak_entries": pass1.peak_entries,
                   "prunes": pass1.prunes, "input_bytes": input_bytes, "workers": ccfg.workers,
                   "chunk_bytes": ccfg.chunk_bytes})
+
+
+def _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, thresholds, stage):
+    """Candidates for the unknown rests of `known word + rest` strings ({rest: side of the
+    known word}): a rest is kept when its own cohesion and its branching entropy on the side
+    away from the known word pass the thresholds (on the known word's side a word boundary
+    is given by the known word)."""
+    tables = {1: pass1.unigrams}
+    tables.update({n: (candidates[n], stats2[n].freq) for n in candidates})
+    out = []
+    for rest, side in sorted(rests.items()):
+        n = len(rest)
+        codes = candidates.get(n)
+        if rest in known or codes is None or len(codes) == 0 or ruleset.veto(rest):
+            continue
+        i = int(np.searchsorted(codes, np.uint64(ngrams.hash_string(rest))))
+        st = stats2[n]
+        if i >= len(codes) or st.words[i] != rest:
+            continue
+        freq = int(st.freq[i])
+        cohesion = float(scoring.cohesion_of(n, [rest], np.array([freq]), tables, pass1.positions)[0])
+        free = float(st.right_entropy[i] if side == "left" else st.left_entropy[i])
+        if freq < thresholds.min_count or cohesion < thresholds.min_cohesion or free < thresholds.min_entropy:
+            continue
+        out.append(scoring.Candidate(word=rest, freq=freq, cohesion=cohesion, left_entropy=float(st.left_entropy[i]),
+                                     right_entropy=float(st.right_entropy[i]), index=(n, i),
+                                     score=float(scoring.score(freq, cohesion, free))))
+    stage["rests_proposed"] = len(out)
+    return out
+
+
+def _segmented_filter(words, seg, stats2, vetoes, stage):
+    """`words` without the fragments and function-edge phrases of segmented.py."""
+    seg.load_tags(piece for cand in words for piece in seg.cut(cand.word))
+    out = []
+    for cand in words:
+        reason = segmented.function_edge(seg, cand.word)
+        if not reason and cand.index is not None:
+            n, i = cand.index
+            judge_start = segmented.FRAGMENT_START_SHARE is not None
+            start, end = segmented.fragment_shares(seg, cand.word, stats2[n].neighbours(i, "left") if judge_start
+                                                   else [], stats2[n].neighbours(i, "right"))
+            if judge_start and start >= segmented.FRAGMENT_START_SHARE:
+                reason = "fragment:start"
+            elif end >= segmented.FRAGMENT_END_SHARE:
+                reason = "fragment:end"
+        if reason:
+            vetoes[reason] = vetoes.get(reason, 0) + 1
+            stage["segmented_vetoed"] = stage.get("segmented_vetoed", 0) + 1
+            continue
+        out.append(cand)
+    return out
 
 
 def _combine(stats_words, rule_words, thresholds):

@@ -37,6 +37,7 @@ class Candidate:
     rule: str = ""
     source: str = "stats"   # stats | rules | both
     score: float = 0.0
+    index: tuple = None     # (length, index) of its pass-2 statistics, for the neighbour pairs
 
     @property
     def freedom(self):
@@ -131,5 +132,5 @@ def statistical_candidates(pass1, candidates, stats, thresholds, keep_all=False)
         for i in np.flatnonzero(ok):
             out.append(Candidate(word=words[i], freq=int(freq[i]), cohesion=float(cohesion[i]),
                                  left_entropy=float(left[i]), right_entropy=float(right[i]),
-                                 score=float(scores[i])))
+                                 score=float(scores[i]), index=(n, int(idx[i]))))
     return out
