@@ -34,7 +34,8 @@ from hvd_pretrain.cli.entry import entry
 def define_flags(fv):
     flags.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed). Default: the embedded "
                         "corpus.", flag_values=fv)
-    flags.DEFINE_string("out", None, "Output dir for spm.model and spm.vocab (or vocab.txt and tokenizer.json), and vocab_report.json.", flag_values=fv)
+    flags.DEFINE_string("out", None, "Output dir for spm.model and spm.vocab (or vocab.txt and tokenizer.json), "
+                        "and vocab_report.json.", flag_values=fv)
     flags.DEFINE_integer("vocab_size", 8000, "Vocab size, special symbols included.", flag_values=fv)
     flags.DEFINE_enum("model_type", "unigram", ["unigram", "bpe", "wordpiece"], "unigram or bpe: SentencePiece; "
                       "wordpiece: a BERT-style vocab.txt (HF tokenizers' WordPiece trainer).", flag_values=fv)
