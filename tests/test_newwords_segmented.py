@@ -75,6 +75,15 @@ def test_fragment_shares_weight_neighbours_by_count(seg):
     assert segmented.fragment_shares(seg, "王磊", [], []) == (0.0, 0.0)
 
 
+def test_a_start_inside_a_name_is_not_a_fragment_start(seg):
+    # 部长 + 刘: the start crosses a known word; 王 + 丽华: jieba's piece is a personal name
+    assert segmented.fragment_shares(seg, "长刘", [(ord("部"), 5)], []) == (1.0, 0.0)
+    total, pieces = segmented.crossings(seg, "丽华", [(ord("王"), 5)], "left")
+    seg.load_tags(piece for piece, _ in pieces)
+    assert total == 5 and pieces and seg.tag(pieces[0][0]).startswith("nr")
+    assert segmented.fragment_shares(seg, "丽华", [(ord("王"), 5)], []) == (0.0, 0.0)
+
+
 def test_a_string_that_ends_inside_known_words_is_a_fragment(results):
     off = {c.word for c in results[False].words}
     on = {c.word for c in results[True].words}

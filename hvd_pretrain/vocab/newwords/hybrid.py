@@ -275,17 +275,21 @@ def _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, threshold
 def _segmented_filter(words, seg, stats2, vetoes, stage):
     """`words` without the fragments and function-edge phrases of segmented.py."""
     seg.load_tags(piece for cand in words for piece in seg.cut(cand.word))
+    edges = {}
+    for cand in words:
+        if cand.index is not None:
+            n, i = cand.index
+            edges[cand.word] = (segmented.crossings(seg, cand.word, stats2[n].neighbours(i, "left"), "left"),
+                                segmented.crossings(seg, cand.word, stats2[n].neighbours(i, "right"), "right"))
+    seg.load_tags(piece for (_, pieces), _ in edges.values() for piece, _ in pieces)  # one read of dict.txt
     out = []
     for cand in words:
         reason = segmented.function_edge(seg, cand.word)
-        if not reason and cand.index is not None:
-            n, i = cand.index
-            judge_start = segmented.FRAGMENT_START_SHARE is not None
-            start, end = segmented.fragment_shares(seg, cand.word, stats2[n].neighbours(i, "left") if judge_start
-                                                   else [], stats2[n].neighbours(i, "right"))
-            if judge_start and start >= segmented.FRAGMENT_START_SHARE:
+        if not reason and cand.word in edges:
+            left, right = edges[cand.word]
+            if segmented.crossing_share(seg, *left, "left") >= segmented.FRAGMENT_START_SHARE:
                 reason = "fragment:start"
-            elif end >= segmented.FRAGMENT_END_SHARE:
+            elif segmented.crossing_share(seg, *right, "right") >= segmented.FRAGMENT_END_SHARE:
                 reason = "fragment:end"
         if reason:
             vetoes[reason] = vetoes.get(reason, 0) + 1

@@ -4,15 +4,15 @@ Character statistics cannot tell a word from a piece of a known word or from a p
 that has the same statistics. jieba's segmentation (its dictionary, max-probability
 route, no HMM; https://github.com/fxsjy/jieba) can:
 
-- fragment: most occurrences end inside a word jieba knows (比上年增 in 增长, 占全 in
-  全国). Judged from the neighbour characters counted in pass 2: for a right
-  neighbour y, jieba segments word + y, and the occurrences with that neighbour end inside
-  a word when jieba puts no boundary before y (likewise x + word on the left for starts).
+- fragment: most occurrences start or end inside a word jieba knows (阳市 in 洛阳/市,
+  长刘 in 部长/刘, 比上年增 in 增长). Judged from the neighbour characters counted in pass 2:
+  for a left neighbour x, jieba segments x + word, and the occurrences with that neighbour
+  start inside a word when jieba puts no boundary after x (likewise word + y on the right).
   The shares are weighted by the neighbour counts; line ends, punctuation, digits and
-  Latin letters are clean edges. A fragment has an end share >= FRAGMENT_END_SHARE (0.7).
-  Starts are not judged by default (FRAGMENT_START_SHARE None): jieba joins a surname and
-  the first character of a given name (王丽/华), so given names would all look like
-  fragments.
+  Latin letters are clean edges, and so, on the left, is a piece jieba's dictionary tags
+  as a personal name: jieba joins a surname and the first character of a given name
+  (王丽/华). A fragment has a start share >= FRAGMENT_START_SHARE or an end share >=
+  FRAGMENT_END_SHARE (both 0.7).
 - function edge: jieba segments the candidate; a first piece tagged in jieba's dictionary
   as adverb, conjunction, preposition or particle (d c p u), or a last piece tagged
   particle, modal, preposition or conjunction (u y p c), makes it a phrase (不忘 = 不/d 忘,
@@ -29,7 +29,7 @@ import logging
 
 from hvd_pretrain.vocab.newwords import ngrams
 
-FRAGMENT_START_SHARE = None  # not judged: jieba joins a surname and a given name's first character (王丽/华)
+FRAGMENT_START_SHARE = 0.7
 FRAGMENT_END_SHARE = 0.7
 FIRST_TAGS = frozenset("d c p u".split())
 LAST_TAGS = frozenset("u y p c".split())
@@ -72,41 +72,54 @@ class JiebaSegmentation:
         return self._tags.get(word, "")
 
 
-def _starts_inside(seg, left, word):
-    """True when jieba, segmenting left + word, puts no boundary between them."""
+def _crossing_piece(seg, text, boundary):
+    """The jieba piece of `text` that spans offset `boundary`, or None when a piece ends there."""
     pos = 0
-    for piece in seg.cut(left + word):
+    for piece in seg.cut(text):
+        if pos < boundary < pos + len(piece):
+            return piece
         pos += len(piece)
-        if pos >= len(left):
-            return pos != len(left)
-    return False
+        if pos >= boundary:
+            return None
+    return None
 
 
-def _ends_inside(seg, word, right):
-    pos = 0
-    for piece in seg.cut(word + right):
-        pos += len(piece)
-        if pos >= len(word):
-            return pos != len(word)
-    return False
+def crossings(seg, word, pairs, side):
+    """(total count, [(piece, count)]): for the most frequent CJK neighbours on `side`, the
+    jieba piece that joins the neighbour with `word` (neighbour + word on the left, word +
+    neighbour on the right) where jieba puts no boundary between them.
+
+    pairs: [(neighbour symbol, count)] as CandidateStats.neighbours gives them."""
+    total = sum(k for _, k in pairs)
+    out = []
+    cjk = sorted(((k, c) for c, k in pairs if c > ngrams.LATIN), reverse=True)[:MAX_NEIGHBOURS]
+    for k, c in cjk:
+        ch = chr(c)
+        piece = (_crossing_piece(seg, ch + word, 1) if side == "left"
+                 else _crossing_piece(seg, word + ch, len(word)))
+        if piece is not None:
+            out.append((piece, k))
+    return total, out
+
+
+def crossing_share(seg, total, pieces, side):
+    """Share of the occurrences whose start (side 'left') or end crosses a known word. On the
+    left a piece tagged as a personal name (nr...) does not count: jieba joins a surname and
+    the first character of a given name (王丽/华). The tags must be loaded (seg.load_tags)."""
+    if not total:
+        return 0.0
+    inside = sum(k for piece, k in pieces if side == "right" or not seg.tag(piece).startswith("nr"))
+    return inside / total
 
 
 def fragment_shares(seg, word, left, right):
-    """(share of occurrences starting inside a known word, share ending inside one).
-
-    left, right: [(neighbour symbol, count)] as CandidateStats.neighbours gives them; an
-    empty list gives 0."""
-    shares = []
-    for side, pairs in (("left", left), ("right", right)):
-        total = sum(k for _, k in pairs)
-        inside = 0
-        cjk = sorted(((k, c) for c, k in pairs if c > ngrams.LATIN), reverse=True)[:MAX_NEIGHBOURS]
-        for k, c in cjk:
-            ch = chr(c)
-            if (_starts_inside(seg, ch, word) if side == "left" else _ends_inside(seg, word, ch)):
-                inside += k
-        shares.append(inside / total if total else 0.0)
-    return tuple(shares)
+    """(share of occurrences starting inside a known word, share ending inside one); an
+    empty neighbour list gives 0."""
+    left_total, left_pieces = crossings(seg, word, left, "left")
+    right_total, right_pieces = crossings(seg, word, right, "right")
+    seg.load_tags(piece for piece, _ in left_pieces)
+    return (crossing_share(seg, left_total, left_pieces, "left"),
+            crossing_share(seg, right_total, right_pieces, "right"))
 
 
 def function_edge(seg, word):
