@@ -202,3 +202,19 @@ def test_damaged_manifest_is_one_line_in_the_dry_run_too(tmp_path, tiny_data):
     _fails_with_one_line([HVD_PRETRAIN, "--data_dir=" + str(data), "--run_dir=" + str(tmp_path / "r")],
                          "manifest.json", "not valid JSON")
     assert _tree_digest(data) == before
+
+
+@pytest.mark.timeout(200)
+def test_gpus_that_tensorflow_cannot_see_stop_the_run_unless_allowed(tmp_path, tiny_flags):
+    stub = tmp_path / "bin"
+    stub.mkdir()
+    (stub / "nvidia-smi").write_text("#!/bin/sh\necho '0, Tesla V100-SXM2-16GB, 535.54.03, 16384, 7.0'\n")
+    (stub / "nvidia-smi").chmod(0o755)
+    from proc import test_env
+    env = test_env(PATH=str(stub) + os.pathsep + test_env()["PATH"])
+    result = run([HVD_PRETRAIN] + tiny_flags(tmp_path / "r", steps=2), timeout=150, env=env, check=False)
+    errors = [line for line in result.stdout.splitlines() if line.startswith("error: ")]
+    assert result.returncode == 2 and len(errors) == 1 and "--allow_cpu" in errors[0], result.stdout[-2000:]
+    assert not os.path.exists(tmp_path / "r" / "checkpoints")  # refused before anything was written
+    allowed = run([HVD_PRETRAIN, "--allow_cpu"] + tiny_flags(tmp_path / "r2", steps=2), timeout=150, env=env)
+    assert "done: step 2" in allowed.stdout

@@ -68,6 +68,8 @@ class TrainConfig(Config):
     peak_tflops: float = option(0.0, "Peak TFLOP/s per rank for MFU (0: --gpu_type preset, or measured on CPU).")
     gpu_type: str = option("", "GPU preset (V100-16G, V100-32G, A100-40G, A100-80G, H100) for MFU and the"
                            " --dry_run capacity prediction.")
+    allow_cpu: bool = option(False, "Train anyway when the machine has NVIDIA GPUs that TensorFlow does not see,"
+                             " or trains on GPUs with a Horovod built without NCCL (otherwise: exit 2 with the fix).")
     # Elastic Horovod (horovodrun --min-np/--max-np --host-discovery-script): commit state every N steps.
     elastic: bool = option(False, "Elastic Horovod: run under horovodrun --min-np/--max-np"
                            " --host-discovery-script; ranks may leave and join (needs --data_dir).")

@@ -12,7 +12,7 @@ The pieces live in train/session.py; this module only orders them.
 
 import os
 
-from hvd_pretrain.train import distributed
+from hvd_pretrain.train import devices, distributed
 from hvd_pretrain.errors import UsageError
 from hvd_pretrain.train.resolve import EXIT_CONFIG, print_error, resolve
 from hvd_pretrain.train.session import Session, exit_code_of
@@ -80,6 +80,7 @@ def train(spec, printer=print):
     _horovod_env(spec.train)
     hvd = distributed.init_horovod(spec.train.threads)
     size = hvd.size()
+    devices.require_devices(spec.train.allow_cpu, size)  # never train on CPU silently beside idle GPUs
     say = printer if hvd.rank() == 0 else _quiet
 
     status, resolved = _startup(hvd, spec, say)
