@@ -73,7 +73,9 @@ def test_electra_discriminator_beats_the_all_original_baseline(tiny_data):
     config = preset("electra-tiny", vocab_size=tiny_data["vocab_size"], hidden_dropout=0.0, attention_dropout=0.0)
     model = build_pretrainer(config)
     model.loss_sums(batches[0], training=False)
-    optimizer = keras.optimizers.Adam(learning_rate=2e-3)
+    # At 2e-3 the tiny discriminator often collapses to "all original" on these batches (2 of 3 seeds);
+    # at 1e-3 seeds 1, 2 and 5 all detect 45-47% of the replaced tokens after 160 steps.
+    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
     step = AccumulatingStep(model, optimizer, LocalCommunicator(), accum_steps=1, clip_norm=1.0)
     step.build(batches[0])
     history = [step.step([batches[i % 4]]) for i in range(160)]
