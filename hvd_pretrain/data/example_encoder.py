@@ -23,22 +23,11 @@ import google_crc32c
 import numpy as np
 
 from hvd_pretrain.data.tfrecord import masked_crc32c
+from hvd_pretrain.vocab.spm_proto import encode_varint as varint
 
 _INT64_LIST, _FLOAT_LIST = b"\x1a", b"\x12"  # Feature.int64_list = 3, Feature.float_list = 2 (length-delimited)
 _FRAME_HEADER, _FRAME_FOOTER = 12, 4  # uint64 length + masked CRC of it; masked CRC of the data
 _MASK_DELTA = 0xA282EAD8
-
-
-def varint(value):
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def feature_prefix(name, kind, payload_size):

@@ -10,10 +10,10 @@ import re
 import resource
 import shutil
 import socket
-import subprocess
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
+from hvd_pretrain.nvidia import run_program as _run  # (returncode, output) or (None, reason)
 from hvd_pretrain.supervisor import logind
 from hvd_pretrain.rundir import RunDir
 
@@ -28,21 +28,6 @@ class Check:
     level: str
     message: str
     fix: str = ""
-
-
-def _run(argv, timeout):
-    """(returncode, output) of a program, or (None, reason) when it cannot run."""
-    exe = shutil.which(argv[0])
-    if not exe:
-        return None, "%s not found on PATH" % argv[0]
-    try:
-        out = subprocess.run([exe] + argv[1:], stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                             timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, "%s did not answer within %ss" % (argv[0], timeout)
-    except OSError as e:
-        return None, "%s: %s" % (argv[0], e)
-    return out.returncode, (out.stdout or "") + (out.stderr or "")
 
 
 def check_logind(facts=None):
