@@ -130,3 +130,13 @@ def test_discovered_words_are_masked_as_units_in_the_tfrecords(discovered, tmp_p
                 seen += 1
                 whole += hits == len(PLANTED)
     assert seen >= 60 and whole >= 3
+
+
+def test_segmented_filters_can_be_turned_off_from_the_command_line(tmp_path):
+    from absl import flags as absl_flags
+    from hvd_pretrain.cli import data_newwords
+    for argv, expected in (([], True), (["--nosegmented_filters"], False)):
+        fv = absl_flags.FlagValues()
+        data_newwords.define_flags(fv)
+        fv(["hvd-data newwords", "--input_files=x.txt", "--out=" + str(tmp_path)] + argv)
+        assert data_newwords.config_from_flags(fv).segmented_filters is expected
