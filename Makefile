@@ -45,7 +45,7 @@ export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export HVD_PRETRAIN_CACHE := $(CACHE_DIR)
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install install-plan demo test system-deps clean-venv
+.PHONY: install install-plan demo test test-fast system-deps clean-venv
 
 # A plan that cannot work (e.g. GPU=1 without nvcc) stops these targets with its one line.
 ifeq ($(FLAVOUR),error)
@@ -130,6 +130,13 @@ test: EXTRA_APT = $(TEST_APT_PACKAGES)
 test: install
 	@echo "==> running the test suite"
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# The quick loop while developing: no multi-process Horovod runs, no real training or supervised jobs.
+test-fast: EXTRA_APT = $(TEST_APT_PACKAGES)
+test-fast: install
+	@echo "==> running the fast tests (-m 'not horovod and not slow'; make test runs them all)"
+	@$(BIN)/python -m pytest -m "not horovod and not slow" $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 clean-venv:

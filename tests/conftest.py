@@ -84,3 +84,13 @@ def tiny_flags(tiny_data):
 def pytest_configure(config):
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# Fixtures whose tests start real training or supervised jobs: `make test-fast` leaves them out.
+PROCESS_FIXTURES = {"tiny_flags", "jobs"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)

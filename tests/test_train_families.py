@@ -10,6 +10,8 @@ from conftest import tiny_train_flags
 from proc import BIN, run
 from test_train_horovod import final_digest
 
+pytestmark = pytest.mark.slow  # real training runs: left out of `make test-fast`
+
 
 def _windows(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:

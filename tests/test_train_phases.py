@@ -12,6 +12,8 @@ from conftest import tiny_train_flags
 from proc import BIN, Background, run
 from test_train_resume import _records, _wait_for
 
+pytestmark = pytest.mark.slow  # real training runs: left out of `make test-fast`
+
 HVD_PRETRAIN = os.path.join(BIN, "hvd-pretrain")
 
 

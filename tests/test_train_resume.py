@@ -9,6 +9,8 @@ import pytest
 
 from proc import BIN, Background, kill_group, run
 
+pytestmark = pytest.mark.slow  # real training runs: left out of `make test-fast`
+
 
 def _records(path):
     if not os.path.exists(path):
