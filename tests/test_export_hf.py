@@ -177,3 +177,6 @@ def test_wordpiece_vocab_is_exported_and_loads(tmp_path):
     tok = transformers.AutoTokenizer.from_pretrained(path)
     ids = tok("hello worlds")["input_ids"]
     assert ids == [2, 5, 6, 7, 3]
+    # Literal special-token text is text, as it was in pre-training: never a [SEP] or [MASK] id.
+    literal = tok("hello [SEP] the [MASK]")["input_ids"]
+    assert literal[0] == 2 and literal[-1] == 3 and 3 not in literal[1:-1] and 4 not in literal

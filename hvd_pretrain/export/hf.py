@@ -28,12 +28,15 @@ def _tokenizer_files(vocab_dir, family, max_length):
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
     tok = load_tokenizer(vocab_dir)
+    # WordPiece: split_special_tokens keeps literal "[SEP]" in text as text, as in pre-training (the special
+    # ids come only from the tokenizer's own [CLS]/[SEP] around segments). A SentencePiece tokenizer.json
+    # loaded by transformers still matches its special pieces in text: transformers' own behaviour.
     special = {"cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]",
                "pad_token": tok.id_to_piece(tok.pad_id), "unk_token": tok.id_to_piece(tok.unk_id)}
     if tok.kind == "wordpiece":
         cls = {"bert": "BertTokenizer", "electra": "ElectraTokenizer", "albert": "BertTokenizer"}[family]
         config = dict(special, tokenizer_class=cls, do_lower_case=tok.do_lower_case, strip_accents=tok.strip_accents,
-                      model_max_length=max_length)
+                      model_max_length=max_length, split_special_tokens=True)
         return {"copy": {"vocab.txt": tok.path}, "write": {}, "config": config, "special": special,
                 "tokenizer": tok}
     # tokenizer.json reproduces sentencepiece exactly; the generic fast class loads it as written
