@@ -106,7 +106,8 @@ def test_one_gpu_per_local_rank(tmp_path):
 def test_nccl_network_settings_on_multi_host_runs(tmp_path):
     two = hosts(tmp_path, "node1 slots=8\nnode2 slots=8\n")
     unset = run(tmp_path, hostfile=two)
-    assert unset["nccl-iface"].level == WARN and "horovodrun -x NCCL_SOCKET_IFNAME" in unset["nccl-iface"].fix
+    assert unset["nccl-iface"].level == WARN and "export NCCL_SOCKET_IFNAME=" in unset["nccl-iface"].fix
+    assert "before horovodrun" in unset["nccl-iface"].fix  # horovodrun passes its environment; it has no -x
     wrong = run(tmp_path, hostfile=two, env={"NCCL_SOCKET_IFNAME": "ens9"}, nets=("lo", "eth0"))
     assert wrong["nccl-iface"].level == FAIL and "have: eth0, lo" in wrong["nccl-iface"].message
     excluded = run(tmp_path, hostfile=two, env={"NCCL_SOCKET_IFNAME": "^docker,lo"}, nets=("lo", "eth0", "docker0"))

@@ -26,7 +26,7 @@ def define_flags(fv):
     flags.DEFINE_string("out", "", "Output directory.", flag_values=fv)
     flags.DEFINE_integer("max_len", 4, "Longest statistical candidate, 2..6.", flag_values=fv)
     flags.DEFINE_integer("min_count", 0, "Minimum frequency; 0: 5 per million CJK characters scaled by "
-                         "sqrt(size / 1M), at least 3.", flag_values=fv)
+                         "sqrt(size / 1M), at least 5.", flag_values=fv)
     flags.DEFINE_float("min_cohesion", 0.0, "Minimum cohesion (PMI of the weakest split, nats); "
                        "0: 2.0-3.0 depending on corpus size.", flag_values=fv)
     flags.DEFINE_float("min_entropy", 0.0, "Minimum of left/right branching entropy (nats); 0: 1.0 "

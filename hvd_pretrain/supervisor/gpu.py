@@ -174,8 +174,8 @@ def check_socket_ifname(env=os.environ, net_dir="/sys/class/net"):
     if not spec:
         return Check("nccl-iface", WARN, "NCCL_SOCKET_IFNAME is not set: NCCL picks an interface itself and may "
                      "take a slow or unroutable one (interfaces here: %s)" % (", ".join(names) or "none"),
-                     "export NCCL_SOCKET_IFNAME=<the cluster network's interface> and pass it to every rank "
-                     "(horovodrun -x NCCL_SOCKET_IFNAME)")
+                     "export NCCL_SOCKET_IFNAME=<the cluster network's interface> before horovodrun, which passes its "
+                     "environment to every rank (with mpirun, add -x NCCL_SOCKET_IFNAME)")
     chosen = [n for n in interfaces_matching(spec, names) if n != "lo" or spec.lstrip("^=") == "lo"]
     if not chosen:
         return Check("nccl-iface", FAIL, "NCCL_SOCKET_IFNAME=%s matches no interface here (have: %s)"
