@@ -94,3 +94,23 @@ def test_run_without_checkpoints_is_refused(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     assert cli.run(["hvd-export", "--run_dir=" + str(tmp_path / "run"), "--out=" + str(tmp_path / "hf")]) == 2
     assert "holds no complete checkpoint" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(240)
+def test_a_run_trained_on_given_data_exports_the_vocab_its_data_was_made_with(tmp_path, capsys):
+    import json
+    import shutil
+    from hvd_pretrain.cli import export as cli
+    run_dir = str(tmp_path / "run")
+    make_run(run_dir, preset("tiny", vocab_size=V, max_position_embeddings=64))
+    shutil.move(os.path.join(run_dir, "vocab"), str(tmp_path / "data_vocab"))  # as with --data_dir + hvd-data vocab
+    with open(os.path.join(run_dir, "plan.json"), "w") as f:
+        json.dump({"data": {"vocab_dir": str(tmp_path / "data_vocab")}}, f)
+    capsys.readouterr()
+    assert cli.run(["hvd-export", "--run_dir=" + run_dir, "--out=" + str(tmp_path / "hf")]) == 0
+    assert os.path.isfile(tmp_path / "hf" / "vocab.txt") and "warning" not in capsys.readouterr().err
+    os.unlink(os.path.join(run_dir, "plan.json"))  # nothing says which vocab: exported, but never silently
+    assert cli.run(["hvd-export", "--run_dir=" + run_dir, "--out=" + str(tmp_path / "hf2")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: no vocabulary found" in err and "--vocab=DIR" in err
+    assert not os.path.exists(tmp_path / "hf2" / "vocab.txt")

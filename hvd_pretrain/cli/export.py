@@ -1,8 +1,8 @@
 """hvd-export: write a trained model as a Hugging Face transformers directory.
 
-  hvd-export --run_dir=runs/demo --out=exported/demo
-        the latest checkpoint of a run, with the run's vocab (vocab/spm.model or vocab.txt)
-  hvd-export --checkpoint=runs/demo/checkpoints/ckpt-000000300 --out=exported/demo300
+  hvd-export --run_dir=runs/default --out=exported/default
+        the newest good checkpoint of a run, with the run's vocab (its vocab/, or the one its data was made with)
+  hvd-export --checkpoint=runs/default/checkpoints/ckpt-000000300 --out=exported/step300
   hvd-export --from_pretrained=chinese_L-12_H-768_A-12 --out=exported/zh
         convert a Google TF1 BERT/ALBERT checkpoint (or a transformers directory)
 
@@ -22,7 +22,7 @@ from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
 from hvd_pretrain.errors import ConfigError
 
-from hvd_pretrain.rundir import RunDir
+from hvd_pretrain.rundir import RunDir, read_json
 
 
 def _define(fv):
@@ -42,19 +42,23 @@ def _define(fv):
                       "values; they are listed", flag_values=fv)
 
 
+def _has_vocab(path):
+    return bool(path) and (os.path.isfile(path) or any(os.path.isfile(os.path.join(path, name))
+                                                       for name in ("spm.model", "vocab.txt")))
+
+
 def _default_vocab(fv):
+    """--vocab, else the run's vocab/, else the vocab its plan.json names (a run trained on --data_dir),
+    else the vocab beside a public checkpoint; None when there is none."""
     if fv.vocab:
         return fv.vocab
     if fv.run_dir or fv.checkpoint:
-        base = fv.run_dir or os.path.dirname(os.path.dirname(os.path.abspath(fv.checkpoint)))
-        vocab = RunDir(base).vocab_dir
+        rundir = RunDir(fv.run_dir or os.path.dirname(os.path.dirname(os.path.abspath(fv.checkpoint))))
+        candidates = [rundir.vocab_dir, ((read_json(rundir.plan) or {}).get("data") or {}).get("vocab_dir")]
     else:
         src = fv.from_pretrained
-        vocab = src if os.path.isdir(src) else os.path.dirname(src)
-    for name in ("spm.model", "vocab.txt"):
-        if os.path.isfile(os.path.join(vocab, name)):
-            return vocab
-    return None
+        candidates = [src if os.path.isdir(src) else os.path.dirname(src)]
+    return next((c for c in candidates if _has_vocab(c)), None)
 
 
 def _main(fv):
@@ -87,7 +91,11 @@ def _main(fv):
     else:
         from hvd_pretrain.export.checkpoints import load_checkpoint_model
         model, origin = load_checkpoint_model(source)
-    written = export_hf(model, fv.out, vocab_dir=_default_vocab(fv), overwrite=fv.overwrite)
+    vocab = _default_vocab(fv)
+    if vocab is None:
+        print("warning: no vocabulary found for %s, so %s gets no tokenizer; pass --vocab=DIR (the directory"
+              " hvd-data vocab wrote)" % (source, fv.out), file=sys.stderr)
+    written = export_hf(model, fv.out, vocab_dir=vocab, overwrite=fv.overwrite)
     for part, path in written.items():
         label = "" if part == "model" else " (%s)" % part
         print("exported %s%s from %s to %s" % (model.config.family, label, origin, path))
