@@ -102,8 +102,8 @@ class PeakEstimate:
         from hvd_pretrain.rundir import write_json_atomic
         try:
             write_json_atomic(self.cache_path, {"flops": self.flops, "measurements": self.measurements})
-        except OSError:
-            pass  # a read-only cache only costs the next run a fresh measurement
+        except OSError:  # a read-only cache only costs the next run a fresh measurement
+            return
 
     def remeasure(self):
         """One more measurement; the estimate keeps the best. Returns the estimate in FLOP/s."""

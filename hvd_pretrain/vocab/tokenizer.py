@@ -17,6 +17,7 @@ google-research/bert's BasicTokenizer does (WordPiece), or into ordinary pieces
 declares one of them user-defined is loaded with it made a control symbol).
 """
 
+import abc
 import hashlib
 import itertools
 import json
@@ -42,7 +43,7 @@ def file_fingerprint(path, extra=""):
     return digest.hexdigest()
 
 
-class Tokenizer:
+class Tokenizer(abc.ABC):
     """Common interface; subclasses fill the tables in their constructor."""
 
     kind = "base"
@@ -61,6 +62,7 @@ class Tokenizer:
     def is_word_start(self, token_id):
         return bool(self.word_start_table[int(token_id)])
 
+    @abc.abstractmethod
     def encode_normalized(self, text):
         """(ids, normalized text, start of each token in it, inside: one bool per token).
 
@@ -72,7 +74,6 @@ class Tokenizer:
         ends in (the "2" of "½"): such a token never starts a word. Starts never decrease;
         tokens that encode one character together (byte fallback) share its start.
         """
-        raise NotImplementedError
 
     def encode_flat(self, texts):
         """(ids of all texts back to back as int32, number of ids of each text as int64)."""
