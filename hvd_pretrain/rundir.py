@@ -94,6 +94,11 @@ class RunDir:
 
 
 def write_text_atomic(path, text, encoding="utf-8"):
+    """write_bytes_atomic of `text` encoded."""
+    write_bytes_atomic(path, text.encode(encoding))
+
+
+def write_bytes_atomic(path, data):
     """Write a file so that readers see either the old file or the new one, never half.
 
     The new file is read back before it replaces the old one; OSError when it differs
@@ -103,12 +108,12 @@ def write_text_atomic(path, text, encoding="utf-8"):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".%s." % os.path.basename(path), dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding=encoding) as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        with open(tmp, encoding=encoding) as f:
-            if f.read() != text:
+        with open(tmp, "rb") as f:
+            if f.read() != data:
                 raise OSError("%s: the file read back differs from what was written; %s is unchanged"
                               % (tmp, path))
         os.replace(tmp, path)

@@ -14,11 +14,11 @@ unigram trainer's parallel sums depend on the thread count).
 import io
 import os
 import re
-import tempfile
 
 from hvd_pretrain.textio import check_text_file, expand_input_files
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.textio import is_blank, iter_lines
+from hvd_pretrain.rundir import write_bytes_atomic
 
 CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")
 PAD_PIECE, UNK_PIECE = "[PAD]", "[UNK]"
@@ -123,8 +123,8 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
                           for i in range(processor.get_piece_size()))
     # Nothing is written before training succeeds; spm.model, the file a rerun trusts, comes last.
     os.makedirs(out_dir, exist_ok=True)
-    _write_atomic(os.path.join(out_dir, "spm.vocab"), vocab_lines.encode("utf-8"))
-    _write_atomic(os.path.join(out_dir, "spm.model"), model.getvalue())
+    write_bytes_atomic(os.path.join(out_dir, "spm.vocab"), vocab_lines.encode("utf-8"))
+    write_bytes_atomic(os.path.join(out_dir, "spm.model"), model.getvalue())
     return os.path.join(out_dir, "spm.model")
 
 
@@ -170,15 +170,3 @@ def _count_lines(files, max_sentence_length):
 
 def _names(files, shown=3):
     return ",".join(files[:shown]) + (" and %d more" % (len(files) - shown) if len(files) > shown else "")
-
-
-def _write_atomic(path, data):
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

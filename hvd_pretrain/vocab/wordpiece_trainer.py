@@ -18,12 +18,12 @@ pre-tokenized word) are held in memory, never the corpus.
 
 import json
 import os
-import tempfile
 
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.textio import check_text_file, expand_input_files
 from hvd_pretrain.vocab.coverage import training_lines
 from hvd_pretrain.vocab.tokenizer import MAX_WORD_CHARS, SPECIAL_PIECES, TOKENIZER_JSON, WORDPIECE_VOCAB
+from hvd_pretrain.rundir import write_text_atomic
 
 ALPHABET_SHARE = 0.5
 MIN_LEARNT = 10  # the vocab must leave room for at least this many learnt pieces
@@ -80,20 +80,8 @@ def train_wordpiece(input_files, out_dir, vocab_size, do_lower_case=True, strip_
         raise DataError("WordPiece training found no text in %s (every line blank, held out or not UTF-8); "
                         "give more text" % ",".join(files))
     os.makedirs(out_dir, exist_ok=True)
-    _write_atomic(os.path.join(out_dir, TOKENIZER_JSON), json.dumps(
+    write_text_atomic(os.path.join(out_dir, TOKENIZER_JSON), json.dumps(
         {"kind": "wordpiece", "do_lower_case": bool(do_lower_case), "strip_accents": bool(strip_accents)}) + "\n")
     path = os.path.join(out_dir, WORDPIECE_VOCAB)
-    _write_atomic(path, "".join(piece + "\n" for piece in pieces))  # vocab.txt, the file a rerun trusts, last
+    write_text_atomic(path, "".join(piece + "\n" for piece in pieces))  # vocab.txt, the file a rerun trusts, last
     return path
-
-
-def _write_atomic(path, text):
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
