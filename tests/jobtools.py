@@ -19,6 +19,7 @@ from hvd_pretrain.supervisor.names import RUN_DIR_ENV
 
 HVD_JOB = os.path.join(proc.BIN, "hvd-job")
 FAKE_TRAINER = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_trainer.py")]
+FAKE_LAUNCHER = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_launcher.py")]
 
 
 class JobsHarness:

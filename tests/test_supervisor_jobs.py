@@ -16,7 +16,7 @@ import pytest
 
 import proc
 from hvd_pretrain.supervisor import doctor
-from jobtools import FAKE_TRAINER, HVD_JOB, JobsHarness
+from jobtools import FAKE_LAUNCHER, FAKE_TRAINER, HVD_JOB, JobsHarness
 
 FAST = ["--poll", "0.1", "--backoff", "0.2", "--grace", "5", "--hang-grace", "1"]
 
@@ -78,6 +78,26 @@ def test_hang_is_detected_killed_and_restarted(jobs):
     last_before = max(r["time"] for r in metrics if r["time"] < hang["end"])
     assert hang["end"] - last_before < 2 * stall + 1.0  # detected (and killed) within 2x the stall timeout
     assert job["history"][1]["first_step"] == 11 and jobs.last_step("stuck") == 40  # resumed at 10
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["dead pid", "launcher report"])
+def test_a_dead_rank_under_a_lingering_launcher_is_a_crash_not_a_hang(jobs, how):
+    """A rank dies, the launcher neither exits nor steps: an error after --rank-exit-grace, then a restart."""
+    options = ["--report", "--remote"] if how == "launcher report" else []
+    jobs.start("lost", FAKE_LAUNCHER + ["--rank_lives_for", "0.8"] + options, *FAST,
+               "--stall-timeout", "30", "--rank-exit-grace", "1.5")
+    job = jobs.wait_state("lost", "finished", 40)
+    crash = job["history"][0]
+    assert crash["kind"] == "error", crash
+    if how == "dead pid":
+        assert crash["reason"].startswith("rank 1 died (pid "), crash
+    else:
+        assert crash["reason"].startswith("the launcher reported a failed rank (Exit code: 137)"), crash
+        assert crash["exit_code"] == 137
+    assert "the launcher had not ended 2s later" in crash["reason"]
+    assert crash["end"] - crash["start"] < 20  # not the 30 s stall timeout
+    assert job["restarts"] == 1 and job["history"][1]["kind"] == "finished"
 
 
 @pytest.mark.timeout(60)

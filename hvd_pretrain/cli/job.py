@@ -38,6 +38,8 @@ SETTING_FLAGS = (  # (flag, job.json key, help)
     ("--backoff-max", "backoff_max", "longest restart delay (default %(default)s)"),
     ("--grace", "grace", "seconds between the stop signal and SIGKILL (default %(default)s)"),
     ("--hang-grace", "hang_grace", "seconds between SIGTERM and SIGKILL for a hung run (default %(default)s)"),
+    ("--rank-exit-grace", "rank_exit_grace", "seconds the launcher may outlive a dead rank before the process "
+                                             "tree is killed and the attempt counts as a crash (default %(default)s)"),
     ("--poll", "poll", argparse.SUPPRESS),
 )
 

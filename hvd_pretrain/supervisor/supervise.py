@@ -29,6 +29,7 @@ import time
 from hvd_pretrain.rundir import RunDir, read_json
 from hvd_pretrain.supervisor import jobfile, logfiles, outcome, proctree
 from hvd_pretrain.supervisor.heartbeat import Heartbeat
+from hvd_pretrain.supervisor.ranks import FailureWatch, RankWatch
 from hvd_pretrain.supervisor.names import JOB_NAME_ENV, RUN_DIR_ENV
 
 DEFAULTS = {
@@ -39,6 +40,7 @@ DEFAULTS = {
     "backoff_max": 600.0,
     "grace": 120.0,             # s after the stop signal before SIGKILL
     "hang_grace": 10.0,         # s after SIGTERM to a hung run before SIGKILL
+    "rank_exit_grace": 60.0,    # s a launcher may outlive a dead rank before its tree is killed
     "poll": 1.0,                # s between checks
     "log_max_bytes": logfiles.DEFAULT_MAX_BYTES,
     "log_backups": logfiles.DEFAULT_BACKUPS,
@@ -55,11 +57,12 @@ def settings_of(job):
 class Attempt:
     """One run of the command: the process, its output pump and its heartbeat."""
 
-    def __init__(self, popen, started, heartbeat, tail):
+    def __init__(self, popen, started, heartbeat, tail, failure):
         self.popen = popen
         self.started = started
         self.heartbeat = heartbeat
         self.tail = tail
+        self.failure = failure
         self.pump = None
 
 
@@ -110,10 +113,12 @@ class Supervisor:
         env.setdefault("PYTHONUNBUFFERED", "1")
         heartbeat = Heartbeat(self.rundir.metrics)
         heartbeat.start()
+        ranks = RankWatch(self.rundir.ranks_dir)
+        ranks.start()
         popen = subprocess.Popen(self.job["command"], cwd=self.job.get("cwd") or None, env=env,
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                  start_new_session=True)
-        attempt = Attempt(popen, time.time(), heartbeat, collections.deque(maxlen=TAIL_LINES))
+        attempt = Attempt(popen, time.time(), heartbeat, collections.deque(maxlen=TAIL_LINES), FailureWatch(ranks))
         attempt.pump = threading.Thread(target=self.pump_output, args=(attempt,), daemon=True)
         attempt.pump.start()
         return attempt
@@ -122,6 +127,7 @@ class Supervisor:
         for raw in iter(attempt.popen.stdout.readline, b""):
             line = raw.decode("utf-8", "replace").rstrip("\n")
             attempt.tail.append(line)
+            attempt.failure.output_line(line)
             self.output(line)
         attempt.popen.stdout.close()
 
@@ -204,8 +210,12 @@ class Supervisor:
         proctree.reap_orphans(keep=(attempt.popen.pid,))
 
     def watch(self, attempt):
-        """Wait for the attempt to end. Returns (kind, code, reason); kind in finished/stopped/error/hang."""
-        hang_reason = None
+        """Wait for the attempt to end. Returns (kind, code, reason); kind in finished/stopped/error/hang.
+
+        A rank seen dead (see ranks.py) makes the attempt an error, not a hang: hang
+        detection waits while the launcher is given `rank_exit_grace` s to end by itself.
+        """
+        hang_reason = failure_reason = announced = None
         stop_handled = None
         while True:
             rc = attempt.popen.poll()
@@ -220,8 +230,25 @@ class Supervisor:
                 self.terminate(attempt, stop_handled, grace)
                 continue
             attempt.heartbeat.poll()
-            if stop_handled is None and hang_reason is None:
-                hang_reason = attempt.heartbeat.stalled(self.cfg["stall_timeout"], self.cfg["startup_timeout"])
+            if stop_handled is None and hang_reason is None and failure_reason is None:
+                now = time.time()
+                failure = attempt.failure.check(attempt.heartbeat, now)
+                if failure and failure != announced:
+                    announced = failure
+                    self.event("%s; waiting up to %.0fs for the launcher to end"
+                               % (failure, self.cfg["rank_exit_grace"]))
+                elif announced and not failure:
+                    self.event("training advanced again after: %s" % announced)
+                    announced = None
+                if failure and now - attempt.failure.since > self.cfg["rank_exit_grace"]:
+                    failure_reason = "%s and the launcher had not ended %.0fs later" % (
+                        failure, self.cfg["rank_exit_grace"])
+                    self.save(reason=failure_reason)
+                    self.event("%s; killing the process tree" % failure_reason)
+                    self.terminate(attempt, signal.SIGTERM, self.cfg["hang_grace"])
+                    continue
+                if not failure:
+                    hang_reason = attempt.heartbeat.stalled(self.cfg["stall_timeout"], self.cfg["startup_timeout"])
                 if hang_reason:
                     self.save(state="hung", reason=hang_reason)
                     self.event("%s; killing the process tree" % hang_reason)
@@ -237,8 +264,12 @@ class Supervisor:
                                                             outcome.describe_code(code))
         if hang_reason:
             return "hang", code, hang_reason
+        if failure_reason:
+            return "error", code, "%s (%s)" % (failure_reason, outcome.describe_code(code))
         if rc == 0:
             return "finished", 0, "finished (exit code 0)"
+        if announced:
+            return "error", code, "%s; first sign: %s" % (outcome.describe_code(code), announced)
         return "error", code, outcome.describe_code(code)
 
     # ---- the loop ----------------------------------------------------------------------------

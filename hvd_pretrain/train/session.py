@@ -12,6 +12,7 @@ The run's lifecycle, the same for a fixed world and for an elastic one:
 """
 
 import os
+import socket
 import time
 
 from hvd_pretrain.models.features import dummy_features
@@ -216,7 +217,7 @@ class Session:
         """Each rank records a digest of its weights: ranks that diverged show up as different digests."""
         rank = self.hvd.rank()
         append_jsonl(self.rundir.rank_log(rank), {"time": time.time(), "rank": rank, "step": int(step),
-                                                  "event": event, "pid": os.getpid(),
+                                                  "event": event, "pid": os.getpid(), "host": socket.gethostname(),
                                                   "weights_sha256": distributed.weights_digest(self.model)})
 
     def run_steps(self, plan, iterator, logger, step, phase_examples, stop, after_step=None):
