@@ -1,7 +1,9 @@
 """Input pipeline throughput vs what BERT-base consumes at seq 128, on this machine.
 
 1. Builds pre-training data from the embedded corpus (static and dynamic masking).
-2. Pipeline: examples/sec that `make_dataset` delivers to a no-op consumer.
+2. Pipeline: examples/sec delivered to a no-op consumer by the training stream
+   (`make_stream_dataset`, exact resume) and by the per-rank shard reader
+   (`make_dataset`), measured in alternating rounds.
 3. Model: examples/sec of full BERT-base optimizer steps (forward, backward,
    Adam update; world size 1) on the same batches.
 
@@ -20,16 +22,36 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
 
-def pipeline_rate(data_dir, batch_size, batches):
-    from hvd_pretrain.data import make_dataset
+def _iterator(kind, data_dir, batch_size):
+    from hvd_pretrain.data import list_shards, make_dataset
+    from hvd_pretrain.data.cursor import DataCursor
+    from hvd_pretrain.data.pipeline import make_stream_dataset
+    from hvd_pretrain.data.stream import record_counts
 
-    iterator = iter(make_dataset(data_dir, batch_size, 128, 20, seed=1))
+    if kind == "shard reader":
+        return iter(make_dataset(data_dir, batch_size, 128, 20, seed=1))
+    files = list_shards(data_dir)
+    counts = record_counts(files)
+    return iter(make_stream_dataset(files, counts, DataCursor.start(counts, files, 1, 1), 0, batch_size, 128, 20))
+
+
+def pipeline_rate(kind, data_dir, batch_size, batches):
+    iterator = _iterator(kind, data_dir, batch_size)
     for _ in range(5):  # fill the shuffle buffer and the prefetch queue
         next(iterator)
     start = time.time()
     for _ in range(batches):
         next(iterator)
     return batches * batch_size / (time.time() - start)
+
+
+def alternated(data_dir, batch_size, batches, rounds=3):
+    """{kind: median examples/s} over `rounds` alternating measurements."""
+    rates = {"training stream": [], "shard reader": []}
+    for _ in range(rounds):
+        for kind in rates:
+            rates[kind].append(pipeline_rate(kind, data_dir, batch_size, batches))
+    return {kind: sorted(r)[len(r) // 2] for kind, r in rates.items()}
 
 
 def model_rate(data_dir, batch_size, steps):
@@ -83,8 +105,9 @@ def main():
             create_pretraining_data([corpus], vocab, out, DataConfig(dupe_factor=2, masking=masking,
                                                                      whole_word_masking=masking == "dynamic"),
                                     num_workers=os.cpu_count() or 1)
-            label = "input pipeline, %s masking%s" % (masking, " (whole-word)" if masking == "dynamic" else "")
-            rows.append((label, pipeline_rate(out, args.batch_size, args.pipeline_batches)))
+            for kind, rate in alternated(out, args.batch_size, args.pipeline_batches).items():
+                rows.append(("%s, %s masking%s" % (kind, masking, " (whole-word)" if masking == "dynamic" else ""),
+                             rate))
         model = model_rate(os.path.join(tmp, "static"), args.batch_size, args.model_steps)
     lines = ["### Input pipeline vs BERT-base consumption (%s, seq 128, batch %d, %d cores, CPU)"
              % (time.strftime("%Y-%m-%d"), args.batch_size, os.cpu_count()), "",

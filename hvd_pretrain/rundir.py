@@ -68,6 +68,10 @@ class RunDir:
     def rank_log(self, rank):
         return os.path.join(self.ranks_dir, "%d.jsonl" % int(rank))
 
+    def batch_log(self, rank):
+        """--record_batch_digests: one record per optimizer step with its micro-batches' digests."""
+        return os.path.join(self.ranks_dir, "%d.batches.jsonl" % int(rank))
+
     @property
     def tensorboard(self):
         return os.path.join(self.root, TENSORBOARD)

@@ -137,13 +137,13 @@ def test_non_finite_records_are_skipped_and_shown_in_their_windows(tmp_path, tin
 
 
 @pytest.mark.timeout(120)
-def test_a_rank_with_only_empty_shards_stops_instead_of_waiting(tmp_path, tiny_flags):
+def test_data_with_only_empty_shards_stops_instead_of_waiting(tmp_path, tiny_flags):
     data = tmp_path / "empty"
     data.mkdir()
     for i in range(2):
         (data / ("part-%d.tfrecord" % i)).write_bytes(b"")
     _fails_with_one_line([HVD_PRETRAIN, "--vocab_size=1000"] + tiny_flags(tmp_path / "r", data_dir=data),
-                         "only empty shards", "part-0.tfrecord")
+                         "every shard of the data is empty", "part-0.tfrecord")
 
 
 def test_guard_names_the_likely_cause():

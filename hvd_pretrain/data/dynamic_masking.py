@@ -70,13 +70,6 @@ def dynamic_dataset(files_ds, files, batch_size, max_seq_length, max_predictions
     index_of = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(tf.constant(all_files), tf.constant(list(range(len(all_files))),
                                                                                  dtype=tf.int64)), -1)
-    spec = {
-        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "word_starts": tf.io.FixedLenFeature([max_seq_length], tf.int64),
-        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
-    }
 
     def records_of(path, epoch):
         shard = index_of.lookup(path)
@@ -92,6 +85,23 @@ def dynamic_dataset(files_ds, files, batch_size, max_seq_length, max_predictions
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed * 7919 + rank + 1)
     ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(masking_fn(batch_size, max_seq_length, max_predictions_per_seq, rule),
+                num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def masking_fn(batch_size, max_seq_length, max_predictions_per_seq, rule):
+    """tf.data map function: (keys [B, 4] int64, records [B] string) -> the batch's masked features.
+
+    keys[i] = (seed, epoch, shard index, record index) seeds row i's mask (mask_batch).
+    """
+    spec = {
+        "input_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "input_mask": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "segment_ids": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "word_starts": tf.io.FixedLenFeature([max_seq_length], tf.int64),
+        "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
+    }
 
     def parse_and_mask(keys, records):
         features = tf.io.parse_example(records, spec)
@@ -111,8 +121,7 @@ def dynamic_dataset(files_ds, files, batch_size, max_seq_length, max_predictions
             "next_sentence_labels": tf.cast(features["next_sentence_labels"], tf.int32),
         }
 
-    ds = ds.map(parse_and_mask, num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
+    return parse_and_mask
 
 
 def _all_shards_beside(files):

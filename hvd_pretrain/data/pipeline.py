@@ -16,6 +16,8 @@ Records stored unmasked (`--masking=dynamic`) are masked here, every epoch anew;
 see `dynamic_masking.py`.
 """
 
+import os
+
 from hvd_pretrain.data.shards import list_shards, shards_for_rank
 from hvd_pretrain.data.tfrecord import decode_example, iter_records
 from hvd_pretrain.tfcompat import tf
@@ -92,6 +94,37 @@ def make_dataset(files, batch_size, max_seq_length, max_predictions_per_seq, ran
     return ds.prefetch(AUTOTUNE)
 
 
+def make_stream_dataset(files, counts, cursor, rank, batch_size, max_seq_length, max_predictions_per_seq,
+                        masking=None, masking_rule=None, block=None):
+    """This rank's training batches in the exact order of a DataCursor (data/cursor.py), without end.
+
+    files: every shard of the data, in the cursor's order (list_shards); counts: records per shard
+    (stream.record_counts). A run resumed from the cursor saved with its checkpoint sees exactly the
+    batches a run without the restart would have seen; masks of dynamic masking are keyed by
+    (seed, epoch, shard, record), so they do not depend on the rank count either.
+    Output: the batches of make_dataset.
+    """
+    from hvd_pretrain.data.cursor import DEFAULT_BLOCK
+    from hvd_pretrain.data.stream import rank_stream
+
+    masking = masking or detect_masking(files[0])
+    ds = tf.data.Dataset.from_generator(
+        lambda: rank_stream(files, counts, cursor, rank, block or DEFAULT_BLOCK),
+        output_signature=(tf.TensorSpec([4], tf.int64), tf.TensorSpec([], tf.string)))
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if masking == "dynamic":
+        from hvd_pretrain.data.dynamic_masking import masking_fn, rule_from_manifest
+
+        rule = masking_rule or rule_from_manifest(os.path.dirname(files[0]), max_predictions_per_seq)
+        rule.max_predictions = max_predictions_per_seq
+        ds = ds.map(masking_fn(batch_size, max_seq_length, max_predictions_per_seq, rule),
+                    num_parallel_calls=AUTOTUNE)
+    else:
+        spec = static_feature_spec(max_seq_length, max_predictions_per_seq)
+        ds = ds.map(lambda keys, records: _to_int32(tf.io.parse_example(records, spec)), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
 def explain_read_error(files, error):
     """A DataError naming the shard behind a tf.data read error (found by re-checking the files)."""
     from hvd_pretrain.errors import DataError, quoted
@@ -114,6 +147,6 @@ def checked_iterator(dataset, files):
             batch = next(iterator)
         except StopIteration:
             return
-        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError) as e:
+        except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, tf.errors.UnknownError) as e:
             raise explain_read_error(list_shards(files), e) from None
         yield batch

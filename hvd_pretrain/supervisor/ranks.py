@@ -73,7 +73,8 @@ class RankWatch:
             names = os.listdir(self.ranks_dir)
         except OSError:
             return []
-        return [os.path.join(self.ranks_dir, n) for n in sorted(names) if n.endswith(".jsonl")]
+        return [os.path.join(self.ranks_dir, n) for n in sorted(names)
+                if n.endswith(".jsonl") and n[:-len(".jsonl")].isdigit()]
 
 
 class FailureWatch:

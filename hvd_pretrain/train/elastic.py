@@ -120,7 +120,8 @@ def train_elastic(session, plan, start_step):
     """The training loop of an elastic job (see the module docstring). Returns the exit code."""
     hvd, cfg = session.hvd, session.cfg
     state = TrainingState(hvd, session.state_variables(), phase_examples=(start_step - session.offset)
-                          * plan.global_batch, target_global_batch=plan.global_batch, entries=0)
+                          * plan.global_batch, target_global_batch=plan.global_batch, entries=0,
+                          data_cursor=(session.resolved.get("resume_state") or {}).get("data_cursor"))
     state.register_reset_callbacks([session.stepper.clear])
     stop = StopRequest().install()
 
@@ -140,10 +141,12 @@ def train_elastic(session, plan, start_step):
         def commit(step, phase_examples, checkpoint_step):
             if step % cfg.elastic_commit_every == 0 or checkpoint_step:
                 state.phase_examples = phase_examples
+                state.data_cursor = session.cursor.to_dict()
                 state.commit()  # raises HostsUpdatedInterrupt on every rank when the hosts changed
 
         event = "start" if first and step == session.offset else ("resume" if first else "elastic_reset")
-        return session.run_world(current, step, state.phase_examples, stop, event, commit, entries=state.entries)
+        return session.run_world(current, step, state.phase_examples, stop, event, commit,
+                                 cursor=state.data_cursor, entries=state.entries)
 
     try:
         return exit_code_of(hvd, lambda: run(hvd, state, train_fn))

@@ -86,10 +86,6 @@ def resolve(spec, world_size, printer, rank=0):
     if seq > model_config.max_position_embeddings:
         raise ConfigError("--max_seq_length=%d exceeds the model's max_position_embeddings=%d; lower it or raise"
                           " --max_position_embeddings" % (seq, model_config.max_position_embeddings))
-    if len(prepared["files"]) < world_size:
-        raise ConfigError("%s has %d shard(s) for %d ranks; every rank needs its own shards: recreate the data"
-                          " with --num_shards >= %d" % (prepared["data_dir"], len(prepared["files"]),
-                                                        world_size, world_size))
     data_objective = prepared.get("sentence_objective")
     if data_objective and model_config.sentence_objective != "none" and data_objective != model_config.sentence_objective:
         raise ConfigError("the data in %s carries %s labels but the model trains %s; recreate the data with"

@@ -11,6 +11,7 @@ The run's lifecycle, the same for a fixed world and for an elastic one:
 `run_world` after every change of world size.
 """
 
+import hashlib
 import os
 import socket
 import time
@@ -63,6 +64,15 @@ def exit_code_of(hvd, run):
         return e.exit_code
 
 
+def batch_digest(features):
+    """SHA-256 (hex, 16 chars) of a micro-batch's tokens, masked positions and labels."""
+    h = hashlib.sha256()
+    for name in ("input_ids", "masked_lm_positions", "masked_lm_ids", "next_sentence_labels"):
+        if name in features:
+            h.update(features[name].numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
 class Session:
     """What one run holds while ranks come and go: configs, model, optimizer, stepper, checkpoints."""
 
@@ -79,6 +89,7 @@ class Session:
         self.compression = hvd.Compression.fp16 if cfg.fp16_allreduce else hvd.Compression.none
         self.tb_writer = None
         self.peak = None
+        self.cursor = None  # the data position (data/cursor.py), advanced every optimizer step
 
     @property
     def is_root(self):
@@ -151,7 +162,7 @@ class Session:
             self.say("initialised from %s (weights only); starting at step %d"
                      % (resolved["init_checkpoint"], start_step))
 
-    def run_world(self, plan, step, phase_examples, stop, event, after_step=None, **event_fields):
+    def run_world(self, plan, step, phase_examples, stop, event, after_step=None, cursor=None, **event_fields):
         """Train in the current world from `step`: open the data, log, loop, and finish at the end step.
 
         event: "start" or "resume" (a process's first entry) or "elastic_reset" (a new world).
@@ -163,7 +174,7 @@ class Session:
             return 0
         if event in ("start", "resume"):
             self.announce_start(step)
-        iterator = self.open_data(self.hvd.rank(), plan.world_size, step)
+        iterator = self.open_data(self.hvd.rank(), plan.world_size, cursor)
         if self.is_root:
             self.write_plan(plan)
         logger = self.metrics_logger(plan)
@@ -173,19 +184,37 @@ class Session:
         code, step, _ = self.run_steps(plan, iterator, logger, step, phase_examples, stop, after_step)
         return code if code is not None else self.finish(logger, step)
 
-    def open_data(self, rank, world_size, start_step):
-        """This rank's batches. A (re)started run reads its shards in a new order, fixed by the seed and step."""
-        from hvd_pretrain.data import make_dataset, shards_for_rank
-        from hvd_pretrain.data.pipeline import checked_iterator
+    def open_data(self, rank, world_size, saved_cursor=None):
+        """This rank's batches, from the data position saved with the checkpoint (data/cursor.py).
+
+        saved_cursor: a DataCursor dict (an elastic job's last commit); default: the resumed
+        checkpoint's. A run resumed with the same world continues the exact stream; another world
+        is dealt the rest of the epoch; other data or another --seed starts at epoch 0.
+        """
+        from hvd_pretrain.data import list_shards
+        from hvd_pretrain.data.cursor import DataCursor, fingerprint
+        from hvd_pretrain.data.pipeline import checked_iterator, make_stream_dataset
+        from hvd_pretrain.data.stream import record_counts
         cfg = self.cfg
-        files = shards_for_rank(self.resolved["files"], rank, world_size)  # what make_dataset reads here
-        if all(os.path.getsize(f) == 0 for f in files):
-            # The input pipeline repeats its files: with no record in any of them it would wait for ever.
-            from hvd_pretrain.data import DataError
-            raise DataError("rank %d of %d has only empty shards (%s); recreate the data with fewer --num_shards or"
-                            " more text, or run with fewer ranks" % (rank, world_size, ", ".join(files[:3])))
-        dataset = make_dataset(self.resolved["files"], cfg.per_rank_batch, cfg.max_seq_length,
-                               cfg.max_predictions_per_seq, rank=rank, world=world_size, seed=cfg.seed + start_step)
+        files = list_shards(self.resolved["files"])
+        counts = record_counts(files)
+        if saved_cursor is None:
+            saved_cursor = (self.resolved.get("resume_state") or {}).get("data_cursor")
+        cursor = DataCursor.from_dict(saved_cursor) if saved_cursor else None
+        if cursor is not None and (cursor.fingerprint, cursor.seed) != (fingerprint(files, counts), cfg.seed):
+            self.say("data: the saved data position belongs to other data or another --seed; starting at epoch 0")
+            cursor = None
+        if cursor is None:
+            if self.resolved.get("checkpoint") and not saved_cursor:
+                self.say("data: the checkpoint holds no data position; the data starts at epoch 0")
+            cursor = DataCursor.start(counts, files, cfg.seed, world_size)
+        elif cursor.world != world_size:
+            self.say("data: epoch %d continues on %d ranks instead of %d; its unread examples are dealt again"
+                     % (cursor.epoch, world_size, cursor.world))
+            cursor = cursor.redealt(world_size)
+        self.cursor = cursor
+        dataset = make_stream_dataset(files, counts, cursor, rank, cfg.per_rank_batch, cfg.max_seq_length,
+                                      cfg.max_predictions_per_seq)
         return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
 
     def peak_estimate(self):
@@ -230,6 +259,10 @@ class Session:
         while step < self.end_step:
             t0 = time.time()
             micro = [next(iterator) for _ in range(plan.accum_steps)]
+            self.cursor = self.cursor.advanced(plan.accum_steps * cfg.per_rank_batch)
+            if cfg.record_batch_digests:
+                append_jsonl(self.rundir.batch_log(hvd.rank()), {"step": step + 1, "rank": hvd.rank(),
+                                                                "digests": [batch_digest(b) for b in micro]})
             t1 = time.time()
             info = self.stepper.step(micro, stop=stop.requested)
             step = int(optimizer.iterations.numpy())
@@ -251,7 +284,7 @@ class Session:
             if checkpoint_step and self.is_root:
                 path = self.writer.save(step, {"examples_seen": step * plan.global_batch,
                                                "phase_examples": phase_examples, "step_offset": self.offset,
-                                               "plan": plan.to_dict()})
+                                               "plan": plan.to_dict(), "data_cursor": self.cursor.to_dict()})
                 logger.event("checkpoint", step, path=path)
             if info["stop"]:
                 code = stop.exit_code()  # ranks that only saw the stop flag report SIGTERM

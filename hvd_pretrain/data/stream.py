@@ -1,0 +1,120 @@
+"""One rank's records in the exact order of a DataCursor (cursor.py). No TensorFlow.
+
+`rank_stream` yields (key, record) forever: key = (seed, epoch, shard index,
+record index) identifies the example (and seeds its dynamic mask), record is
+the serialized tf.train.Example. pipeline.make_stream_dataset turns it into
+batches.
+"""
+
+import os
+
+import numpy as np
+
+from hvd_pretrain.data.cursor import DEFAULT_BLOCK, block_permutation, places, segments
+from hvd_pretrain.data.shards import read_manifest
+from hvd_pretrain.data.tfrecord import _FOOTER, _HEADER
+from hvd_pretrain.errors import DataError
+
+INDEX_EVERY = 1024  # a ShardIndex keeps the byte offset of every 1024th record
+
+
+class ShardIndex:
+    """Seek to record i of a TFRecord file by walking at most INDEX_EVERY - 1 record headers.
+
+    The sparse offsets are built on first use by walking the headers once (no payload is read).
+    """
+
+    def __init__(self, path):
+        self.path = path
+        self.offsets = None
+        self.count = None
+
+    def build(self):
+        offsets, size, offset, count = [], os.path.getsize(self.path), 0, 0
+        with open(self.path, "rb") as f:
+            while offset < size:
+                if count % INDEX_EVERY == 0:
+                    offsets.append(offset)
+                f.seek(offset)
+                header = f.read(_HEADER.size)
+                if len(header) < _HEADER.size:
+                    raise DataError("corrupt TFRecord %s: truncated header of record %d at byte %d; re-create the data"
+                                    % (self.path, count, offset))
+                offset += _HEADER.size + _HEADER.unpack(header)[0] + _FOOTER.size
+                count += 1
+        if offset != size:
+            raise DataError("corrupt TFRecord %s: its last record runs past the end of the file; re-create the data"
+                            % self.path)
+        self.offsets, self.count = offsets, count
+        return self
+
+    def read(self, first, end):
+        """Records first .. end-1 (serialized), read sequentially from the nearest indexed offset."""
+        if self.offsets is None:
+            self.build()
+        if end > self.count:
+            raise DataError("%s has %d records, fewer than the %d its manifest lists; re-create the data"
+                            % (self.path, self.count, end))
+        out = []
+        with open(self.path, "rb") as f:
+            f.seek(self.offsets[first // INDEX_EVERY])
+            for i in range(first - first % INDEX_EVERY, end):
+                header = f.read(_HEADER.size)
+                length = _HEADER.unpack(header)[0]
+                if i < first:
+                    f.seek(length + _FOOTER.size, os.SEEK_CUR)
+                    continue
+                data = f.read(length)
+                f.seek(_FOOTER.size, os.SEEK_CUR)
+                if len(data) < length:
+                    raise DataError("corrupt TFRecord %s: record %d is truncated; re-create the data"
+                                    % (self.path, i))
+                out.append(data)
+        return out
+
+
+def record_counts(files):
+    """Records per shard: from each data dir's manifest.json, else counted by walking the headers."""
+    manifests, counts = {}, []
+    for path in files:
+        directory = os.path.dirname(path)
+        if directory not in manifests:
+            manifest = read_manifest(directory, missing_ok=True) or {}
+            manifests[directory] = {s.get("file"): s.get("instances") for s in manifest.get("shards") or []}
+        count = manifests[directory].get(os.path.basename(path))
+        counts.append(int(count) if isinstance(count, int) else ShardIndex(path).build().count)
+    return counts
+
+
+def rank_stream(files, counts, cursor, rank, block=DEFAULT_BLOCK):
+    """Yield (key int64[4], record bytes) of rank `rank` from `cursor` on, through all later epochs.
+
+    files: every shard of the data (the cursor's order), counts: their records. Deterministic in
+    (files, counts, cursor, rank, block); a rank's examples come in the order of its run's places.
+    """
+    indexes = [ShardIndex(path) for path in files]
+    cached = {}
+
+    def block_of(seed, epoch, b):
+        if (epoch, b) not in cached:
+            cached.clear()
+            end = min((b + 1) * block, cursor.examples)
+            keys, records = [], []
+            for shard, first, stop in segments([(b * block, end)], counts, seed, epoch):
+                records.extend(indexes[shard].read(first, stop))
+                keys.extend((seed, epoch, shard, i) for i in range(first, stop))
+            cached[(epoch, b)] = keys, records, block_permutation(seed, epoch, b, len(records))
+        return cached[(epoch, b)]
+
+    c = cursor
+    while True:
+        for lo, hi in places(c.run_of(rank), c.consumed, c.run_length):
+            i = lo
+            while i < hi:
+                b = i // block
+                end = min(hi, (b + 1) * block)
+                keys, records, perm = block_of(c.seed, c.epoch, b)
+                for j in perm[i - b * block:end - b * block]:
+                    yield np.asarray(keys[j], dtype=np.int64), records[j]
+                i = end
+        c = c.advanced_epoch()
