@@ -32,7 +32,7 @@ def _iterator(kind, data_dir, batch_size):
         return iter(make_dataset(data_dir, batch_size, 128, 20, seed=1))
     files = list_shards(data_dir)
     counts = record_counts(files)
-    return iter(make_stream_dataset(files, counts, DataCursor.start(counts, files, 1, 1), 0, batch_size, 128, 20))
+    return iter(make_stream_dataset([(files, counts)], DataCursor.start(counts, files, 1, 1), 0, batch_size, 128, 20))
 
 
 def pipeline_rate(kind, data_dir, batch_size, batches):

@@ -88,3 +88,28 @@ def test_stopped_and_resumed_run_sees_the_batches_of_an_uninterrupted_run(tmp_pa
     print("MEASURED exact resume (%s): stop at %d, max |weight diff| at step %d = %g" % (masking, stop_step, STEPS,
                                                                                           worst))
     assert worst == 0.0
+
+
+@pytest.mark.timeout(300)
+def test_weighted_mixture_trains_and_reports_each_corpus(tmp_path, tiny_data, tiny_flags, corpus_file):
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+
+    books = str(tmp_path / "books")
+    create_pretraining_data([corpus_file], tiny_data["vocab_dir"], books,
+                            DataConfig(max_seq_length=tiny_data["seq"], max_predictions_per_seq=tiny_data["preds"],
+                                       dupe_factor=1, num_shards=2, seed=9), num_workers=1)
+    run_dir = str(tmp_path / "run")
+    mix = "%s:0.75,%s:0.25" % (tiny_data["data_dir"], books)
+    out = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=8, log_every=4, data_dir=mix), timeout=240).stdout
+    windows = [r for r in _jsonl(os.path.join(run_dir, "metrics.jsonl")) if "corpus_examples" in r]
+    assert [w["step"] for w in windows] == [4, 8], out[-2000:]
+    seen = windows[-1]["corpus_examples"]
+    assert seen == {tiny_data["data_dir"]: 24, books: 8}  # 8 steps x 4 examples, 3:1
+    with open(os.path.join(run_dir, "plan.json")) as f:
+        plan = json.load(f)
+    assert [(p["data_dir"], p["weight"]) for p in plan["data"]["mixture"]] == [(tiny_data["data_dir"], 0.75),
+                                                                              (books, 0.25)]
+
+    bad = run([HVD_PRETRAIN] + tiny_flags(str(tmp_path / "bad"), data_dir="%s:1,%s" % (books, books)),
+              timeout=120, check=False)
+    assert bad.returncode == 2 and "give every data dir a weight" in bad.stderr

@@ -36,7 +36,8 @@ flags.DEFINE_string("preset", "", "Model size preset (default: tiny of the famil
 flags.DEFINE_string("input_files", "", "Plain-text corpus files (comma-separated, globs allowed): one sentence per"
                     " line, a blank line between documents. Default: the embedded corpus.")
 flags.DEFINE_string("data_dir", "", "Existing TFRecord shards (hvd-data create, or Google's"
-                    " create_pretraining_data.py output). Overrides --input_files.")
+                    " create_pretraining_data.py output). Overrides --input_files. A weighted mix of corpora:"
+                    " DIR:WEIGHT,DIR:WEIGHT (e.g. wiki:0.7,books:0.3).")
 flags.DEFINE_string("vocab_dir", "", "Existing vocab directory (spm.model or vocab.txt).")
 flags.DEFINE_integer("vocab_size", 8000, "SentencePiece vocab size when a vocab is trained; must match the data.")
 flags.DEFINE_string("init_from", "", "Continue pre-training from a public checkpoint: a transformers directory"

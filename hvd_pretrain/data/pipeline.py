@@ -94,23 +94,30 @@ def make_dataset(files, batch_size, max_seq_length, max_predictions_per_seq, ran
     return ds.prefetch(AUTOTUNE)
 
 
-def make_stream_dataset(files, counts, cursor, rank, batch_size, max_seq_length, max_predictions_per_seq,
+def make_stream_dataset(sources, cursor, rank, batch_size, max_seq_length, max_predictions_per_seq,
                         masking=None, masking_rule=None, block=None):
-    """This rank's training batches in the exact order of a DataCursor (data/cursor.py), without end.
+    """This rank's training batches in the exact order of a data cursor, without end.
 
-    files: every shard of the data, in the cursor's order (list_shards); counts: records per shard
-    (stream.record_counts). A run resumed from the cursor saved with its checkpoint sees exactly the
-    batches a run without the restart would have seen; masks of dynamic masking are keyed by
-    (seed, epoch, shard, record), so they do not depend on the rank count either.
-    Output: the batches of make_dataset.
+    sources: [(files, counts)] per corpus: every shard of the corpus in the cursor's order
+    (list_shards) and its records (stream.record_counts); one source with a DataCursor
+    (data/cursor.py), or several with a MixtureCursor (data/mixture.py). A run resumed from the
+    cursor saved with its checkpoint sees exactly the batches a run without the restart would have
+    seen; masks of dynamic masking are keyed by (seed, epoch, shard, record), so they do not
+    depend on the rank count either. Output: the batches of make_dataset.
     """
     from hvd_pretrain.data.cursor import DEFAULT_BLOCK
+    from hvd_pretrain.data.mixture import MixtureCursor, mixed_stream
     from hvd_pretrain.data.stream import rank_stream
 
+    block = block or DEFAULT_BLOCK
+    files = sources[0][0]
+    if isinstance(cursor, MixtureCursor):
+        stream = lambda: mixed_stream(sources, cursor, rank, block)  # noqa: E731
+    else:
+        stream = lambda: rank_stream(files, sources[0][1], cursor, rank, block)  # noqa: E731
     masking = masking or detect_masking(files[0])
     ds = tf.data.Dataset.from_generator(
-        lambda: rank_stream(files, counts, cursor, rank, block or DEFAULT_BLOCK),
-        output_signature=(tf.TensorSpec([4], tf.int64), tf.TensorSpec([], tf.string)))
+        stream, output_signature=(tf.TensorSpec([4], tf.int64), tf.TensorSpec([], tf.string)))
     ds = ds.batch(batch_size, drop_remainder=True)
     if masking == "dynamic":
         from hvd_pretrain.data.dynamic_masking import masking_fn, rule_from_manifest

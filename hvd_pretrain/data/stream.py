@@ -86,11 +86,12 @@ def record_counts(files):
     return counts
 
 
-def rank_stream(files, counts, cursor, rank, block=DEFAULT_BLOCK):
+def rank_stream(files, counts, cursor, rank, block=DEFAULT_BLOCK, shard_base=0):
     """Yield (key int64[4], record bytes) of rank `rank` from `cursor` on, through all later epochs.
 
     files: every shard of the data (the cursor's order), counts: their records. Deterministic in
     (files, counts, cursor, rank, block); a rank's examples come in the order of its run's places.
+    Keys are (seed, epoch, shard_base + shard index, record index).
     """
     indexes = [ShardIndex(path) for path in files]
     cached = {}
@@ -102,7 +103,7 @@ def rank_stream(files, counts, cursor, rank, block=DEFAULT_BLOCK):
             keys, records = [], []
             for shard, first, stop in segments([(b * block, end)], counts, seed, epoch):
                 records.extend(indexes[shard].read(first, stop))
-                keys.extend((seed, epoch, shard, i) for i in range(first, stop))
+                keys.extend((seed, epoch, shard_base + shard, i) for i in range(first, stop))
             cached[(epoch, b)] = keys, records, block_permutation(seed, epoch, b, len(records))
         return cached[(epoch, b)]
 

@@ -66,6 +66,11 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
     from hvd_pretrain.data import create_pretraining_data, list_shards, read_manifest
     from hvd_pretrain.vocab import load_tokenizer, train_sentencepiece
 
+    from hvd_pretrain.data.mixture import parse_mixture
+
+    mixture = parse_mixture(data_dir) if data_dir else None
+    if mixture:
+        return _prepare_mixture(rundir, data_config, vocab_size, data_dir, mixture, vocab_dir, printer)
     if data_dir:
         files = list_shards(data_dir)
         if not files:
@@ -108,6 +113,33 @@ def prepare(rundir, data_config, vocab_size, input_files="", data_dir="", vocab_
                 max_seq_length=data_config.max_seq_length,
                 max_predictions=data_config.max_predictions_per_seq,
                 sentence_objective=data_config.sentence_objective, data_config=data_config.to_dict())
+
+
+def _prepare_mixture(rundir, data_config, vocab_size, spec, mixture, vocab_dir, printer):
+    """Each corpus prepared alone; they must agree on everything a batch depends on."""
+    from hvd_pretrain.data import read_manifest
+
+    parts = [prepare(rundir, data_config, vocab_size, data_dir=d, vocab_dir=vocab_dir, printer=printer)
+             for d, _ in mixture]
+    first = parts[0]
+    fingerprints = [(read_manifest(d, missing_ok=True) or {}).get("tokenizer_fingerprint") for d, _ in mixture]
+    for (directory, _), part, fp in zip(mixture, parts, fingerprints):
+        for key in ("max_seq_length", "max_predictions", "sentence_objective"):
+            if part.get(key) != first.get(key):
+                raise DataError("--data_dir: %s was made with %s=%s but %s with %s; mix only corpora made with the"
+                                " same settings" % (directory, key, part.get(key), mixture[0][0], first.get(key)))
+        if fp != fingerprints[0]:
+            raise DataError("--data_dir: %s was made with another vocab than %s; mix only corpora tokenized with"
+                            " the same vocab" % (directory, mixture[0][0]))
+        if (part.get("data_config") or {}).get("masking", "static") != \
+                (first.get("data_config") or {}).get("masking", "static"):
+            raise DataError("--data_dir: %s and %s differ in --masking; mix only corpora made alike"
+                            % (directory, mixture[0][0]))
+    counts = [p.get("num_instances") for p in parts]
+    return dict(first, data_dir=spec, files=[f for p in parts for f in p["files"]],
+                num_instances=sum(counts) if all(isinstance(c, int) for c in counts) else None,
+                mixture=[{"data_dir": d, "weight": w, "num_instances": p.get("num_instances"),
+                          "num_shards": len(p["files"])} for (d, w), p in zip(mixture, parts)])
 
 
 def _has_vocab(vocab_dir):

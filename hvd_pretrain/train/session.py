@@ -191,31 +191,54 @@ class Session:
         checkpoint's. A run resumed with the same world continues the exact stream; another world
         is dealt the rest of the epoch; other data or another --seed starts at epoch 0.
         """
-        from hvd_pretrain.data import list_shards
-        from hvd_pretrain.data.cursor import DataCursor, fingerprint
         from hvd_pretrain.data.pipeline import checked_iterator, make_stream_dataset
-        from hvd_pretrain.data.stream import record_counts
         cfg = self.cfg
-        files = list_shards(self.resolved["files"])
-        counts = record_counts(files)
+        sources, fresh, matches, restore = self.data_sources(world_size)
         if saved_cursor is None:
             saved_cursor = (self.resolved.get("resume_state") or {}).get("data_cursor")
-        cursor = DataCursor.from_dict(saved_cursor) if saved_cursor else None
-        if cursor is not None and (cursor.fingerprint, cursor.seed) != (fingerprint(files, counts), cfg.seed):
-            self.say("data: the saved data position belongs to other data or another --seed; starting at epoch 0")
+        cursor = restore(saved_cursor) if saved_cursor else None
+        if cursor is not None and not matches(cursor):
+            self.say("data: the saved data position belongs to other data, another mix or another --seed;"
+                     " starting at epoch 0")
             cursor = None
         if cursor is None:
             if self.resolved.get("checkpoint") and not saved_cursor:
                 self.say("data: the checkpoint holds no data position; the data starts at epoch 0")
-            cursor = DataCursor.start(counts, files, cfg.seed, world_size)
+            cursor = fresh()
         elif cursor.world != world_size:
-            self.say("data: epoch %d continues on %d ranks instead of %d; its unread examples are dealt again"
-                     % (cursor.epoch, world_size, cursor.world))
+            self.say("data: the epoch in progress continues on %d ranks instead of %d; its unread examples are"
+                     " dealt again" % (world_size, cursor.world))
             cursor = cursor.redealt(world_size)
         self.cursor = cursor
-        dataset = make_stream_dataset(files, counts, cursor, rank, cfg.per_rank_batch, cfg.max_seq_length,
+        files = [path for shard_files, _ in sources for path in shard_files]
+        dataset = make_stream_dataset(sources, cursor, rank, cfg.per_rank_batch, cfg.max_seq_length,
                                       cfg.max_predictions_per_seq)
         return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
+
+    def data_sources(self, world_size):
+        """(sources, fresh(), matches(cursor), restore(dict)) for the run's data: one corpus or a mix."""
+        from hvd_pretrain.data import list_shards
+        from hvd_pretrain.data.cursor import DataCursor, fingerprint
+        from hvd_pretrain.data.mixture import MixtureCursor
+        from hvd_pretrain.data.stream import record_counts
+        seed = self.cfg.seed
+        mixture = self.resolved.get("mixture")
+        if not mixture:
+            files = list_shards(self.resolved["files"])
+            sources = [(files, record_counts(files))]
+            return (sources, lambda: DataCursor.start(sources[0][1], files, seed, world_size),
+                    lambda c: isinstance(c, DataCursor) and (c.fingerprint, c.seed) == (
+                        fingerprint(files, sources[0][1]), seed),
+                    DataCursor.from_dict)
+        sources = []
+        for part in mixture:
+            files = list_shards(part["data_dir"])
+            sources.append((files, record_counts(files)))
+        names, weights = [p["data_dir"] for p in mixture], [p["weight"] for p in mixture]
+        prints = [fingerprint(f, c) for f, c in sources]
+        return (sources, lambda: MixtureCursor.start(names, weights, sources, seed, world_size),
+                lambda c: isinstance(c, MixtureCursor) and c.matches(names, weights, prints, seed),
+                lambda d: MixtureCursor.from_dict(d) if "mixture" in d else DataCursor.from_dict(d))
 
     def peak_estimate(self):
         """The per-rank peak FLOP/s behind MFU (rank 0 measures it on CPU), made once; None without one."""
@@ -300,8 +323,10 @@ class Session:
         return None, step, phase_examples
 
     def _log_window(self, logger, step, info):
-        logger.log_window(step, current_lr(self.optimizer), {k: info[k] for k in ("grad_norm", "loss_scale")
-                                                              if k in info})
+        extra = {k: info[k] for k in ("grad_norm", "loss_scale") if k in info}
+        if hasattr(self.cursor, "corpus_examples"):
+            extra["corpus_examples"] = self.cursor.corpus_examples()
+        logger.log_window(step, current_lr(self.optimizer), extra)
 
     def finish(self, logger, step):
         self.hvd.broadcast_object(step, root_rank=0, name="end_barrier")  # rank 0's final checkpoint is written
