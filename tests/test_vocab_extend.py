@@ -129,3 +129,37 @@ def test_init_from_resizes_embeddings_and_bias_and_exports_for_transformers(chec
     text = "".join(w["word"] for w in words[:3])
     assert tokenizer(text, add_special_tokens=False)["input_ids"] == [w["id"] for w in words[:3]]
     assert tokenizer(text, add_special_tokens=False)["input_ids"] == load_tokenizer(vocab_dir).encode(text)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_hvd_pretrain_continues_from_the_checkpoint_with_the_extended_vocab(checkpoint, extended, tmp_path):
+    """hvd-data create with the extended vocab, then hvd-pretrain --init_from the old-size checkpoint."""
+    vocab_dir, report = extended
+    data = str(tmp_path / "data")
+    run([os.path.join(BIN, "hvd-data"), "create", "--input_files=" + checkpoint["corpus"], "--vocab=" + vocab_dir,
+         "--out=" + data, "--max_seq_length=64", "--max_predictions_per_seq=10", "--dupe_factor=1",
+         "--num_shards=1", "--num_workers=1", "--progress=false", "--whole_word_masking", "--segmenter=jieba"],
+        timeout=120)
+    run_dir = str(tmp_path / "run")
+    out = run([os.path.join(BIN, "hvd-pretrain"), "--init_from=" + checkpoint["hf"], "--data_dir=" + data,
+               "--run_dir=" + run_dir, "--max_seq_length=64", "--max_predictions_per_seq=10", "--num_train_steps=2",
+               "--micro_batch_size=4", "--log_every=1", "--save_checkpoints_steps=2", "--threads=1"],
+              timeout=400).stdout
+    assert "vocab extended (%s), 2 tensors resized" % vocab_dir in out, out[-3000:]
+    exported = str(tmp_path / "hf")
+    run([os.path.join(BIN, "hvd-export"), "--run_dir=" + run_dir, "--out=" + exported], timeout=200)
+    hf = transformers.AutoModelForPreTraining.from_pretrained(exported)
+    assert hf.config.vocab_size == report["extension"]["size"]
+    # Without the extension record the checkpoint's vocab is not the data's: refused before training, in one line.
+    record = os.path.join(vocab_dir, "vocab_extension.json")
+    saved = open(record, encoding="utf-8").read()
+    os.remove(record)
+    try:
+        bad = run([os.path.join(BIN, "hvd-pretrain"), "--init_from=" + checkpoint["hf"], "--data_dir=" + data,
+                   "--run_dir=%s" % (tmp_path / "bad"), "--num_train_steps=1", "--max_seq_length=64",
+                   "--max_predictions_per_seq=10"], timeout=200, check=False)
+        assert bad.returncode == 2 and "is not the vocab the data" in bad.stdout, bad.stdout[-2000:]
+    finally:
+        with open(record, "w", encoding="utf-8") as f:
+            f.write(saved)

@@ -18,7 +18,7 @@ WordPiece pieces, found by its longest-match-first rule.
 
 Written to the output directory: vocab.txt, tokenizer.json (lower-casing, accents,
 added words) and vocab_extension.json: base_vocab, base_size, size, slots_filled,
-appended, words [{word, id, slot, pieces: [ids in the old vocab]}].
+appended, base_fingerprint, words [{word, id, slot, pieces: [ids in the old vocab]}].
 """
 
 import json
@@ -104,7 +104,8 @@ def extend_vocab(base, words, out_dir):
     write_json_atomic(os.path.join(out_dir, "tokenizer.json"),
                       {"kind": "wordpiece", "do_lower_case": old.do_lower_case, "strip_accents": old.strip_accents,
                        "added_words": sorted(set(old.added_words) | set(added_words))})
-    extension = {"base_vocab": os.path.abspath(base_path), "base_size": old.vocab_size, "size": len(pieces),
+    extension = {"base_vocab": os.path.abspath(base_path), "base_fingerprint": old.fingerprint,
+                 "base_size": old.vocab_size, "size": len(pieces),
                  "slots_filled": min(len(slots), len(entries)), "appended": max(0, len(entries) - len(slots)),
                  "unused_left": max(0, len(slots) - len(entries)), "added_words": len(added_words),
                  "words": entries}
@@ -167,3 +168,16 @@ def resize_rows(old, extension):
         pieces = entry["pieces"] or [0]
         out[entry["id"]] = old[pieces].astype(np.float32).mean(axis=0).astype(old.dtype)
     return out
+
+
+def extends(vocab_dir, base_vocab):
+    """True when `vocab_dir` was made by extending `base_vocab` (same content and settings)."""
+    from hvd_pretrain.vocab.tokenizer import load_tokenizer
+
+    extension = read_extension(vocab_dir) if vocab_dir and os.path.exists(vocab_dir) else None
+    if not extension:
+        return False
+    try:
+        return load_tokenizer(base_vocab).fingerprint == extension.get("base_fingerprint")
+    except DataError:
+        return False
