@@ -4,6 +4,7 @@
     hvd-data create --input_files='corpus/*.txt' --vocab=vocab --out=data --num_workers=8 \\
         --whole_word_masking --ngram_max=3 --sentence_objective=sop
     hvd-data create --input_files=zh.txt --vocab=zh_vocab --out=zh_data --wwm_dict=newwords.txt
+    hvd-data create --input_files=zh.txt --vocab=zh_vocab --out=zh_data --ref_file=zh_ref.txt
 
 The records carry google-research/bert's features, so its run_pretraining.py
 reads them (static masking). The output is the same for any --num_workers, and
@@ -53,10 +54,17 @@ def main(argv):
 
 
 def config_from_flags(fv):
-    """The DataConfig the flags describe (--wwm_dict implies jieba whole-word masking)."""
+    """The DataConfig the flags describe (--wwm_dict alone implies jieba whole-word masking, --ref_file
+    reference-file whole-word masking)."""
     values = options.read(DataConfig, fv, {f.name for f, _, _ in DataConfig.options()})
     if values["wwm_dict"]:
-        values.update(segmenter="jieba", whole_word_masking=True, wwm_dict=os.path.abspath(values["wwm_dict"]))
+        if values["segmenter"] == "none":
+            values.update(segmenter="jieba")
+        values.update(whole_word_masking=True, wwm_dict=os.path.abspath(values["wwm_dict"]))
+    if values["ref_file"]:
+        if values["segmenter"] == "none":
+            values.update(segmenter="ref_file")
+        values.update(whole_word_masking=True, ref_file=os.path.abspath(values["ref_file"]))
     return DataConfig(**values)
 
 

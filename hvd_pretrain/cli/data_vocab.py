@@ -6,6 +6,7 @@ coverage.
     hvd-data vocab --input_files='corpus/*.txt' --out=vocab --vocab_size=21128 --model_type=wordpiece
     hvd-data vocab --wordpiece_vocab=uncased_L-12_H-768_A-12/vocab.txt --out=vocab
     hvd-data vocab --wordpiece_vocab=vocab.txt --do_lower_case=true --strip_accents=false --out=vocab
+    hvd-data vocab --extend=chinese_L-12_H-768_A-12 --add_words=userdict.txt --input_files=zh.txt --out=vocab_ext
 
 A WordPiece vocab's lower-casing and accent stripping are set apart (as HF
 `tokenizers`' BertNormalizer does): by default a vocab without capitals is
@@ -58,6 +59,13 @@ def define_flags(fv):
     flags.DEFINE_enum("strip_accents", "auto", ["auto", "true", "false"], "WordPiece accent stripping, apart from "
                       "lower-casing (auto: strip when lower-casing, unless the vocab holds accented pieces).",
                       flag_values=fv)
+    flags.DEFINE_string("extend", "", "Extend this WordPiece vocab (a dir or its vocab.txt) with new words instead "
+                        "of training: [unused*] slots first, then appended; old pieces keep their ids.",
+                        flag_values=fv)
+    flags.DEFINE_string("add_words", "", "--extend: file of new words, one per line (jieba's userdict.txt works, "
+                        "e.g. the one hvd-data newwords writes).", flag_values=fv)
+    flags.DEFINE_integer("add_from_corpus", 0, "--extend: add the N most frequent words of --input_files (jieba's "
+                         "words, 2-8 characters, seen twice or more) that the vocab splits.", flag_values=fv)
     flags.DEFINE_integer("max_sentence_length", 4192, "SentencePiece skips training lines longer than this many "
                          "bytes.", flag_values=fv)
 
@@ -92,6 +100,10 @@ def run(fv):
         if getattr(fv, name) != "auto" and not (fv.wordpiece_vocab or wordpiece):
             raise DataError("--%s applies to a WordPiece vocab; pass --wordpiece_vocab or --model_type=wordpiece too, "
                             "or drop it (a trained SentencePiece vocab keeps case and accents)" % name)
+    if fv.extend:
+        return _extend(fv, files, started)
+    if fv.add_words or fv.add_from_corpus:
+        raise DataError("--add_words and --add_from_corpus name words to add to a vocab; pass --extend=VOCAB too")
     if wordpiece and fv.wordpiece_vocab:
         raise DataError("--model_type=wordpiece trains a vocab and --wordpiece_vocab adopts one; pass only one")
     choice = {"auto": None, "true": True, "false": False}
@@ -140,5 +152,40 @@ def run(fv):
         report["training"] = {"model_type": fv.model_type, "vocab_size": fv.vocab_size,
                               "input_sentence_size": fv.input_sentence_size, "seed": fv.seed,
                               "character_coverage": coverage, "max_sentence_length": fv.max_sentence_length}
+    write_json_atomic(os.path.join(fv.out, "vocab_report.json"), report)
+    return report
+
+
+def _extend(fv, files, started):
+    """hvd-data vocab --extend: the extended vocab, its vocab_extension.json and vocab_report.json."""
+    from hvd_pretrain.errors import DataError
+    from hvd_pretrain.rundir import write_json_atomic
+    from hvd_pretrain.vocab import coverage_report, load_tokenizer
+    from hvd_pretrain.vocab.coverage import held_out_lines, training_lines
+    from hvd_pretrain.vocab.extend import extend_vocab, read_user_words, words_split_by
+
+    if fv.wordpiece_vocab or fv.model_type == "wordpiece":
+        raise DataError("--extend adds words to an existing vocab; drop --wordpiece_vocab / --model_type=wordpiece")
+    if not fv.add_words and fv.add_from_corpus <= 0:
+        raise DataError("--extend needs words: --add_words=FILE and/or --add_from_corpus=N")
+    base = load_tokenizer(fv.extend)
+    words = read_user_words(fv.add_words) if fv.add_words else []
+    corpus_words = []
+    if fv.add_from_corpus > 0:
+        corpus_words = words_split_by(base, training_lines(files, 0, max_line_bytes=fv.max_sentence_length),
+                                      fv.add_from_corpus)
+        words += [w for w, _ in corpus_words]
+    heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max)
+    before = coverage_report(base, heldout) if heldout else None
+    extension = extend_vocab(fv.extend, words, fv.out)
+    tokenizer = load_tokenizer(fv.out)
+    summary = {k: extension[k] for k in ("base_vocab", "base_size", "size", "slots_filled", "appended", "unused_left",
+                                         "added_words")}
+    summary["words_given"] = len(words)
+    summary["words_added"] = len(extension["words"])
+    summary["from_corpus"] = [{"word": w, "count": c} for w, c in corpus_words[:50]]
+    report = {"vocab": tokenizer.describe(), "input_files": files, "seconds": round(time.time() - started, 3),
+              "heldout": coverage_report(tokenizer, heldout) if heldout else None, "heldout_before": before,
+              "extension": summary}
     write_json_atomic(os.path.join(fv.out, "vocab_report.json"), report)
     return report

@@ -79,12 +79,28 @@ def run_spec():
     if FLAGS.init_from and not vocab_dir:
         from hvd_pretrain.export.importers import pretrained_vocab
         vocab_dir = pretrained_vocab(FLAGS.init_from) or ""
+        vocab_dir = _extended_data_vocab(FLAGS.data_dir, vocab_dir) or vocab_dir
     explicit = {"vocab_size"} if FLAGS["vocab_size"].present else set()
     explicit |= options.present(DataConfig, FLAGS, DATA_OPTIONS)
     source = Source(input_files=FLAGS.input_files, data_dir=FLAGS.data_dir, vocab_dir=vocab_dir,
                     init_from=FLAGS.init_from, init_from_generator=FLAGS.init_from_generator,
                     vocab_size=FLAGS.vocab_size, explicit=tuple(sorted(explicit)))
     return RunSpec(model, data, train, source)
+
+
+def _extended_data_vocab(data_dir, checkpoint_vocab):
+    """The vocab of the data in `data_dir` when it extends the checkpoint's (hvd-data vocab --extend), else ""."""
+    if not (data_dir and checkpoint_vocab):
+        return ""
+    from hvd_pretrain.data import read_manifest
+    from hvd_pretrain.errors import DataError
+    from hvd_pretrain.vocab.extend import extends
+
+    try:
+        path = ((read_manifest(data_dir, missing_ok=True) or {}).get("tokenizer") or {}).get("path")
+    except DataError:
+        return ""
+    return os.path.dirname(path) if path and extends(os.path.dirname(path), checkpoint_vocab) else ""
 
 
 @entry

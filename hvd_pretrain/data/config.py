@@ -5,11 +5,12 @@ import json
 from dataclasses import dataclass
 
 from hvd_pretrain.configs import Config, option
+from hvd_pretrain.data.segmenter import CALLABLE_SPEC
 from hvd_pretrain.errors import DataError
 
 OBJECTIVES = ("nsp", "sop", "none")
 MASKING_MODES = ("static", "dynamic")
-SEGMENTERS = ("none", "jieba")
+SEGMENTERS = ("none", "jieba", "pkuseg", "ref_file")  # or MODULE:FUNCTION (see data/segmenter.py)
 
 
 @dataclass(frozen=True)
@@ -30,9 +31,17 @@ class DataConfig(Config):
     ngram_max: int = option(1, "N-gram masking: spans of up to N words, p(n) ∝ 1/n (1: off).")
     masking: str = option("static", "static: mask now (Google's format); dynamic: store unmasked, mask in the input"
                           " pipeline every epoch.", choices=MASKING_MODES)
-    segmenter: str = option("none", "Word segmenter for Chinese whole-word masking.", choices=SEGMENTERS)
-    wwm_dict: str = option("", "jieba user dictionary for Chinese whole-word masking; implies --segmenter=jieba"
-                           " --whole_word_masking.")
+    segmenter: str = option("none", "Word segmenter for Chinese whole-word masking: none, jieba, pkuseg, ref_file"
+                            " (word boundaries from --ref_file) or MODULE:FUNCTION (a callable from a string to"
+                            " its list of words).")
+    wwm_dict: str = option("", "User dictionary of the segmenter (jieba's format, or one word per line for"
+                           " pkuseg); alone, implies --segmenter=jieba --whole_word_masking.")
+    ref_file: str = option("", "Whole-word references in Hugging Face run_mlm_wwm's format: per non-blank input"
+                           " line, a JSON list of the token positions ([CLS] = 0) that continue a word; implies"
+                           " --segmenter=ref_file --whole_word_masking.")
+    pkuseg_model: str = option("", "--segmenter=pkuseg's model: a directory of a trained pkuseg model, or a name"
+                               " pkuseg fetches on first use (news, web, medicine, tourism, ...); empty: the"
+                               " package's default model.")
     max_line_bytes: int = option(100_000, "Longer lines are skipped (and counted in the manifest).")
     packing: bool = option(False, "Fill each sequence with more text. --sentence_objective=none: whole sentences"
                            " of consecutive documents, separated by [SEP]. nsp/sop: several pairs of the same label,"
@@ -58,16 +67,26 @@ class DataConfig(Config):
         need(self.num_shards >= 0, "num_shards", self.num_shards, "use 0 (automatic) or a positive count")
         need(1 <= self.ngram_max <= 8, "ngram_max", self.ngram_max, "use 1..8")
         need(self.masking in MASKING_MODES, "masking", self.masking, "choose one of " + ", ".join(MASKING_MODES))
-        need(self.segmenter in SEGMENTERS, "segmenter", self.segmenter, "choose one of " + ", ".join(SEGMENTERS))
+        need(self.segmenter in SEGMENTERS or CALLABLE_SPEC.match(self.segmenter), "segmenter", self.segmenter,
+             "choose one of %s, or MODULE:FUNCTION" % ", ".join(SEGMENTERS))
         need(self.max_line_bytes >= 16, "max_line_bytes", self.max_line_bytes, "use at least 16")
         need(0.0 <= self.mask_prob and 0.0 <= self.random_prob and self.mask_prob + self.random_prob <= 1.0,
              "mask_prob", "%s/%s" % (self.mask_prob, self.random_prob), "mask_prob + random_prob must be <= 1")
-        if self.segmenter == "jieba" and not self.whole_word_masking:
-            raise DataError("--segmenter=jieba only matters with --whole_word_masking; add it or drop the segmenter")
-        if self.wwm_dict and self.segmenter != "jieba":
-            raise DataError("--wwm_dict=%s needs --segmenter=jieba (it is a jieba user dictionary)" % self.wwm_dict)
+        if self.segmenter != "none" and not self.whole_word_masking:
+            raise DataError("--segmenter=%s only matters with --whole_word_masking; add it or drop the segmenter"
+                            % self.segmenter)
+        if self.wwm_dict and self.segmenter not in ("jieba", "pkuseg"):
+            raise DataError("--wwm_dict=%s needs --segmenter=jieba or pkuseg (it is their user dictionary)"
+                            % self.wwm_dict)
+        if bool(self.ref_file) != (self.segmenter == "ref_file"):
+            raise DataError("--ref_file and --segmenter=ref_file go together: pass --ref_file=PATH (a reference"
+                            " file made from the same input) with --segmenter=ref_file or alone")
         return self
 
     def fingerprint(self):
         """Hash of every option that changes the records (all of them)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:16]
+        values = self.to_dict()
+        for key in ("ref_file", "pkuseg_model"):  # later options: at their default, data keeps its old hash
+            if values[key] == type(self).__dataclass_fields__[key].default:
+                del values[key]
+        return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

@@ -113,10 +113,9 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
     for path in files:
         check_text_file(path)
     tokenizer = load_tokenizer(vocab_dir)
-    if config.segmenter == "jieba":
-        from hvd_pretrain.data.segmenter import JiebaSegmenter
+    from hvd_pretrain.data.segmenter import load_segmenter
 
-        JiebaSegmenter(config.wwm_dict)  # fail fast on a bad dictionary, before any worker starts
+    load_segmenter(config, files)  # fail fast (a bad dictionary, module or reference file) before any worker starts
     identity = _identity(files, tokenizer, config)
     _check_out_dir(out_dir, identity)
     total_bytes = sum(os.path.getsize(p) for p in files)

@@ -40,10 +40,14 @@ class ReadStats:
         return asdict(self)
 
 
-def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
-    """Documents (lists of sentence strings) whose first line lies in path[start:end)."""
+def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES, line_numbers=None):
+    """Documents (lists of sentence strings) whose first line lies in path[start:end).
+
+    line_numbers: a list that receives, for each sentence yielded, the index of its line
+    among the non-blank lines from `start` (0-based; skipped lines count too).
+    """
     stats = stats if stats is not None else ReadStats()
-    document, skipped = [], 0
+    document, skipped, non_blank = [], 0, -1
     for raw in iter_lines(path, start, end):
         if is_blank(raw):
             if document:
@@ -54,6 +58,7 @@ def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_M
             document, skipped = [], 0
             continue
         stats.lines += 1
+        non_blank += 1
         if len(raw) > max_line_bytes:
             stats.overlong_lines += 1
             skipped += 1
@@ -65,6 +70,8 @@ def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_M
             skipped += 1
             continue
         document.append(text)
+        if line_numbers is not None:
+            line_numbers.append(non_blank)
     if document:
         stats.documents += 1
         yield document

@@ -122,17 +122,18 @@ def donor_ranges(chunks, index, seed):
     return ranges
 
 
-def read_donors(ranges, max_line_bytes):
+def read_donors(ranges, max_line_bytes, read=iter_documents):
     """Whole documents from the donor ranges, from each until its budget of text is reached: all of
     the first DONOR_CHUNKS ranges, and, only when those hold none, the following ones until one does.
     A document is cut only past 4x the budget, so donor documents end where the input's do (a cut
-    document would give shorter random-next segments than true continuations, a label cue)."""
+    document would give shorter random-next segments than true continuations, a label cue).
+    read: the document reader (`iter_documents`, or a segmenter's that attaches line references)."""
     documents = []
     for rank, (path, start, end, budget) in enumerate(ranges):
         if rank >= DONOR_CHUNKS and documents:
             break
         taken = 0
-        for document in iter_documents(path, start, min(end, start + 4 * budget), ReadStats(), max_line_bytes):
+        for document in read(path, start, min(end, start + 4 * budget), ReadStats(), max_line_bytes):
             documents.append(document)
             taken += sum(len(sentence) + 1 for sentence in document)
             if taken >= budget:

@@ -23,6 +23,7 @@ from hvd_pretrain.data.instances import (InstanceTable, packed_instances, packed
 from hvd_pretrain.data.masking import MaskingRule, MaskStats, mask_batch_tokens, mask_sequence
 from hvd_pretrain.data.negatives import (PairSources, donor_ranges, join_documents, one_document_error,
                                          read_donors, segments_bytes)
+from hvd_pretrain.data.segmenter import load_segmenter
 from hvd_pretrain.data.sequences import assemble
 from hvd_pretrain.data.tfrecord import TFRecordWriter
 from hvd_pretrain.data.token_documents import tokenize_documents
@@ -44,11 +45,7 @@ def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None, chunks=No
     keep_freed_memory()
     config = DataConfig.from_dict(config_dict)
     tokenizer = tokenizer or load_tokenizer(vocab_dir)
-    segmenter = None
-    if config.segmenter == "jieba":
-        from hvd_pretrain.data.segmenter import JiebaSegmenter
-
-        segmenter = JiebaSegmenter(config.wwm_dict)
+    segmenter = load_segmenter(config, plan_files(chunks or []))
     rule = MaskingRule(mask_id=tokenizer.mask_id, random_ids=tokenizer.random_ids,
                        max_predictions=config.max_predictions_per_seq, masked_lm_prob=config.masked_lm_prob,
                        whole_word=config.whole_word_masking, ngram_max=config.ngram_max,
@@ -56,6 +53,11 @@ def init_worker(vocab_dir, config_dict, counters=None, tokenizer=None, chunks=No
     _STATE.update(config=config, tokenizer=tokenizer, segmenter=segmenter, rule=rule, encoder=RecordEncoder(),
                   chunks=chunks or [])
     attach_counters(counters)
+
+
+def plan_files(chunks):
+    """The input files of a chunk plan, in reading order."""
+    return list(dict.fromkeys(path for chunk in chunks for path, _, _ in chunk))
 
 
 def init_pool_worker(vocab_dir, config_dict, counters, chunks=None):
@@ -153,8 +155,9 @@ def process_chunk(task):
                                                                        "encoder"))
     read_stats = ReadStats()
     raw = []
+    read = segmenter.read_documents if getattr(segmenter, "by_line", False) else iter_documents
     for path, start, end in task["segments"]:
-        raw.extend(iter_documents(path, start, end, read_stats, config.max_line_bytes))
+        raw.extend(read(path, start, end, read_stats, config.max_line_bytes))
     chunk_bytes = sum(end - start for _, start, end in task["segments"])
     documents = tokenize_documents(raw, tokenizer, segmenter)
     _report(0, documents.num_documents, 0)
@@ -189,7 +192,8 @@ def nsp_sources(documents, task, config, tokenizer, segmenter):
     walks only the chunk's own. Raises DataError when the whole input holds a single document."""
     chunks = _STATE.get("chunks") or []
     ranges = donor_ranges(chunks, task["index"], config.seed) if chunks else []
-    raw = read_donors(ranges, config.max_line_bytes)
+    raw = read_donors(ranges, config.max_line_bytes,
+                      segmenter.read_documents if getattr(segmenter, "by_line", False) else iter_documents)
     donors = tokenize_documents(raw, tokenizer, segmenter)
     if documents.num_documents < 2 and donors.num_documents == 0:
         raise one_document_error(sorted({path for chunk in chunks or [task["segments"]] for path, _, _ in chunk}))

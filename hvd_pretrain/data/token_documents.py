@@ -30,12 +30,17 @@ def tokenize_documents(raw_documents, tokenizer, segmenter=None):
 
     Word starts come from the tokenizer's pieces (▁ / ##), or, with a segmenter, from its
     word boundaries on the normalized text the tokenizer saw (a token starts a word when
-    its first character starts a segmenter word; see `segmenter.token_word_starts`).
+    its first character starts a segmenter word; see `segmenter.token_word_starts`), or,
+    with a reference file (`reference_file.ReferenceFile`), from the pieces less the tokens
+    each sentence's reference lists as continuations.
     """
     sentences = [s for document in raw_documents for s in document]
-    if segmenter is None:
+    by_line = getattr(segmenter, "by_line", False)
+    if segmenter is None or by_line:
         flat, lengths = tokenizer.encode_flat(sentences)
         starts = tokenizer.word_start_table[flat]
+        if by_line:  # boundaries read with the lines (a reference file): clear the referenced tokens' starts
+            starts = segmenter.clear_continuations(sentences, lengths, np.array(starts, dtype=bool))
     else:
         pieces, flags = [], []
         for text in sentences:

@@ -37,6 +37,10 @@ def _tokenizer_files(vocab_dir, family, max_length):
         cls = {"bert": "BertTokenizer", "electra": "ElectraTokenizer", "albert": "BertTokenizer"}[family]
         config = dict(special, tokenizer_class=cls, do_lower_case=tok.do_lower_case, strip_accents=tok.strip_accents,
                       model_max_length=max_length, split_special_tokens=True)
+        if tok.added_words:  # words of an extended vocab that BERT's pre-tokenizer would split (vocab/extend.py)
+            config["added_tokens_decoder"] = {
+                str(tok.piece_to_id(w)): {"content": w, "lstrip": False, "rstrip": False, "normalized": False,
+                                          "single_word": False, "special": False} for w in tok.added_words}
         return {"copy": {"vocab.txt": tok.path}, "write": {}, "config": config, "special": special,
                 "tokenizer": tok}
     # tokenizer.json reproduces sentencepiece exactly; the generic fast class loads it as written

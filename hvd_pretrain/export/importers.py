@@ -178,8 +178,28 @@ def _required(key):
     return key.startswith(ENCODER_PREFIXES)
 
 
-def load_pretrained(model, source, generator_source=None):
+def resize_for_extension(binds, tensors, extension):
+    """tensors with every [base_size, ...] tensor that the model expects as [size, ...] (word embeddings,
+    MLM output bias and decoder) resized by `vocab.extend.resize_rows`; (tensors, how many were resized)."""
+    from hvd_pretrain.vocab.extend import resize_rows
+
+    base, size, out, resized = extension["base_size"], extension["size"], dict(tensors), 0
+    for b in binds:
+        if b.variable is None or b.key not in out:
+            continue
+        value, expected = np.asarray(out[b.key]), bindings.expected_shape(b)
+        if value.ndim and value.shape[0] == base and expected[0] == size and value.shape[1:] == expected[1:]:
+            out[b.key] = resize_rows(value, extension)
+            resized += 1
+    return out, resized
+
+
+def load_pretrained(model, source, generator_source=None, vocab_extension=None):
     """Assign a checkpoint's weights to a built `model`; returns a report of what came from where.
+
+    vocab_extension: a vocab dir made by `hvd-data vocab --extend` from the checkpoint's vocab, for a
+    model built with the extended size: the vocab-sized tensors are resized (old rows bit-identical,
+    a new word's row the mean of its old pieces' rows; report["resized"] counts them).
 
     Report: {"loaded": number of tensors assigned, "missing": [keys that kept their initial
     values], "sources": {part: the file or directory each part was read from}}. Keys of the
@@ -189,12 +209,29 @@ def load_pretrained(model, source, generator_source=None):
     """
     if not model.built:
         model.build_for()
+    extension = None
+    if vocab_extension:
+        from hvd_pretrain.vocab.extend import read_extension
+        extension = read_extension(vocab_extension)
+        if extension is None or extension["size"] != model.config.vocab_size:
+            raise ConfigError("%s holds no vocab extension to %d pieces (vocab_extension.json); make it with"
+                              " hvd-data vocab --extend" % (vocab_extension, model.config.vocab_size))
+    resized = 0
+
+    def prepared(binds, tensors):
+        nonlocal resized
+        if extension is None:
+            return tensors
+        tensors, count = resize_for_extension(binds, tensors, extension)
+        resized += count
+        return tensors
+
     google = _google_checkpoint(source)
     if google is not None:
         binds = google_names.google_bindings(model)
-        missing = bindings.assign(binds, read_google_tensors(google[0]), google[0], _required)
+        missing = bindings.assign(binds, prepared(binds, read_google_tensors(google[0])), google[0], _required)
         loaded = {b.variable.ref() for b in binds if b.variable is not None and b.key not in missing}
-        return {"loaded": len(loaded), "missing": missing, "sources": {"model": google[0]}}
+        return {"loaded": len(loaded), "missing": missing, "sources": {"model": google[0]}, "resized": resized}
     if not _is_hf_dir(source):
         raise ConfigError("%s is neither a transformers directory nor a Google TF1 checkpoint" % source)
     family = model.config.family
@@ -210,11 +247,12 @@ def load_pretrained(model, source, generator_source=None):
             missing += [(label + b.key, b) for b in binds if b.variable is not None]
             continue
         sources[part] = path
-        miss = set(bindings.assign(binds, _with_prefix(read_hf_tensors(path), family), path, _required))
+        miss = set(bindings.assign(binds, prepared(binds, _with_prefix(read_hf_tensors(path), family)), path,
+                                   _required))
         assigned.update(b.variable.ref() for b in binds if b.variable is not None and b.key not in miss)
         missing += [(label + b.key, b) for b in binds if b.key in miss]
     missing = [key for key, b in missing if b.variable is None or b.variable.ref() not in assigned]
-    return {"loaded": len(assigned), "missing": missing, "sources": sources}
+    return {"loaded": len(assigned), "missing": missing, "sources": sources, "resized": resized}
 
 
 def describe_missing(missing, limit=4):

@@ -74,12 +74,16 @@ def resolve(spec, world_size, printer, rank=0):
         raise ConfigError("--vocab_size=%d does not match the vocab of the data (%d pieces in %s); drop the flag"
                           " or rebuild the data" % (source.vocab_size, data_vocab,
                                                     prepared["vocab_dir"] or prepared["data_dir"]))
+    vocab_extension = None
     if source.init_from:
         if data_vocab and data_vocab != model_config.vocab_size:
-            raise ConfigError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the data"
-                              " with the checkpoint's vocab (--vocab_dir)" % (data_vocab, source.init_from,
-                                                                            model_config.vocab_size))
-        data_vocab = model_config.vocab_size
+            vocab_extension = _vocab_extension(prepared.get("vocab_dir"), model_config.vocab_size, data_vocab)
+            if vocab_extension is None:
+                raise ConfigError("the data's vocab has %d pieces but --init_from=%s has vocab_size %d; build the"
+                                  " data with the checkpoint's vocab, or with one extended from it (hvd-data vocab"
+                                  " --extend)" % (data_vocab, source.init_from, model_config.vocab_size))
+        else:
+            data_vocab = model_config.vocab_size
     data_vocab = data_vocab or source.vocab_size
     _check_flags_against_data(spec, prepared)
     seq = prepared["max_seq_length"] or cfg.max_seq_length
@@ -103,7 +107,7 @@ def resolve(spec, world_size, printer, rank=0):
         check_compatible(path, model_config)
         resolved.update(checkpoint=path, resume_state=state, step_offset=int(state.get("step_offset", 0)))
     elif source.init_from:
-        resolved["init_from"] = source.init_from
+        resolved.update(init_from=source.init_from, vocab_extension=vocab_extension)
     elif cfg.init_checkpoint:
         init = _init_checkpoint(cfg.init_checkpoint)
         check_compatible(init, model_config)
@@ -115,3 +119,13 @@ def resolve(spec, world_size, printer, rank=0):
         resolved.update(init_checkpoint=init,
                         step_offset=int(state.get("step", 0)) if cfg.continue_global_step else 0)
     return resolved
+
+
+def _vocab_extension(vocab_dir, checkpoint_size, data_size):
+    """The vocab dir whose vocab_extension.json takes a `checkpoint_size` vocab to `data_size` pieces, or None."""
+    from hvd_pretrain.vocab.extend import read_extension
+
+    extension = read_extension(vocab_dir) if vocab_dir else None
+    if extension and extension.get("base_size") == checkpoint_size and extension.get("size") == data_size:
+        return vocab_dir
+    return None

@@ -144,9 +144,12 @@ class Session:
             self.writer.restore(resolved["checkpoint"])
         elif resolved.get("init_from"):
             from hvd_pretrain.export.importers import describe_missing, load_pretrained
-            report = load_pretrained(self.model, resolved["init_from"], self.spec.source.init_from_generator or None)
-            say("initialised from %s: %d tensors loaded%s"
+            report = load_pretrained(self.model, resolved["init_from"], self.spec.source.init_from_generator or None,
+                                     vocab_extension=resolved.get("vocab_extension"))
+            say("initialised from %s: %d tensors loaded%s%s"
                 % (", ".join(report["sources"].values()), report["loaded"],
+                   "; vocab extended (%s), %d tensors resized" % (resolved["vocab_extension"], report["resized"])
+                   if report.get("resized") else "",
                    "; not in the checkpoint, starting fresh: %s" % describe_missing(report["missing"])
                    if report["missing"] else ""))
         elif resolved.get("init_checkpoint"):

@@ -90,6 +90,7 @@ class Tokenizer(abc.ABC):
 
 class SentencePieceTokenizer(Tokenizer):
     kind = "sentencepiece"
+    added_words = ()
 
     def __init__(self, model_path):
         import sentencepiece as spm
@@ -214,7 +215,8 @@ class WordPieceTokenizer(Tokenizer):
 
     kind = "wordpiece"
 
-    def __init__(self, vocab_path, do_lower_case=None, strip_accents=None):
+    def __init__(self, vocab_path, do_lower_case=None, strip_accents=None, added_words=()):
+        from tokenizers import AddedToken
         from tokenizers import Tokenizer as HFTokenizer
         from tokenizers import models, normalizers, pre_tokenizers
 
@@ -242,6 +244,13 @@ class WordPieceTokenizer(Tokenizer):
         settings = "lower=%d" % self.do_lower_case
         if self.strip_accents != self.do_lower_case:  # Google's rule ties them; record only a departure
             settings += " strip_accents=%d" % self.strip_accents
+        self.added_words = sorted(set(added_words or ()))
+        if self.added_words:  # words the pre-tokenizer would split (vocab/extend.py): matched before it
+            missing = [w for w in self.added_words if w not in index]
+            if missing:
+                raise DataError("tokenizer.json beside %s lists added words that vocab.txt lacks (%s); rebuild the"
+                                " vocab with hvd-data vocab --extend" % (vocab_path, " ".join(missing[:3])))
+            settings += " added=%s" % hashlib.sha256("\n".join(self.added_words).encode()).hexdigest()[:12]
         self.fingerprint = file_fingerprint(vocab_path, extra=settings)
         self.vocab_size = len(pieces)
         self._pieces = pieces
@@ -254,6 +263,8 @@ class WordPieceTokenizer(Tokenizer):
                                                         strip_accents=self.strip_accents,
                                                         lowercase=self.do_lower_case)
         self.hf.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        if self.added_words:
+            self.hf.add_tokens([AddedToken(w, normalized=False, single_word=False) for w in self.added_words])
         self._normalizer_for_segmenter = normalizers.BertNormalizer(
             clean_text=True, handle_chinese_chars=False, strip_accents=self.strip_accents, lowercase=self.do_lower_case)
         special = [i for i, p in enumerate(pieces) if p.startswith("[") and p.endswith("]")]
@@ -304,6 +315,8 @@ class WordPieceTokenizer(Tokenizer):
         info = super().describe()
         info["do_lower_case"] = self.do_lower_case
         info["strip_accents"] = self.strip_accents
+        if self.added_words:
+            info["added_words"] = len(self.added_words)
         return info
 
 
@@ -345,4 +358,5 @@ def load_tokenizer(vocab_dir, do_lower_case=None, strip_accents=None):
         do_lower_case = recorded.get("do_lower_case")
     if strip_accents is None:
         strip_accents = recorded.get("strip_accents")
-    return WordPieceTokenizer(path, do_lower_case=do_lower_case, strip_accents=strip_accents)
+    return WordPieceTokenizer(path, do_lower_case=do_lower_case, strip_accents=strip_accents,
+                              added_words=recorded.get("added_words") or ())
