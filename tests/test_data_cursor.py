@@ -1,6 +1,7 @@
 """The data cursor: exact resume, and every example once per epoch across world-size changes."""
 
 import collections
+import os
 import itertools
 
 import pytest
@@ -106,3 +107,16 @@ def test_ranks_are_disjoint_and_blocks_are_mixed(shards):
     b = [tuple(k[2:]) for k, _ in take(shards, cursor, 1, cursor.run_length)]
     assert not set(a) & set(b) and len(set(a)) == len(a)
     assert a != sorted(a)  # permuted within blocks
+
+
+def test_damaged_records_are_found_by_their_checksums(shards, tmp_path):
+    import shutil
+    damaged = str(tmp_path / "damaged.tfrecord")
+    shutil.copy(shards[4], damaged)
+    with open(damaged, "r+b") as f:
+        f.seek(os.path.getsize(damaged) // 2)
+        f.write(b"\xff" * 8)
+    index = ShardIndex(damaged)
+    with pytest.raises(DataError, match="damaged.tfrecord"):
+        index.build()
+        index.read(0, index.count)

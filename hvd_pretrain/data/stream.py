@@ -12,7 +12,7 @@ import numpy as np
 
 from hvd_pretrain.data.cursor import DEFAULT_BLOCK, block_permutation, places, segments
 from hvd_pretrain.data.shards import read_manifest
-from hvd_pretrain.data.tfrecord import _FOOTER, _HEADER
+from hvd_pretrain.data.tfrecord import _FOOTER, _HEADER, masked_crc32c
 from hvd_pretrain.errors import DataError
 
 INDEX_EVERY = 1024  # a ShardIndex keeps the byte offset of every 1024th record
@@ -21,7 +21,9 @@ INDEX_EVERY = 1024  # a ShardIndex keeps the byte offset of every 1024th record
 class ShardIndex:
     """Seek to record i of a TFRecord file by walking at most INDEX_EVERY - 1 record headers.
 
-    The sparse offsets are built on first use by walking the headers once (no payload is read).
+    The sparse offsets are built on first use by walking the headers once (no payload is read;
+    each header's length checksum is checked). Records returned by `read` are checked against
+    their data checksum, as TensorFlow's reader does.
     """
 
     def __init__(self, path):
@@ -37,10 +39,11 @@ class ShardIndex:
                     offsets.append(offset)
                 f.seek(offset)
                 header = f.read(_HEADER.size)
-                if len(header) < _HEADER.size:
-                    raise DataError("corrupt TFRecord %s: truncated header of record %d at byte %d; re-create the data"
-                                    % (self.path, count, offset))
-                offset += _HEADER.size + _HEADER.unpack(header)[0] + _FOOTER.size
+                length, length_crc = _HEADER.unpack(header) if len(header) == _HEADER.size else (0, None)
+                if length_crc is None or masked_crc32c(header[:8]) != length_crc:
+                    raise DataError("corrupt TFRecord %s: bad or truncated header of record %d at byte %d; re-create"
+                                    " the data" % (self.path, count, offset))
+                offset += _HEADER.size + length + _FOOTER.size
                 count += 1
         if offset != size:
             raise DataError("corrupt TFRecord %s: its last record runs past the end of the file; re-create the data"
@@ -65,10 +68,11 @@ class ShardIndex:
                     f.seek(length + _FOOTER.size, os.SEEK_CUR)
                     continue
                 data = f.read(length)
-                f.seek(_FOOTER.size, os.SEEK_CUR)
-                if len(data) < length:
-                    raise DataError("corrupt TFRecord %s: record %d is truncated; re-create the data"
-                                    % (self.path, i))
+                footer = f.read(_FOOTER.size)
+                if len(data) < length or len(footer) < _FOOTER.size or \
+                        masked_crc32c(data) != _FOOTER.unpack(footer)[0]:
+                    raise DataError("corrupt TFRecord %s: record %d is truncated or fails its checksum; re-create"
+                                    " the data" % (self.path, i))
                 out.append(data)
         return out
 
