@@ -6,6 +6,8 @@ import shutil
 
 import pytest
 
+from datatools import record_read_early
+
 from proc import BIN, run
 
 HVD_PRETRAIN = os.path.join(BIN, "hvd-pretrain")
@@ -72,9 +74,9 @@ def test_vocab_size_that_does_not_match_the_data(tmp_path, tiny_data):
 def test_corrupt_tfrecord_is_reported_and_left_in_place(tmp_path, tiny_data, tiny_flags):
     data = tmp_path / "data"
     shutil.copytree(tiny_data["data_dir"], data)
-    shard = sorted(p for p in os.listdir(data) if p.endswith(".tfrecord"))[0]
+    shard, offset = record_read_early(str(data))  # a record the run reads: found while training
     with open(data / shard, "r+b") as f:
-        f.seek(os.path.getsize(data / shard) // 2)  # a record in the middle: found while training
+        f.seek(offset + 20)
         f.write(b"\xff" * 64)
     before = _tree_digest(data)
     flags = [f for f in tiny_flags(tmp_path / "run", steps=50) if not f.startswith("--data_dir")]

@@ -8,6 +8,8 @@ import signal
 
 import pytest
 
+from datatools import record_read_early
+
 from conftest import tiny_train_flags
 from proc import BIN, Background, run
 from test_train_resume import _records, _wait_for
@@ -74,11 +76,10 @@ def test_resume_with_more_accumulation_keeps_examples_and_the_schedule(tmp_path,
 def test_a_failing_rank_shows_its_own_error_first(tmp_path, tiny_data):
     data = tmp_path / "data"
     shutil.copytree(tiny_data["data_dir"], data)
-    shards = sorted(p for p in os.listdir(data) if p.endswith(".tfrecord"))
-    victim = shards[1]  # read by rank 1 only
+    victim, offset = record_read_early(str(data), rank=1, world=2)
     with open(data / victim, "r+b") as f:
-        f.seek(os.path.getsize(data / victim) // 2)
-        f.write(b"\xff" * 64)
+        f.seek(offset + 20)  # inside the record's payload: its checksum fails
+        f.write(b"\xff" * 16)
     flags = [f for f in tiny_train_flags(tiny_data, str(tmp_path / "run"), steps=400) if not f.startswith("--data_dir")]
     result = run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", HVD_PRETRAIN, "--data_dir", str(data)]
                  + flags, timeout=280, check=False)

@@ -10,7 +10,7 @@ import os
 
 import numpy as np
 
-from hvd_pretrain.data.cursor import DEFAULT_BLOCK, block_permutation, places, segments
+from hvd_pretrain.data.cursor import DEFAULT_BLOCK, block_permutation, epoch_layout, places
 from hvd_pretrain.data.shards import read_manifest
 from hvd_pretrain.data.tfrecord import _FOOTER, _HEADER, masked_crc32c
 from hvd_pretrain.errors import DataError
@@ -52,19 +52,32 @@ class ShardIndex:
         return self
 
     def read(self, first, end):
-        """Records first .. end-1 (serialized), read sequentially from the nearest indexed offset."""
+        """Records first .. end-1 (serialized), as a list."""
+        found = self.read_records(range(first, end))
+        return [found[i] for i in range(first, end)]
+
+    def read_records(self, wanted):
+        """{record index: serialized record} for the ascending record indices `wanted`.
+
+        Walks the headers from the indexed offset before the first one; only wanted payloads are
+        read, and each is checked against its data checksum.
+        """
         if self.offsets is None:
             self.build()
-        if end > self.count:
+        wanted = list(wanted)
+        if not wanted:
+            return {}
+        if wanted[-1] >= self.count:
             raise DataError("%s has %d records, fewer than the %d its manifest lists; re-create the data"
-                            % (self.path, self.count, end))
-        out = []
+                            % (self.path, self.count, wanted[-1] + 1))
+        out, targets = {}, iter(wanted)
+        target = next(targets)
         with open(self.path, "rb") as f:
-            f.seek(self.offsets[first // INDEX_EVERY])
-            for i in range(first - first % INDEX_EVERY, end):
-                header = f.read(_HEADER.size)
-                length = _HEADER.unpack(header)[0]
-                if i < first:
+            start = wanted[0] - wanted[0] % INDEX_EVERY
+            f.seek(self.offsets[start // INDEX_EVERY])
+            for i in range(start, wanted[-1] + 1):
+                length = _HEADER.unpack(f.read(_HEADER.size))[0]
+                if i != target:
                     f.seek(length + _FOOTER.size, os.SEEK_CUR)
                     continue
                 data = f.read(length)
@@ -73,7 +86,8 @@ class ShardIndex:
                         masked_crc32c(data) != _FOOTER.unpack(footer)[0]:
                     raise DataError("corrupt TFRecord %s: record %d is truncated or fails its checksum; re-create"
                                     " the data" % (self.path, i))
-                out.append(data)
+                out[i] = data
+                target = next(targets, None)
         return out
 
 
@@ -98,28 +112,23 @@ def rank_stream(files, counts, cursor, rank, block=DEFAULT_BLOCK, shard_base=0):
     Keys are (seed, epoch, shard_base + shard index, record index).
     """
     indexes = [ShardIndex(path) for path in files]
-    cached = {}
-
-    def block_of(seed, epoch, b):
-        if (epoch, b) not in cached:
-            cached.clear()
-            end = min((b + 1) * block, cursor.examples)
-            keys, records = [], []
-            for shard, first, stop in segments([(b * block, end)], counts, seed, epoch):
-                records.extend(indexes[shard].read(first, stop))
-                keys.extend((seed, epoch, shard_base + shard, i) for i in range(first, stop))
-            cached[(epoch, b)] = keys, records, block_permutation(seed, epoch, b, len(records))
-        return cached[(epoch, b)]
-
     c = cursor
     while True:
+        order, starts = epoch_layout(counts, c.seed, c.epoch)
         for lo, hi in places(c.run_of(rank), c.consumed, c.run_length):
             i = lo
             while i < hi:
                 b = i // block
                 end = min(hi, (b + 1) * block)
-                keys, records, perm = block_of(c.seed, c.epoch, b)
-                for j in perm[i - b * block:end - b * block]:
-                    yield np.asarray(keys[j], dtype=np.int64), records[j]
+                size = min((b + 1) * block, c.examples) - b * block
+                positions = b * block + block_permutation(c.seed, c.epoch, b, size)[i - b * block:end - b * block]
+                at = np.searchsorted(starts, positions, side="right") - 1
+                shards, records = order[at], positions - starts[at]
+                found = {}
+                for shard in np.unique(shards):
+                    found[shard] = indexes[shard].read_records(np.sort(records[shards == shard]).tolist())
+                for shard, record in zip(shards.tolist(), records.tolist()):
+                    key = np.array([c.seed, c.epoch, shard_base + shard, record], dtype=np.int64)
+                    yield key, found[shard][record]
                 i = end
         c = c.advanced_epoch()
