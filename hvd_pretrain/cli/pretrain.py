@@ -26,7 +26,8 @@ FLAGS = flags.FLAGS
 
 DEFAULT_PRESETS = {"bert": "tiny", "albert": "albert-tiny", "electra": "electra-tiny"}
 # The data options hvd-pretrain takes (when it builds the data, and to check data it is given).
-DATA_OPTIONS = ("max_seq_length", "max_predictions_per_seq", "dupe_factor", "num_shards", "seed")
+DATA_OPTIONS = ("max_seq_length", "max_predictions_per_seq", "dupe_factor", "num_shards", "seed", "eval_fraction",
+                "eval_documents")
 # Model options that override the preset's (or the public checkpoint's) values.
 MODEL_OVERRIDES = ("hidden_dropout", "attention_dropout", "max_position_embeddings", "sharing", "embedding_size",
                    "sentence_objective")
