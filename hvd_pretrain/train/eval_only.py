@@ -21,17 +21,18 @@ from hvd_pretrain.errors import CheckpointError, ConfigError, UsageError
 from hvd_pretrain.rundir import BEST, RunDir, read_json, write_json_atomic
 
 
-def _checkpoint_path(path):
+def _checkpoint_path(path, flag="--checkpoint"):
     if not os.path.exists(path):
-        raise CheckpointError("--checkpoint=%s does not exist; give a checkpoint dir, a checkpoints/ dir or a run"
-                              " dir" % path)
+        raise CheckpointError("%s=%s does not exist; give --checkpoint (a checkpoint dir, a checkpoints/ dir or a"
+                              " run dir) or --init_from" % (flag, path))
     if os.path.isfile(os.path.join(path, "state.json")):
         return path
     for candidate in (path, RunDir(path).checkpoints):
         _, found, _ = newest_good_checkpoint(candidate)
         if found:
             return found
-    raise CheckpointError("--checkpoint=%s holds no complete checkpoint (ckpt-*/state.json)" % path)
+    raise CheckpointError("%s=%s holds no complete checkpoint (ckpt-*/state.json); give --checkpoint or --init_from"
+                          % (flag, path))
 
 
 def _run_dir_of(checkpoint):
@@ -64,7 +65,7 @@ def plan_evaluation(spec, checkpoint="", output=""):
 
     source = spec.source
     if checkpoint or not source.init_from:
-        path = _checkpoint_path(checkpoint or spec.train.run_dir)
+        path = _checkpoint_path(checkpoint or spec.train.run_dir, "--checkpoint" if checkpoint else "--run_dir")
         try:
             state = verify_checkpoint(path)
         except CheckpointDamaged as e:
