@@ -43,7 +43,7 @@ def _fails_with_one_line(cmd, *needles, timeout=150):
         assert needle in errors[0], errors[0]
 
 
-@pytest.mark.timeout(400)
+@pytest.mark.timeout(700)
 def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp_path):
     from conftest import tiny_train_flags
 
@@ -102,6 +102,17 @@ def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp
     out = run([HVD_EXPORT, "--run_dir=%s" % with_eval, "--best", "--out=%s" % (tmp_path / "exported")],
               timeout=120).stdout
     assert "best/ckpt-%09d" % best_step in out and os.path.isfile(tmp_path / "exported" / "config.json")
+
+    # --eval_only --init_from a transformers directory (the exported best) gives the checkpoint's numbers.
+    hf_file = str(tmp_path / "hf.json")
+    run([HVD_PRETRAIN, "--eval_only", "--init_from=%s" % (tmp_path / "exported"), "--data_dir=%s" % split_data["data_dir"],
+         "--eval_examples=24", "--micro_batch_size=8", "--eval_output=%s" % hf_file, "--threads=1",
+         "--run_dir=%s" % (tmp_path / "hf_run")], timeout=120)
+    with open(hf_file) as f:
+        from_hf = json.load(f)
+    assert from_hf["init_from"] == str(tmp_path / "exported")
+    for key in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"):
+        assert from_hf["eval"][key] == pytest.approx(result["eval"][key], rel=1e-5, abs=1e-7), key
 
 
 @pytest.mark.timeout(300)
