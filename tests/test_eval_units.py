@@ -6,7 +6,8 @@ import math
 import pytest
 
 from hvd_pretrain.errors import ConfigError
-from hvd_pretrain.train.eval_metrics import better, check_metric_available, metrics_from_sums, parse_keep_best
+from hvd_pretrain.train.eval_metrics import (better, check_metric_available, format_table, metrics_from_sums,
+                                             parse_keep_best)
 
 
 def test_metrics_are_ratios_of_global_sums():
@@ -19,6 +20,11 @@ def test_metrics_are_ratios_of_global_sums():
     m = metrics_from_sums(rtd, {"mlm": 5.0, "rtd": 100.0}, ("mlm", "rtd"), {"mlm": 1.0, "rtd": 50.0}, 4, 1.0)
     assert m["rtd_accuracy"] == 0.9 and m["rtd_precision"] == 0.5 and m["rtd_recall"] == 0.25
     assert m["rtd_all_original_baseline"] == pytest.approx(0.92) and m["loss"] == pytest.approx(2.0 + 25.0)
+    # A model that flags no token has no precision (null in JSON, "-" in the table), not NaN.
+    m = metrics_from_sums(dict(rtd, rtd_predicted=0.0, rtd_replaced_correct=0.0), {"mlm": 5.0, "rtd": 100.0},
+                          ("mlm", "rtd"), {"mlm": 1.0, "rtd": 50.0}, 4, 1.0)
+    assert m["rtd_precision"] is None and m["rtd_recall"] == 0.0
+    assert [line.split() for line in format_table(m).splitlines() if "rtd_precision" in line] == [["eval/rtd_precision", "-"]]
 
 
 def test_keep_best_direction_and_errors():

@@ -41,7 +41,8 @@ def metric_names(objectives):
 
 
 def _ratio(num, den):
-    return num / den if den > 0 else float("nan")
+    """num / den, or None when den is 0 (e.g. precision when no token was flagged): JSON null, no chart point."""
+    return num / den if den > 0 else None
 
 
 def metrics_from_sums(sums, counts, objectives, weights, examples, seconds):
@@ -51,11 +52,11 @@ def metrics_from_sums(sums, counts, objectives, weights, examples, seconds):
     for name in objectives:
         loss = _ratio(sums[name], counts[name])
         out[name + "_loss"] = loss
-        total += float(weights.get(name, 1.0)) * loss
+        total = None if total is None or loss is None else total + float(weights.get(name, 1.0)) * loss
     out["loss"] = total
     if "mlm" in objectives:
-        out["mlm_perplexity"] = math.exp(min(out["mlm_loss"], 700.0)) if math.isfinite(out["mlm_loss"]) else float(
-            "nan")
+        mlm = out["mlm_loss"]
+        out["mlm_perplexity"] = math.exp(min(mlm, 700.0)) if mlm is not None and math.isfinite(mlm) else None
     for name in objectives:
         if name + "_correct" in sums:
             out[name + "_accuracy"] = _ratio(sums[name + "_correct"], counts[name])
@@ -119,7 +120,8 @@ def better(value, best, direction):
 
 def format_table(metrics, title=""):
     """The metrics as an aligned two-column text table."""
-    rows = [(PREFIX + k, ("%.6g" % v) if isinstance(v, float) else str(v)) for k, v in metrics.items()]
+    rows = [(PREFIX + k, ("%.6g" % v) if isinstance(v, float) else "-" if v is None else str(v))
+            for k, v in metrics.items()]
     width = max(len(k) for k, _ in rows)
     lines = [title] if title else []
     lines += ["  %-*s  %s" % (width, k, v) for k, v in rows]

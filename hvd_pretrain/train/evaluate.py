@@ -161,7 +161,8 @@ class Evaluator:
 def summary_line(step, metrics):
     keys = [k for k in ("loss", "mlm_perplexity", "mlm_accuracy", "nsp_accuracy", "sop_accuracy", "rtd_accuracy",
                         "rtd_precision", "rtd_recall") if k in metrics]
-    return "eval step %d | %s | %d examples in %.1fs" % (step, " | ".join("%s %.4g" % (k, metrics[k]) for k in keys),
+    values = " | ".join("%s %s" % (k, "-" if metrics[k] is None else "%.4g" % metrics[k]) for k in keys)
+    return "eval step %d | %s | %d examples in %.1fs" % (step, values,
                                                          metrics["examples"], metrics["seconds"])
 
 
@@ -192,7 +193,8 @@ class PeriodicEvaluation:
         if writer is not None:
             with writer.as_default(step=int(step)):
                 for key, value in metrics.items():
-                    tf.summary.scalar(PREFIX + key, float(value))
+                    if value is not None:
+                        tf.summary.scalar(PREFIX + key, float(value))
             writer.flush()
         session.say(summary_line(step, metrics))
         if self.keeper is not None and state is not None:
