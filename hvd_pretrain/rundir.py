@@ -29,6 +29,8 @@ METRICS, RANKS, TENSORBOARD = "metrics.jsonl", "ranks", "tb"
 JOB, LOGS, STOP_REQUEST = "job.json", "logs", "stop_request.json"
 TRAIN_LOG, SUPERVISOR_LOG = "train.log", "supervisor.log"  # in logs/
 MANIFEST = "manifest.json"  # in a data directory
+BEST = "best"  # in checkpoints/: the best checkpoint by an eval metric (--keep_best), outside the rotation
+EVAL = "eval"  # evaluation results (hvd-pretrain --eval_only)
 # Any of these marks a directory as a run directory.
 RUN_MARKERS = (METRICS, JOB, PLAN, RANKS, CHECKPOINTS)
 
@@ -56,6 +58,14 @@ class RunDir:
     @property
     def checkpoints(self):
         return os.path.join(self.root, CHECKPOINTS)
+
+    @property
+    def best_checkpoints(self):
+        return os.path.join(self.root, CHECKPOINTS, BEST)
+
+    @property
+    def eval_results(self):
+        return os.path.join(self.root, EVAL)
 
     @property
     def metrics(self):

@@ -42,6 +42,8 @@ def main(argv):
     manifest = run(fv)
     summary = {k: manifest[k] for k in ("num_instances", "num_shards", "documents", "input_stats",
                                         "sentence_labels", "sequence_stats", "masking_stats", "run")}
+    if manifest.get("eval"):
+        summary["eval"] = manifest["eval"]
     print(json.dumps(summary, indent=2, sort_keys=True))
     empty = manifest.get("empty_chunks") or []
     if empty:
@@ -50,6 +52,11 @@ def main(argv):
                                                 manifest["num_shards"] + len(empty)), file=sys.stderr)
     print("wrote %d instances in %d shards to %s" % (manifest["num_instances"], manifest["num_shards"],
                                                      os.path.abspath(fv.out)))
+    if manifest.get("eval"):
+        held = manifest["eval"]
+        print("held out %d documents: %d eval instances in %d shards in %s" % (
+            held["documents"], held["num_instances"], held["num_shards"], os.path.join(os.path.abspath(fv.out),
+                                                                                      held["dir"])))
     return 0
 
 

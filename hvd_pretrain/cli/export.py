@@ -3,6 +3,8 @@
   hvd-export --run_dir=runs/default --out=exported/default
         the newest good checkpoint of a run, with the run's vocab (its vocab/, or the one its data was made with)
   hvd-export --checkpoint=runs/default/checkpoints/ckpt-000000300 --out=exported/step300
+  hvd-export --run_dir=runs/default --best --out=exported/best
+        the checkpoint hvd-pretrain --keep_best kept (the best eval metric), not the newest
   hvd-export --from_pretrained=chinese_L-12_H-768_A-12 --out=exported/zh
         convert a Google TF1 BERT/ALBERT checkpoint (or a transformers directory)
 
@@ -36,6 +38,8 @@ def _define(fv):
     flags.DEFINE_string("vocab", None, "vocab dir or file to include (default: the run's vocab/, or the "
                         "vocab.txt beside a Google checkpoint)", flag_values=fv)
     flags.DEFINE_string("out", None, "output directory", flag_values=fv)
+    flags.DEFINE_bool("best", False, "with --run_dir: export the checkpoint --keep_best kept (checkpoints/best/)"
+                      " instead of the newest", flag_values=fv)
     flags.DEFINE_bool("overwrite", False, "replace an existing --out", flag_values=fv)
     flags.DEFINE_bool("allow_missing", False, "with --from_pretrained: write tensors the source lacks (e.g. an "
                       "ELECTRA generator without --generator, heads of a bare encoder) with their initial random "
@@ -61,6 +65,21 @@ def _default_vocab(fv):
     return next((c for c in candidates if _has_vocab(c)), None)
 
 
+def _best_checkpoint(run_dir):
+    """The checkpoint --keep_best kept in run_dir (checkpoints/best/ckpt-N)."""
+    from hvd_pretrain.checkpoint_files import newest_good_checkpoint
+
+    _, path, _ = newest_good_checkpoint(RunDir(run_dir).best_checkpoints)
+    if not path:
+        raise ConfigError("%s has no best checkpoint (%s); train with --keep_best=eval/<metric> and evaluation,"
+                          " or export the newest without --best" % (run_dir, RunDir(run_dir).best_checkpoints))
+    record = read_json(os.path.join(path, "state.json"), {}).get("keep_best") or {}
+    if record:
+        print("best checkpoint by %s (%s): %s = %.6g" % (record.get("metric"), record.get("direction"),
+                                                         record.get("metric"), record.get("value")))
+    return path
+
+
 def _main(fv):
     sources = [name for name in ("run_dir", "checkpoint", "from_pretrained") if getattr(fv, name)]
     if len(sources) != 1:
@@ -68,6 +87,8 @@ def _main(fv):
                          % (", ".join("--" + s for s in sources) or "none"))
     if not fv.out:
         raise ConfigError("--out is required: the directory to write")
+    if fv.best and not fv.run_dir:
+        raise ConfigError("--best exports the best checkpoint of a run: give --run_dir (not --%s)" % sources[0])
     source = getattr(fv, sources[0])
     if not os.path.exists(source) and not os.path.exists(source + ".index"):
         raise ConfigError("--%s=%s does not exist" % (sources[0], source))
@@ -90,7 +111,7 @@ def _main(fv):
             ", ".join(report["sources"].values()), report["loaded"], describe_missing(report["missing"]))
     else:
         from hvd_pretrain.export.checkpoints import load_checkpoint_model
-        model, origin = load_checkpoint_model(source)
+        model, origin = load_checkpoint_model(_best_checkpoint(fv.run_dir) if fv.best else source)
     vocab = _default_vocab(fv)
     if vocab is None:
         print("warning: no vocabulary found for %s, so %s gets no tokenizer; pass --vocab=DIR (the directory"

@@ -26,7 +26,8 @@ FLAGS = flags.FLAGS
 
 DEFAULT_PRESETS = {"bert": "tiny", "albert": "albert-tiny", "electra": "electra-tiny"}
 # The data options hvd-pretrain takes (when it builds the data, and to check data it is given).
-DATA_OPTIONS = ("max_seq_length", "max_predictions_per_seq", "dupe_factor", "num_shards", "seed")
+DATA_OPTIONS = ("max_seq_length", "max_predictions_per_seq", "dupe_factor", "num_shards", "seed", "eval_fraction",
+                "eval_documents")
 # Model options that override the preset's (or the public checkpoint's) values.
 MODEL_OVERRIDES = ("hidden_dropout", "attention_dropout", "max_position_embeddings", "sharing", "embedding_size",
                    "sentence_objective")
@@ -52,6 +53,11 @@ flags.DEFINE_string("interconnect", "nvlink", "For the --dry_run prediction: int
 flags.DEFINE_string("network", "infiniband", "For the --dry_run prediction: inter-node network.")
 flags.DEFINE_integer("world_size", 0, "For --dry_run: the number of ranks to plan for (0: from the launcher).")
 flags.DEFINE_bool("dry_run", False, "Print the resolved configuration and batch plan, then exit.")
+flags.DEFINE_bool("eval_only", False, "Evaluate a model on held-out data instead of training: --checkpoint, --init_from"
+                  " or the run's newest checkpoint, on --eval_data_dir or --data_dir. Prints a table, writes JSON.")
+flags.DEFINE_string("checkpoint", "", "With --eval_only: a checkpoint dir, a checkpoints/ dir (its newest; checkpoints/"
+                    "best for the --keep_best one) or a run dir.")
+flags.DEFINE_string("eval_output", "", "With --eval_only: the JSON file to write (default: <run dir>/eval/<ckpt-N>.json).")
 
 
 def run_spec():
@@ -110,10 +116,16 @@ def main(argv):
     spec = run_spec()
     if FLAGS.dry_run:
         return dry_run(spec)
+    if FLAGS.checkpoint and not FLAGS.eval_only:
+        raise ConfigError("--checkpoint=%s is for --eval_only; to continue training from it use --init_checkpoint"
+                          % FLAGS.checkpoint)
     from absl import logging
     logging.set_verbosity(logging.WARNING)
     from hvd_pretrain.train.trainer import train as run_training
     try:
+        if FLAGS.eval_only:
+            from hvd_pretrain.train.eval_only import evaluate_only
+            return evaluate_only(spec, FLAGS.checkpoint, FLAGS.eval_output)
         return run_training(spec)
     except UsageError:
         raise

@@ -50,6 +50,10 @@ class DataConfig(Config):
     mask_prob: float = option(0.8, "Of the chosen positions, the fraction replaced by [MASK] (80/10/10 rule).")
     random_prob: float = option(0.1, "Of the chosen positions, the fraction replaced by a random token; the rest"
                                 " keep their token.")
+    eval_fraction: float = option(0.0, "Hold out this fraction of whole documents (chosen by a hash of their text"
+                                  " and --seed) into eval shards under <out>/eval (0: no eval split).")
+    eval_documents: int = option(0, "Hold out this many whole documents into eval shards instead of a fraction"
+                                 " (0: off).")
 
     def validate(self):
         def need(ok, flag, value, what):
@@ -72,6 +76,11 @@ class DataConfig(Config):
         need(self.max_line_bytes >= 16, "max_line_bytes", self.max_line_bytes, "use at least 16")
         need(0.0 <= self.mask_prob and 0.0 <= self.random_prob and self.mask_prob + self.random_prob <= 1.0,
              "mask_prob", "%s/%s" % (self.mask_prob, self.random_prob), "mask_prob + random_prob must be <= 1")
+        need(0.0 <= self.eval_fraction < 1.0, "eval_fraction", self.eval_fraction, "use a value in [0, 1)")
+        need(self.eval_documents >= 0, "eval_documents", self.eval_documents, "use 0 (off) or a positive count")
+        if self.eval_fraction and self.eval_documents:
+            raise DataError("--eval_fraction=%g and --eval_documents=%d both set; give one"
+                            % (self.eval_fraction, self.eval_documents))
         if self.segmenter != "none" and not self.whole_word_masking:
             raise DataError("--segmenter=%s only matters with --whole_word_masking; add it or drop the segmenter"
                             % self.segmenter)
@@ -84,9 +93,10 @@ class DataConfig(Config):
         return self
 
     def fingerprint(self):
-        """Hash of every option that changes the records (all of them)."""
+        """Hash of every option that changes the records (all of them). Options added later count only when
+        set, so data made before they existed keeps its fingerprint."""
         values = self.to_dict()
-        for key in ("ref_file", "pkuseg_model"):  # later options: at their default, data keeps its old hash
+        for key in ("ref_file", "pkuseg_model", "eval_fraction", "eval_documents"):
             if values[key] == type(self).__dataclass_fields__[key].default:
                 del values[key]
         return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]

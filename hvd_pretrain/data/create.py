@@ -22,6 +22,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
+from hvd_pretrain.data import eval_split
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
 from hvd_pretrain.errors import DataError
@@ -86,6 +87,8 @@ def _finished(out_dir, name, identity):
     path = os.path.join(out_dir, name)
     if result["instances"] and (not os.path.isfile(path) or os.path.getsize(path) != result["bytes"]):
         return None
+    if result.get("eval_ids") and not os.path.isfile(eval_split.eval_text_path(out_dir, result["index"])):
+        return None
     return result
 
 
@@ -121,6 +124,7 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
     total_bytes = sum(os.path.getsize(p) for p in files)
     chunks = plan_chunks(files, config.num_shards or auto_num_shards(total_bytes))
     os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
+    cutoff = eval_split.threshold(config, files)
     tasks, results = [], {}
     for index, segments in enumerate(chunks):
         name = shard_name(index, len(chunks))
@@ -128,7 +132,8 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         if done is not None:
             results[index] = done
         else:
-            tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name)})
+            tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name),
+                          "eval_cutoff": cutoff, "eval_path": eval_split.eval_text_path(out_dir, index)})
     skipped = len(results)
     started = time.time()
     reused = Progress(total_bytes - sum(_chunk_bytes(t["segments"]) for t in tasks), total_bytes,
@@ -143,6 +148,9 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         tracker.shards_done += 1
         tracker.show()
     manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
+    if cutoff is not None:
+        manifest["eval"] = eval_split.make_eval_shards(out_dir, vocab_dir, config,
+                                                       [results[i] for i in range(len(chunks))], num_workers)
     manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
                        "seconds": round(time.time() - started, 3)}
     if manifest["num_instances"] == 0:

@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from hvd_pretrain.data import eval_split
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.data.documents import ReadStats, iter_documents
 from hvd_pretrain.data.example_encoder import RecordEncoder
@@ -159,6 +160,9 @@ def process_chunk(task):
     for path, start, end in task["segments"]:
         raw.extend(read(path, start, end, read_stats, config.max_line_bytes))
     chunk_bytes = sum(end - start for _, start, end in task["segments"])
+    raw, held_out, eval_ids = eval_split.hold_out(raw, config.seed, task.get("eval_cutoff"))
+    if held_out:
+        eval_split.write_documents(task["eval_path"], held_out)
     documents = tokenize_documents(raw, tokenizer, segmenter)
     _report(0, documents.num_documents, 0)
     rng, rand = chunk_random(config.seed, task["index"])
@@ -184,6 +188,7 @@ def process_chunk(task):
         "read_stats": read_stats.as_dict(), "masking": mask_stats.as_dict(),
         "sentence_labels": {"0": len(table) - label_ones, "1": label_ones},
         "sequences": {"real_tokens": int(table.num_tokens.sum()), "pairs": table.num_pairs},
+        "eval_ids": eval_ids,
     }
 
 
@@ -194,6 +199,7 @@ def nsp_sources(documents, task, config, tokenizer, segmenter):
     ranges = donor_ranges(chunks, task["index"], config.seed) if chunks else []
     raw = read_donors(ranges, config.max_line_bytes,
                       segmenter.read_documents if getattr(segmenter, "by_line", False) else iter_documents)
+    raw = eval_split.hold_out(raw, config.seed, task.get("eval_cutoff"))[0]
     donors = tokenize_documents(raw, tokenizer, segmenter)
     if documents.num_documents < 2 and donors.num_documents == 0:
         raise one_document_error(sorted({path for chunk in chunks or [task["segments"]] for path, _, _ in chunk}))

@@ -73,7 +73,7 @@ class ElectraPretrainer(PretrainerBase):
         mlm_logits = self.generator_head(generated["sequence_output"],
                                          self.discriminator.embeddings.word_embeddings,
                                          positions=features["masked_lm_positions"])
-        sampled = ops.gumbel_argmax(mlm_logits)
+        sampled = ops.gumbel_argmax(mlm_logits, example_seeds=features.get("sampling_seeds"))
         corrupted = corrupt_ids(features, sampled)
         labels = replaced_labels(original_ids(features), corrupted, features["input_mask"])
         disc_inputs = dict(features, input_ids=corrupted)
@@ -99,4 +99,5 @@ class ElectraPretrainer(PretrainerBase):
             "rtd_correct": tf.reduce_sum(hit),
             "rtd_replaced": tf.reduce_sum(labels),
             "rtd_replaced_correct": tf.reduce_sum(hit * labels),
+            "rtd_predicted": tf.reduce_sum(predicted * mask),
         }

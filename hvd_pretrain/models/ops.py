@@ -47,13 +47,20 @@ def attention_bias(input_mask, dtype):
     return (1.0 - mask) * tf.cast(-10000.0, dtype)
 
 
-def gumbel_argmax(logits, seed=None):
+def gumbel_argmax(logits, seed=None, example_seeds=None):
     """One sample per row from softmax(logits) at temperature 1 (Gumbel-max).
 
     The logits are put under stop-gradient: sampling is not differentiated.
+    example_seeds: optional [batch, 2] int32, one stateless seed per example (evaluation: the sample of an
+    example depends on its seed only, not on the batch it is in, and no random state is consumed).
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32))
-    uniform = tf.random.uniform(tf.shape(logits), minval=1e-9, maxval=1.0, seed=seed)
+    if example_seeds is not None:
+        uniform = tf.map_fn(lambda s: tf.random.stateless_uniform(tf.shape(logits)[1:], seed=s, minval=1e-9,
+                                                                  maxval=1.0),
+                            tf.cast(example_seeds, tf.int32), fn_output_signature=tf.float32)
+    else:
+        uniform = tf.random.uniform(tf.shape(logits), minval=1e-9, maxval=1.0, seed=seed)
     gumbel = -tf.math.log(-tf.math.log(uniform))
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
 

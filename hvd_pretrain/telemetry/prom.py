@@ -69,6 +69,8 @@ class RunCollector:
                                       labels=["run", "rank"])
         rank_wait = GaugeMetricFamily(PREFIX + "rank_data_wait_seconds", "Last input wait reported by each rank.",
                                       labels=["run", "rank"])
+        evals = GaugeMetricFamily(PREFIX + "eval", "Metrics of the newest held-out evaluation (eval records of"
+                                  " metrics.jsonl: loss, mlm_accuracy, ...).", labels=["run", "metric"])
         spread = GaugeMetricFamily(PREFIX + "step_time_seconds", "Step time across ranks (min/median/max).",
                                    labels=["run", "stat"])
         for run, s in summaries:
@@ -86,6 +88,8 @@ class RunCollector:
             for key, value in sorted(latest.items()):
                 if key.startswith("losses."):
                     losses.add_metric([name, key[len("losses."):]], float(value))
+                elif key.startswith("eval."):
+                    evals.add_metric([name, key[len("eval."):]], float(value))
                 elif key.startswith("ranks.step_time."):
                     spread.add_metric([name, key[len("ranks.step_time."):]], float(value))
             for rank, (step_time, wait) in sorted(rank_last.items()):
@@ -93,7 +97,7 @@ class RunCollector:
                     rank_time.add_metric([name, str(rank)], float(step_time))
                 if wait is not None:
                     rank_wait.add_metric([name, str(rank)], float(wait))
-        yield from (state, alert, restarts, rows, losses, rank_time, rank_wait, spread)
+        yield from (state, alert, restarts, rows, losses, evals, rank_time, rank_wait, spread)
 
 
 def exposition(store):

@@ -14,8 +14,8 @@ import shutil
 import time
 
 from hvd_pretrain.checkpoint_files import (MODEL_CONFIG, STATE, CheckpointDamaged, CheckpointMismatch,
-                                           check_compatible, checkpoint_name, file_digests, list_checkpoints,
-                                           verify_checkpoint)
+                                           check_compatible, checkpoint_name, file_digests, latest_checkpoint,
+                                           list_checkpoints, verify_checkpoint)
 from hvd_pretrain.errors import quoted
 from hvd_pretrain.rundir import read_json, write_json_atomic
 from hvd_pretrain.tfcompat import tf
@@ -98,3 +98,33 @@ class CheckpointWriter:
             raise CheckpointMismatch("checkpoint %s does not hold every weight of this model (%s); give a checkpoint"
                                      " of the same model" % (path, quoted(e)[:200])) from None
         return read_json(os.path.join(path, STATE), {})
+
+
+class BestCheckpoint:
+    """The checkpoint with the best eval metric so far (--keep_best), in its own directory beside the
+    keep-N rotation (checkpoints/best/), which never deletes it. A new best is written and verified
+    before the old one is removed; its state.json holds the eval metrics and the keep_best record.
+    A resumed run continues from the recorded best value."""
+
+    def __init__(self, directory, model, optimizer, model_config, metric, direction):
+        from hvd_pretrain.train.eval_metrics import PREFIX
+
+        self.writer = CheckpointWriter(directory, model, optimizer, model_config, keep=1)
+        self.metric, self.direction, self.name = metric, direction, PREFIX + metric
+        self.best = None
+        _, path = latest_checkpoint(directory)
+        record = read_json(os.path.join(path, STATE), {}).get("keep_best") if path else None
+        if record and record.get("metric") == self.name and record.get("direction") == direction:
+            self.best = record.get("value")
+
+    def offer(self, step, metrics, state):
+        """Save the model as the best when metrics[metric] beats the best so far; returns the path or None."""
+        from hvd_pretrain.train.eval_metrics import better
+
+        value = metrics.get(self.metric)
+        if not better(value, self.best, self.direction):
+            return None
+        path = self.writer.save(step, dict(state, eval=metrics, keep_best={"metric": self.name, "value": value,
+                                                                            "direction": self.direction}))
+        self.best = value
+        return path

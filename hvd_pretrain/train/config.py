@@ -78,6 +78,15 @@ class TrainConfig(Config):
                            " --host-discovery-script; ranks may leave and join (needs --data_dir).")
     elastic_commit_every: int = option(50, "With --elastic: commit the training state in host memory every N"
                                        " optimizer steps (work since the last commit is redone after a rank fails).")
+    # Held-out evaluation (train/evaluate.py).
+    eval_every: int = option(-1, "Evaluate on the held-out data every N optimizer steps, at the start and at the"
+                             " end (-1: every --save_checkpoints_steps when the data has an eval split, else"
+                             " never; 0: never).")
+    eval_examples: int = option(512, "Held-out examples per evaluation, the first K in a fixed order (0: all).")
+    eval_data_dir: str = option("", "Held-out TFRecord shards, statically masked (default: <data_dir>/eval when"
+                                " present).")
+    keep_best: str = option("", "Keep the checkpoint with the best eval metric beside the rotation, e.g."
+                            " eval/mlm_accuracy (direction inferred; add :max or :min to set it).")
 
     @property
     def budgeted(self):
@@ -119,6 +128,15 @@ class TrainConfig(Config):
                                    % self.max_consecutive_skipped_steps)
         if self.threads < 0:
             raise ConfigError("--threads=%r must be >= 0" % self.threads)
+        if self.eval_every < -1:
+            raise ConfigError("--eval_every=%r must be -1 (automatic), 0 (never) or a step count" % self.eval_every)
+        if self.eval_examples < 0:
+            raise ConfigError("--eval_examples=%r must be >= 0 (0: all)" % self.eval_examples)
+        from hvd_pretrain.train.eval_metrics import parse_keep_best
+        parse_keep_best(self.keep_best)
+        if self.keep_best and self.eval_every == 0:
+            raise ConfigError("--keep_best=%s needs evaluation, but --eval_every=0; drop one of them"
+                              % self.keep_best)
         return self
 
 

@@ -128,6 +128,8 @@ class Session:
         self.stepper.build(features)
         self.writer = CheckpointWriter(self.rundir.checkpoints, self.model, self.optimizer, self.model_config,
                                        keep=cfg.keep_checkpoints)
+        from hvd_pretrain.train.evaluate import periodic_evaluation
+        self.evaluation = periodic_evaluation(self)  # None when the run does not evaluate
         return self
 
     def state_variables(self):
@@ -184,6 +186,8 @@ class Session:
         logger.event(event, step, world_size=plan.world_size, pid=os.getpid(), global_batch=plan.global_batch,
                      accum_steps=plan.accum_steps, **event_fields)
         self.record_weights(step, "start" if event == "resume" else event)
+        if self.evaluation is not None and event == "start":
+            self.evaluation.evaluate(step, logger)  # the starting point of the curves
         code, step, _ = self.run_steps(plan, iterator, logger, step, phase_examples, stop, after_step)
         return code if code is not None else self.finish(logger, step)
 
@@ -308,10 +312,10 @@ class Session:
                 self._log_window(logger, step, info)
             checkpoint_step = (step % cfg.save_checkpoints_steps == 0 and not info["skipped"]) or last
             if checkpoint_step and self.is_root:
-                path = self.writer.save(step, {"examples_seen": step * plan.global_batch,
-                                               "phase_examples": phase_examples, "step_offset": self.offset,
-                                               "plan": plan.to_dict(), "data_cursor": self.cursor.to_dict()})
+                path = self.writer.save(step, self.checkpoint_state(step, plan, phase_examples))
                 logger.event("checkpoint", step, path=path)
+            if self.evaluation is not None and not info["stop"] and self.evaluation.due(step, last):
+                self.evaluation.evaluate(step, logger, self.checkpoint_state(step, plan, phase_examples))
             if info["stop"]:
                 code = stop.exit_code()  # ranks that only saw the stop flag report SIGTERM
                 signum = code - 128
@@ -324,6 +328,11 @@ class Session:
             if after_step is not None:
                 after_step(step, phase_examples, checkpoint_step)
         return None, step, phase_examples
+
+    def checkpoint_state(self, step, plan, phase_examples):
+        """What a checkpoint's state.json records besides the step."""
+        return {"examples_seen": step * plan.global_batch, "phase_examples": phase_examples,
+                "step_offset": self.offset, "plan": plan.to_dict(), "data_cursor": self.cursor.to_dict()}
 
     def _log_window(self, logger, step, info):
         extra = {k: info[k] for k in ("grad_norm", "loss_scale") if k in info}

@@ -54,6 +54,15 @@ def _start_step(resolved, cfg, plan, optimizer, say):
     return step
 
 
+def _resolve(spec, size, say, rank=0):
+    """resolve(), plus the evaluation the run does (evaluate.resolve_eval)."""
+    from hvd_pretrain.train.evaluate import resolve_eval
+    resolved = resolve(spec, size, say, rank=rank)
+    resolved["eval"] = resolve_eval(spec.train, spec.model.replace(vocab_size=resolved["vocab_size"]),
+                                    resolved["data_dir"], resolved["max_seq_length"], resolved["max_predictions"])
+    return resolved
+
+
 def _startup(hvd, spec, say):
     """(error line or None, resolved). Rank 0 decides and broadcasts; elastic workers decide alone."""
     if spec.train.elastic:
@@ -63,13 +72,13 @@ def _startup(hvd, spec, say):
             return ("--elastic needs --data_dir: workers that join a running job cannot wait for the data to be"
                     " built; create it first with `hvd-data create`"), None
         try:
-            return None, resolve(spec, hvd.size(), say, rank=hvd.rank())
+            return None, _resolve(spec, hvd.size(), say, rank=hvd.rank())
         except UsageError as e:
             return str(e), None
     status, resolved = None, None
     if hvd.rank() == 0:
         try:
-            resolved = resolve(spec, hvd.size(), say)
+            resolved = _resolve(spec, hvd.size(), say)
         except UsageError as e:
             status = str(e)
     return hvd.broadcast_object((status, resolved), root_rank=0, name="resolve")

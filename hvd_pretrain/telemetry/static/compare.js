@@ -6,7 +6,8 @@
   const params = new URLSearchParams(window.location.search);
   const names = (params.get("runs") || "").split(",").filter(Boolean);
   const METRICS = ["examples_per_sec", "global_step_per_sec", "tokens_per_sec", "loss", "lr", "mfu",
-                   "loss_scale", "ranks.step_time.max", "ranks.data_wait.max"];
+                   "loss_scale", "ranks.step_time.max", "ranks.data_wait.max", "eval.loss", "eval.mlm_accuracy",
+                   "eval.mlm_perplexity", "eval.nsp_accuracy", "eval.sop_accuracy", "eval.rtd_accuracy"];
   const metricSel = document.getElementById("metric");
   const xSel = document.getElementById("xaxis");
   for (const m of METRICS) metricSel.appendChild(E("option", { value: m, text: m }));

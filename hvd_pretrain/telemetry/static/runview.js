@@ -11,6 +11,11 @@
     { id: "lr", title: "Learning rate", keys: ["lr"] },
     { id: "loss_scale", title: "Loss scale", keys: ["loss_scale"] },
     { id: "mfu", title: "MFU", keys: ["mfu"] },
+    { id: "eval_loss", title: "Held-out loss (eval records)",
+      keys: ["eval.loss", "eval.mlm_loss", "eval.nsp_loss", "eval.sop_loss", "eval.rtd_loss"] },
+    { id: "eval_accuracy", title: "Held-out accuracy (eval records)",
+      keys: ["eval.mlm_accuracy", "eval.nsp_accuracy", "eval.sop_accuracy", "eval.rtd_accuracy", "eval.rtd_precision",
+             "eval.rtd_recall", "eval.rtd_all_original_baseline"] },
   ];
   const SPREAD = [{ label: "min", color: "#2ca02c" }, { label: "median", color: "#1f77b4" },
                   { label: "max", color: "#d62728" }];
