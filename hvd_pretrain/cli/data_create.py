@@ -4,6 +4,7 @@
     hvd-data create --input_files='corpus/*.txt' --vocab=vocab --out=data --num_workers=8 \\
         --whole_word_masking --ngram_max=3 --sentence_objective=sop
     hvd-data create --input_files=zh.txt --vocab=zh_vocab --out=zh_data --wwm_dict=newwords.txt
+    hvd-data create --input_files='wiki/*.jsonl.zst' --text_field=text --split_sentences=auto --vocab=vocab --out=data
 
 The records carry google-research/bert's features, so its run_pretraining.py
 reads them (static masking). The output is the same for any --num_workers, and
@@ -20,15 +21,18 @@ from hvd_pretrain.cli import options
 from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
 from hvd_pretrain.data.config import DataConfig
+from hvd_pretrain.inputs import InputConfig
 
 
 def define_flags(fv):
     d = flags
-    d.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed): one sentence per line, a blank "
-                    "line between documents. Default: the embedded corpus.", flag_values=fv)
+    d.DEFINE_string("input_files", "", "Corpus files (comma-separated, globs allowed): text (by default one sentence "
+                    "per line, a blank line between documents), JSON Lines or Parquet, compressed or not. Default: the "
+                    "embedded corpus.", flag_values=fv)
     d.DEFINE_string("vocab", None, "Vocab dir (spm.model or vocab.txt), or a path to either.", flag_values=fv)
     d.DEFINE_string("out", None, "Output dir for the shards and manifest.json.", flag_values=fv)
     options.define(DataConfig, fv)
+    options.define(InputConfig, fv)
     d.DEFINE_integer("num_workers", 0, "Worker processes (0: all cores).", flag_values=fv)
     d.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=fv)
 
@@ -60,6 +64,11 @@ def config_from_flags(fv):
     return DataConfig(**values)
 
 
+def reading_from_flags(fv):
+    """The InputConfig the format flags describe (--input_format, --text_field, ...)."""
+    return InputConfig(**options.read(InputConfig, fv, {f.name for f, _, _ in InputConfig.options()})).validate()
+
+
 def run(fv):
     from hvd_pretrain.corpus import default_corpus
     from hvd_pretrain.data.create import create_pretraining_data
@@ -74,7 +83,7 @@ def run(fv):
     bar = _progress_bar() if fv.progress else None
     try:
         return create_pretraining_data(fv.input_files or default_corpus(), fv.vocab, fv.out, config,
-                                       num_workers=workers, progress=bar)
+                                       num_workers=workers, progress=bar, reading=reading_from_flags(fv))
     finally:
         if bar:
             bar.close()

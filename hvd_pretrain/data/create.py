@@ -23,11 +23,13 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from hvd_pretrain.data.config import DataConfig
-from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
+from hvd_pretrain.data.documents import ReadStats, expand_input_files, plan_chunks
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.features import feature_lengths
 from hvd_pretrain.data.masking import MaskStats
 from hvd_pretrain.data.shards import MANIFEST, read_manifest
+from hvd_pretrain.data.staging import remove_staging, stage_inputs
+from hvd_pretrain.inputs import InputConfig, inspect_inputs
 from hvd_pretrain.rundir import read_json, write_json_atomic
 
 FORMAT = "hvd-pretrain-data"
@@ -49,18 +51,21 @@ def auto_num_shards(total_bytes):
     return max(AUTO_MIN_SHARDS, -(-total_bytes // AUTO_SHARD_BYTES))
 
 
-def _identity(files, tokenizer, config):
+def _identity(files, tokenizer, config, reading):
     return {"config_hash": config.fingerprint(), "tokenizer_fingerprint": tokenizer.fingerprint,
-            "generator_version": GENERATOR_VERSION, "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files]}
+            "generator_version": GENERATOR_VERSION, "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files],
+            "reading": reading.to_dict()}
 
 
 def _check_out_dir(out_dir, identity):
     manifest = read_manifest(out_dir, missing_ok=True)
     if manifest is not None:
-        for key in ("config_hash", "tokenizer_fingerprint", "inputs"):
-            if manifest.get(key) != identity[key]:
+        for key in ("config_hash", "tokenizer_fingerprint", "inputs", "reading"):
+            saved = manifest.get(key, InputConfig().to_dict() if key == "reading" else None)
+            if saved != identity[key]:
                 raise DataError("%s already holds data made with another %s; choose a new --out (nothing was changed)"
-                                % (out_dir, key.split("_")[0].replace("inputs", "input files")))
+                                % (out_dir, {"inputs": "input files", "reading": "input format (--input_format,"
+                                             " --text_field, ...)"}.get(key, key.split("_")[0])))
         return
     progress_dir = os.path.join(out_dir, PROGRESS_DIR)
     if os.path.isdir(progress_dir):
@@ -101,26 +106,29 @@ class Progress:
     shards_total: int
 
 
-def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None):
+def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None, reading=None):
     """Write shards and manifest.json into out_dir; return the manifest.
 
     progress(Progress) is called a few times a second while shards are made, and when each finishes.
+    reading: the InputConfig (format, text field or column, document format, sentence splitting);
+    inputs that are not plain text in google-research/bert's format are converted first (staging.py).
     """
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
     config = (config or DataConfig()).validate()
+    reading = (reading or InputConfig()).validate()
     files = expand_input_files(input_files)
-    for path in files:
-        check_text_file(path)
+    infos = inspect_inputs(files, reading)
     tokenizer = load_tokenizer(vocab_dir)
     if config.segmenter == "jieba":
         from hvd_pretrain.data.segmenter import JiebaSegmenter
 
         JiebaSegmenter(config.wwm_dict)  # fail fast on a bad dictionary, before any worker starts
-    identity = _identity(files, tokenizer, config)
+    identity = _identity(files, tokenizer, config, reading)
     _check_out_dir(out_dir, identity)
-    total_bytes = sum(os.path.getsize(p) for p in files)
-    chunks = plan_chunks(files, config.num_shards or auto_num_shards(total_bytes))
+    sources, staging_stats = stage_inputs(infos, reading, out_dir, num_workers, pool_context())
+    total_bytes = sum(os.path.getsize(p) for p in sources)
+    chunks = plan_chunks(sources, config.num_shards or auto_num_shards(total_bytes))
     os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
     tasks, results = [], {}
     for index, segments in enumerate(chunks):
@@ -144,12 +152,15 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         tracker.shards_done += 1
         tracker.show()
     manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
+    manifest["input_stats"] = ReadStats.from_dict(manifest["input_stats"]).add(staging_stats).as_dict()
+    manifest["input_formats"] = [info.as_dict() for info in infos]
     manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
                        "seconds": round(time.time() - started, 3)}
     if manifest["num_instances"] == 0:
         raise DataError("no training instance could be made from %s (too little text?); pass more text"
                         % ",".join(files))
     write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+    remove_staging(out_dir)
     return manifest
 
 
@@ -227,7 +238,7 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
 def _manifest(out_dir, files, tokenizer, config, identity, results):
     read_stats, mask_stats, labels = ReadStats(), MaskStats(), {"0": 0, "1": 0}
     for result in results:
-        read_stats.add(ReadStats(**result["read_stats"]))
+        read_stats.add(ReadStats.from_dict(result["read_stats"]))
         mask_stats.add(MaskStats.from_dict(result["masking"]))
         for key in labels:
             labels[key] += result["sentence_labels"][key]
