@@ -106,7 +106,8 @@ class Progress:
     shards_total: int
 
 
-def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None, reading=None):
+def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None,
+                            reading=None):
     """Write shards and manifest.json into out_dir; return the manifest.
 
     progress(Progress) is called a few times a second while shards are made, and when each finishes.

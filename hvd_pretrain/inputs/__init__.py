@@ -12,11 +12,11 @@ hvd-pretrain --input_files) goes through `reader`, so a format works everywhere 
 
 from hvd_pretrain.inputs.compression import CODECS, detect_compression, open_binary
 from hvd_pretrain.inputs.reader import (DEFAULT_MAX_LINE_BYTES, FORMATS, InputConfig, InputInfo, canonical_lines,
-                                        corpus_lines, documents_from_lines, inspect_input, inspect_inputs,
+                                        corpus_lines, detect_input, documents_from_lines, inspect_input, inspect_inputs,
                                         needs_conversion, read_documents, write_canonical)
 from hvd_pretrain.inputs.sentences import split_sentences
 from hvd_pretrain.inputs.stats import ReadStats
 
 __all__ = ["CODECS", "DEFAULT_MAX_LINE_BYTES", "FORMATS", "InputConfig", "InputInfo", "ReadStats", "canonical_lines",
-           "corpus_lines", "detect_compression", "documents_from_lines", "inspect_input", "inspect_inputs",
+           "corpus_lines", "detect_compression", "detect_input", "documents_from_lines", "inspect_input", "inspect_inputs",
            "needs_conversion", "open_binary", "read_documents", "split_sentences", "write_canonical"]

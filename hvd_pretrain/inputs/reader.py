@@ -91,8 +91,21 @@ class InputInfo:
 
 
 def inspect_input(path, config=None, flag="--input_files"):
-    """Check one input file and tell its format and compression; DataError naming the file otherwise."""
-    config = config or InputConfig()
+    """Check one input file and tell its format and compression; DataError naming the file otherwise.
+
+    Beyond `detect_input`: the decompressed start must be non-empty UTF-8 text without NUL bytes."""
+    info, head = _detect(path, config or InputConfig(), flag)
+    if info.format != "parquet":
+        check_text_head(path, head, "JSON Lines" if info.format == "jsonl" else "text")
+    return info
+
+
+def detect_input(path, config=None, flag="--input_files"):
+    """The InputInfo (format, compression) of an existing file, without judging its text."""
+    return _detect(path, config or InputConfig(), flag)[0]
+
+
+def _detect(path, config, flag):
     if not os.path.exists(path):
         raise DataError("input file not found: %s; check %s" % (path, flag))
     if not os.path.isfile(path):
@@ -107,14 +120,13 @@ def inspect_input(path, config=None, flag="--input_files"):
         if wanted not in ("auto", "parquet"):
             raise DataError("input file %s is Parquet, not %s; pass --input_format=parquet (or auto)" % (path, wanted))
         records.check_parquet_column(path, config.text_column)
-        return InputInfo(path, "parquet", "none")
+        return InputInfo(path, "parquet", "none"), b""
     compression = compression_of(magic)
     with open_binary(path, compression) as f:
         head = f.read(SNIFF_BYTES)
         if wanted == "auto":
             wanted = "jsonl" if _starts_with_json_object(head, f) else "text"
-    check_text_head(path, head, "JSON Lines" if wanted == "jsonl" else "text")
-    return InputInfo(path, wanted, compression)
+    return InputInfo(path, wanted, compression), head
 
 
 def _starts_with_json_object(head, stream):
