@@ -48,14 +48,60 @@ def compression_of(head):
     return "none"
 
 
+class _ZstdRaw(io.RawIOBase):
+    """zstd frames, one after the other, decompressed as they are read.
+
+    zstandard's own stream_reader ends quietly when the input stops inside a frame; this
+    reader raises ZstdError then, so a truncated file is an error and not a shorter corpus.
+    """
+
+    def __init__(self, raw, zstandard):
+        super().__init__()
+        self._raw, self._zstd = raw, zstandard
+        self._dobj, self._in_frame = zstandard.ZstdDecompressor().decompressobj(), False
+        self._out, self._pos, self._done = b"", 0, False
+
+    def readable(self):
+        return True
+
+    def readinto(self, buffer):
+        while self._pos >= len(self._out):
+            if self._done:
+                return 0
+            data = self._raw.read(READ_BUFFER)
+            if not data:
+                if self._in_frame:
+                    raise self._zstd.ZstdError("the input ends inside a frame (truncated file)")
+                self._done = True
+                return 0
+            self._out, self._pos = self._decompress(data), 0
+        n = min(len(buffer), len(self._out) - self._pos)
+        buffer[:n] = self._out[self._pos:self._pos + n]
+        self._pos += n
+        return n
+
+    def _decompress(self, data):
+        parts = []
+        while data:
+            parts.append(self._dobj.decompress(data))
+            self._in_frame = True
+            if not self._dobj.eof:
+                break
+            data = self._dobj.unused_data
+            self._dobj, self._in_frame = self._zstd.ZstdDecompressor().decompressobj(), False
+        return b"".join(parts)
+
+    def close(self):
+        self._raw.close()
+        super().close()
+
+
 def _zstd_stream(raw):
     try:
         import zstandard
     except ImportError:  # pragma: no cover - a declared dependency
         raise DataError("reading zstd-compressed input needs the zstandard package; pip install zstandard") from None
-    reader = zstandard.ZstdDecompressor().stream_reader(raw, read_size=READ_BUFFER, read_across_frames=True,
-                                                        closefd=True)
-    return io.BufferedReader(reader, READ_BUFFER)
+    return io.BufferedReader(_ZstdRaw(raw, zstandard), READ_BUFFER)
 
 
 @contextlib.contextmanager
