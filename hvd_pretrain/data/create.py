@@ -23,6 +23,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from hvd_pretrain.data.config import DataConfig
+from hvd_pretrain.data.distributed import World, clear_failures, mark_failed, wait_for
 from hvd_pretrain.data.documents import ReadStats, expand_input_files, plan_chunks
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.features import feature_lengths
@@ -70,6 +71,8 @@ def _check_out_dir(out_dir, identity):
     progress_dir = os.path.join(out_dir, PROGRESS_DIR)
     if os.path.isdir(progress_dir):
         for name in sorted(os.listdir(progress_dir)):
+            if not name.endswith(".tfrecord.json"):
+                continue  # the marks of a multi-rank run (distributed.py)
             record = read_json(os.path.join(progress_dir, name))
             if record and record.get("identity") != identity:
                 raise DataError("%s holds an unfinished run with another config, vocab or input; choose a new --out"
@@ -107,13 +110,30 @@ class Progress:
 
 
 def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None,
-                            reading=None):
+                            reading=None, world=None):
     """Write shards and manifest.json into out_dir; return the manifest.
 
     progress(Progress) is called a few times a second while shards are made, and when each finishes.
     reading: the InputConfig (format, text field or column, document format, sentence splitting);
     inputs that are not plain text in google-research/bert's format are converted first (staging.py).
+    world: a distributed.World when several processes (MPI or Horovod ranks) share the work: this
+    one makes the chunks i % world.size == world.rank; rank 0 waits for the others and writes and
+    returns the manifest, the other ranks return {"rank", "shards_made", "shards_reused"}.
     """
+    world = world or World()
+    if world.size == 1:
+        return _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world)
+    progress_dir = os.path.join(out_dir, PROGRESS_DIR)
+    os.makedirs(progress_dir, exist_ok=True)
+    clear_failures(progress_dir, world)
+    try:
+        return _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world)
+    except BaseException as e:
+        mark_failed(progress_dir, world, e if str(e) else type(e).__name__)
+        raise
+
+
+def _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world):
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
     config = (config or DataConfig()).validate()
@@ -126,8 +146,11 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
 
         JiebaSegmenter(config.wwm_dict)  # fail fast on a bad dictionary, before any worker starts
     identity = _identity(files, tokenizer, config, reading)
-    _check_out_dir(out_dir, identity)
-    sources, staging_stats = stage_inputs(infos, reading, out_dir, num_workers, pool_context())
+    if world.rank == 0:
+        _check_out_dir(out_dir, identity)
+    if world.size > 1:
+        _checked_barrier(out_dir, identity, world)
+    sources, staging_stats = stage_inputs(infos, reading, out_dir, num_workers, pool_context(), world)
     total_bytes = sum(os.path.getsize(p) for p in sources)
     chunks = plan_chunks(sources, config.num_shards or auto_num_shards(total_bytes))
     os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
@@ -137,7 +160,7 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         done = _finished(out_dir, name, identity)
         if done is not None:
             results[index] = done
-        else:
+        elif world.owns(index):
             tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name)})
     skipped = len(results)
     started = time.time()
@@ -152,17 +175,49 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         results[result["index"]] = result
         tracker.shards_done += 1
         tracker.show()
+    if world.rank != 0:
+        return {"rank": world.rank, "shards_made": len(tasks),
+                "shards_reused": sum(1 for i in results if world.owns(i)) - len(tasks)}
+    if len(results) < len(chunks):
+        _wait_for_ranks(out_dir, identity, chunks, results, world, tracker)
     manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
     manifest["input_stats"] = ReadStats.from_dict(manifest["input_stats"]).add(staging_stats).as_dict()
     manifest["input_formats"] = [info.as_dict() for info in infos]
     manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
-                       "seconds": round(time.time() - started, 3)}
+                       "seconds": round(time.time() - started, 3), "world_size": world.size}
     if manifest["num_instances"] == 0:
         raise DataError("no training instance could be made from %s (too little text?); pass more text"
                         % ",".join(files))
     write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
     remove_staging(out_dir)
     return manifest
+
+
+def _checked_barrier(out_dir, identity, world):
+    """Rank 0 checks --out before anyone writes to it; the other ranks wait for its mark."""
+    mark = os.path.join(out_dir, PROGRESS_DIR, "checked.json")
+    if world.rank == 0:
+        write_json_atomic(mark, {"identity": identity, "world_size": world.size, "launch": world.launch})
+        return
+    expected = {"identity": identity, "world_size": world.size, "launch": world.launch}
+    wait_for(lambda: read_json(mark) == expected, os.path.join(out_dir, PROGRESS_DIR), world,
+             "rank 0 to check %s" % out_dir)
+
+
+def _wait_for_ranks(out_dir, identity, chunks, results, world, tracker):
+    """Rank 0: wait until every chunk's progress record is there, and add those results."""
+    pending = [i for i in range(len(chunks)) if i not in results]
+
+    def ready():
+        for index in list(pending):
+            done = _finished(out_dir, shard_name(index, len(chunks)), identity)
+            if done is not None:
+                results[index] = done
+                pending.remove(index)
+                tracker.shards_done += 1
+        return not pending
+
+    wait_for(ready, os.path.join(out_dir, PROGRESS_DIR), world, "the shards of the other ranks", tracker.show)
 
 
 def _chunk_bytes(segments):

@@ -12,7 +12,7 @@ as it is, without a copy.
 A converted file is recorded next to it (`<name>.json`: the source's path, size and
 modification time, the reading options and what reading skipped); a rerun reuses it
 when all of these still match. Several inputs are converted in parallel, one file per
-worker. The directory needs about the decompressed size of the converted inputs, and is
+worker (and across ranks, see distributed.py). The directory needs about the decompressed size of the converted inputs, and is
 removed once manifest.json is written.
 """
 
@@ -53,14 +53,19 @@ def convert(task):
     return stats.as_dict()
 
 
-def stage_inputs(infos, reading, out_dir, num_workers=1, context=None):
+def stage_inputs(infos, reading, out_dir, num_workers=1, context=None, world=None):
     """The files to plan chunks on (inputs used as they are, or their converted copies), and the
     ReadStats of converting (records read and skipped).
 
     infos: checked inputs (hvd_pretrain.inputs.InputInfo); reading: the InputConfig.
     context: the multiprocessing context for converting several files in parallel.
+    world: a distributed.World; each rank converts the inputs i % world.size == world.rank and
+    waits for the others' conversions.
     """
-    paths, stats, tasks = [], ReadStats(), []
+    from hvd_pretrain.data.distributed import World, wait_for
+
+    world = world or World()
+    paths, pending, tasks = [], [], []
     for index, info in enumerate(infos):
         if not needs_conversion(info, reading):
             paths.append(info.path)
@@ -68,21 +73,24 @@ def stage_inputs(infos, reading, out_dir, num_workers=1, context=None):
         target = _target(out_dir, index, info)
         key = {"version": STAGING_VERSION, "source": _source(info), "reading": reading.to_dict()}
         paths.append(target)
-        if _reusable(target, key):
-            stats.add(ReadStats.from_dict(read_json(target + ".json")["stats"]))
-        else:
+        pending.append((target, key))
+        if world.owns(index) and not _reusable(target, key):
             tasks.append({"info": info, "target": target, "reading": reading, "key": key})
-    if not tasks:
-        return paths, stats
-    os.makedirs(os.path.join(out_dir, STAGING_DIR), exist_ok=True)
-    workers = max(1, min(int(num_workers), len(tasks)))
-    if workers == 1 or context is None:
-        results = [convert(task) for task in tasks]
-    else:
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            results = list(pool.map(convert, tasks))
-    for result in results:
-        stats.add(ReadStats.from_dict(result))
+    if tasks:
+        os.makedirs(os.path.join(out_dir, STAGING_DIR), exist_ok=True)
+        workers = max(1, min(int(num_workers), len(tasks)))
+        if workers == 1 or context is None:
+            for task in tasks:
+                convert(task)
+        else:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                list(pool.map(convert, tasks))
+    if world.size > 1:
+        wait_for(lambda: all(_reusable(target, key) for target, key in pending),
+                 os.path.join(out_dir, ".progress"), world, "the other ranks' input conversions")
+    stats = ReadStats()
+    for target, _ in pending:
+        stats.add(ReadStats.from_dict(read_json(target + ".json")["stats"]))
     return paths, stats
 
 
