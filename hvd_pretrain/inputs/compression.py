@@ -19,7 +19,6 @@ import contextlib
 import gzip
 import io
 import lzma
-import os
 
 from hvd_pretrain.errors import DataError
 
@@ -151,14 +150,3 @@ def _codec_error(error):
     text = str(error).lower()
     return any(word in text for word in ("invalid data", "compressed file", "corrupt", "crc", "magic",
                                           "not a gzipped", "end-of-stream"))
-
-
-def decompressed_head(path, size, compression=None):
-    """The first `size` bytes of the decompressed content (fewer when the content is shorter)."""
-    with open_binary(path, compression) as f:
-        return f.read(size)
-
-
-def file_bytes(path):
-    """Size of the file on disk (compressed bytes for a compressed file)."""
-    return os.path.getsize(path)
