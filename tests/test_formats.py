@@ -272,3 +272,34 @@ def test_reruns_keep_shards_and_conversions_and_refuse_other_reading_options(wri
     with pytest.raises(DataError, match="another input format"):
         create_pretraining_data([written["list.jsonl.gz"]], vocab, out, SHARDS,
                                 reading=InputConfig(split_sentences="en"))
+
+
+def test_compressed_files_are_read_as_a_stream(tmp_path):
+    import tracemalloc
+
+    from hvd_pretrain.inputs import canonical_lines
+
+    line = ("A sentence of a long document that repeats itself for a while. " * 3).strip() + "\n"
+    block = (line * 2000).encode("utf-8")  # about 400 kB
+    blocks = 100  # about 40 MB decompressed
+    records = (json.dumps({"text": [line.strip()] * 2000}) + "\n").encode("utf-8")
+    files = {"text.gz": (gzip.open, block), "text.zst": (None, block), "records.jsonl.zst": (None, records)}
+    for name, (opener, data) in files.items():
+        path = str(tmp_path / name)
+        if opener:
+            with opener(path, "wb") as f:
+                for _ in range(blocks):
+                    f.write(data)
+        else:
+            with open(path, "wb") as raw, zstandard.ZstdCompressor().stream_writer(raw) as f:
+                for _ in range(blocks):
+                    f.write(data)
+        info = inspect_input(path)
+        tracemalloc.start()
+        try:
+            count = sum(1 for _ in canonical_lines(info))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert count >= blocks * 2000, name
+        assert peak < 8 << 20, "%s: %d bytes at the peak for %d bytes of text" % (name, peak, blocks * len(data))
