@@ -94,10 +94,31 @@ def inspect_input(path, config=None, flag="--input_files"):
     """Check one input file and tell its format and compression; DataError naming the file otherwise.
 
     Beyond `detect_input`: the decompressed start must be non-empty UTF-8 text without NUL bytes."""
-    info, head = _detect(path, config or InputConfig(), flag)
+    config = config or InputConfig()
+    info, head = _detect(path, config, flag)
     if info.format != "parquet":
         check_text_head(path, head, "JSON Lines" if info.format == "jsonl" else "text")
+    if info.format == "jsonl":
+        _check_field_in_head(path, head, config.text_field)
     return info
+
+
+def _check_field_in_head(path, head, field):
+    """Fail at once, not after reading the whole file, when no record at its start has the text field."""
+    objects, keys = 0, None
+    for line in head.split(b"\n")[:-1][:1000]:
+        try:
+            record = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            continue
+        if isinstance(record, dict):
+            if field in record:
+                return
+            objects += 1
+            keys = keys or sorted(record)
+    if objects:
+        raise DataError("none of the first %d records of %s has the field %r (the first has: %s); pass "
+                        "--text_field=NAME" % (objects, path, field, ", ".join(keys) or "no fields"))
 
 
 def detect_input(path, config=None, flag="--input_files"):
