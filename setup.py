@@ -32,6 +32,9 @@ setup(
         "google-crc32c>=1.5",
         "tokenizers>=0.19",
         "safetensors>=0.4",
+        "zstandard>=0.22",
+        "pyarrow>=14",
+        "sentencex>=1.0",
     ],
     extras_require={
         "test": [

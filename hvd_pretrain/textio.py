@@ -102,7 +102,10 @@ def expand_input_files(spec, flag="--input_files"):
 
 
 def check_text_file(path, flag="--input_files"):
-    """Raise DataError unless `path` is an existing, non-empty text file."""
+    """Raise DataError unless `path` is an existing, non-empty, uncompressed text file.
+
+    Corpus readers check their files with `hvd_pretrain.inputs.inspect_input`, which also
+    takes compressed text, JSON Lines and Parquet."""
     if not os.path.exists(path):
         raise DataError("input file not found: %s; check %s" % (path, flag))
     if not os.path.isfile(path):
@@ -112,11 +115,17 @@ def check_text_file(path, flag="--input_files"):
             head = f.read(SNIFF_BYTES)
     except OSError as e:
         raise DataError("cannot read input file %s: %s" % (path, e.strerror or e)) from None
+    check_text_head(path, head)
+
+
+def check_text_head(path, head, what="text"):
+    """Raise DataError unless `head` (the first bytes of the file, decompressed) looks like UTF-8 text."""
     if is_blank(head):
         raise DataError("input file is empty: %s; give it text, one sentence per line, blank line between documents"
                         % path)
     if b"\x00" in head:
-        raise DataError("input file is not text (it holds NUL bytes): %s; pass UTF-8 text files" % path)
+        raise DataError("input file is not %s (it holds NUL bytes): %s; pass UTF-8 text, JSON Lines or Parquet"
+                        % (what, path))
     lines = head.split(b"\n")[:-1] or [head]
     bad = 0
     for line in lines:
@@ -125,5 +134,5 @@ def check_text_file(path, flag="--input_files"):
         except UnicodeDecodeError:
             bad += 1
     if bad > 0.5 * len(lines):
-        raise DataError("input file is not UTF-8 text (%d of its first %d lines do not decode): %s"
-                        % (bad, len(lines), path))
+        raise DataError("input file is not UTF-8 %s (%d of its first %d lines do not decode): %s"
+                        % (what, bad, len(lines), path))

@@ -1,6 +1,6 @@
 """Imports go down, never up: the package rules of the design notes, read from the source.
 
-    bottom (rundir, textio, errors, ...)  <- vocab <- data <- train -> models
+    bottom (rundir, textio, inputs, errors, ...)  <- vocab <- data <- train -> models
     models and plan use neither data nor vocab; supervisor and telemetry use only the bottom
     and never TensorFlow; Horovod only in train and cli; cli is on top.
 
@@ -16,7 +16,8 @@ import pytest
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "hvd_pretrain")
 
 # Modules at the top of hvd_pretrain/ that everyone may use. tfcompat is TensorFlow itself.
-BOTTOM = {"rundir", "textio", "errors", "configs", "numbered", "ragged", "checkpoint_files", "tfcompat", "nvidia"}
+BOTTOM = {"rundir", "textio", "inputs", "errors", "configs", "numbered", "ragged", "checkpoint_files", "tfcompat",
+          "nvidia"}
 ALLOWED = {
     "bottom": BOTTOM,
     "vocab": BOTTOM,
@@ -30,7 +31,8 @@ ALLOWED = {
     "telemetry": BOTTOM - {"tfcompat"},
     "cli": None,  # anything
 }
-NO_TENSORFLOW = {"supervisor", "telemetry", "rundir", "textio", "errors", "configs", "numbered", "ragged", "nvidia"}
+NO_TENSORFLOW = {"supervisor", "telemetry", "rundir", "textio", "inputs", "errors", "configs", "numbered", "ragged",
+                 "nvidia"}
 HOROVOD_ALLOWED = {"train", "cli"}
 
 

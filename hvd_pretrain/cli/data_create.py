@@ -5,6 +5,11 @@
         --whole_word_masking --ngram_max=3 --sentence_objective=sop
     hvd-data create --input_files=zh.txt --vocab=zh_vocab --out=zh_data --wwm_dict=newwords.txt
     hvd-data create --input_files=zh.txt --vocab=zh_vocab --out=zh_data --ref_file=zh_ref.txt
+    hvd-data create --input_files='wiki/*.jsonl.zst' --text_field=text --split_sentences=auto --vocab=vocab --out=data
+
+Under horovodrun or mpirun every rank makes its share of the chunks (i % world size == rank)
+into the same --out, which all ranks must see (a shared filesystem); rank 0 writes the
+manifest when all are done, and the shards are those of a single process, byte for byte.
 
 The records carry google-research/bert's features, so its run_pretraining.py
 reads them (static masking). The output is the same for any --num_workers, and
@@ -21,16 +26,20 @@ from hvd_pretrain.cli import options
 from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.cli.flagutil import parse_flags
 from hvd_pretrain.data.config import DataConfig
+from hvd_pretrain.inputs import InputConfig
 
 
 def define_flags(fv):
     d = flags
-    d.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed): one sentence per line, a blank "
-                    "line between documents. Default: the embedded corpus.", flag_values=fv)
+    d.DEFINE_string("input_files", "", "Corpus files (comma-separated, globs allowed): text (by default one sentence "
+                    "per line, a blank line between documents), JSON Lines or Parquet, compressed or not. Default: the "
+                    "embedded corpus.", flag_values=fv)
     d.DEFINE_string("vocab", None, "Vocab dir (spm.model or vocab.txt), or a path to either.", flag_values=fv)
     d.DEFINE_string("out", None, "Output dir for the shards and manifest.json.", flag_values=fv)
     options.define(DataConfig, fv)
-    d.DEFINE_integer("num_workers", 0, "Worker processes (0: all cores).", flag_values=fv)
+    options.define(InputConfig, fv)
+    d.DEFINE_integer("num_workers", 0, "Worker processes per rank (0: all cores, shared among the ranks of a "
+                     "machine under horovodrun or mpirun).", flag_values=fv)
     d.DEFINE_bool("progress", True, "Show a progress bar on stderr.", flag_values=fv)
 
 
@@ -40,6 +49,10 @@ def main(argv):
     if code is not None:
         return code
     manifest = run(fv)
+    if "rank" in manifest:  # a rank other than 0 of a multi-rank launch: rank 0 writes and reports the manifest
+        print("rank %d: made %d shards (%d already done)" % (manifest["rank"], manifest["shards_made"],
+                                                              manifest["shards_reused"]))
+        return 0
     summary = {k: manifest[k] for k in ("num_instances", "num_shards", "documents", "input_stats",
                                         "sentence_labels", "sequence_stats", "masking_stats", "run")}
     if manifest.get("eval"):
@@ -75,9 +88,15 @@ def config_from_flags(fv):
     return DataConfig(**values)
 
 
+def reading_from_flags(fv):
+    """The InputConfig the format flags describe (--input_format, --text_field, ...)."""
+    return InputConfig(**options.read(InputConfig, fv, {f.name for f, _, _ in InputConfig.options()})).validate()
+
+
 def run(fv):
     from hvd_pretrain.corpus import default_corpus
     from hvd_pretrain.data.create import create_pretraining_data
+    from hvd_pretrain.data.distributed import World
     from hvd_pretrain.errors import DataError
 
     if not fv.vocab:
@@ -85,11 +104,13 @@ def run(fv):
     if not fv.out:
         raise DataError("--out is required: the directory for the shards")
     config = config_from_flags(fv).validate()
-    workers = fv.num_workers or os.cpu_count() or 1
-    bar = _progress_bar() if fv.progress else None
+    world = World.from_env()  # rank and world size under horovodrun or mpirun; 0 of 1 otherwise
+    workers = fv.num_workers or max(1, (os.cpu_count() or 1) // world.local_size)
+    bar = _progress_bar() if fv.progress and world.rank == 0 else None
     try:
         return create_pretraining_data(fv.input_files or default_corpus(), fv.vocab, fv.out, config,
-                                       num_workers=workers, progress=bar)
+                                       num_workers=workers, progress=bar, reading=reading_from_flags(fv),
+                                       world=world)
     finally:
         if bar:
             bar.close()

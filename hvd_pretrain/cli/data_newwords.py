@@ -12,15 +12,18 @@ import sys
 
 from absl import flags
 
+from hvd_pretrain.cli import options
+from hvd_pretrain.inputs import InputConfig
 from hvd_pretrain.vocab.newwords import counting, evaluation, hybrid, report, rules, scoring, textio
 from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.errors import ConfigError, DataError
 
 
 def define_flags(fv):
-    flags.DEFINE_list("input_files", [], "Raw text files (comma-separated, globs allowed), one sentence or "
-                      "paragraph per line, UTF-8.",
+    flags.DEFINE_list("input_files", [], "Corpus files (comma-separated, globs allowed): UTF-8 text, one sentence or "
+                      "paragraph per line, or JSON Lines or Parquet; compressed or not.",
                       flag_values=fv)
+    options.define(InputConfig, fv)
     flags.DEFINE_enum("method", "hybrid", hybrid.METHODS, "stats, rules or hybrid (statistics filtered "
                       "by rules, plus rule proposals with statistical support).", flag_values=fv)
     flags.DEFINE_string("out", "", "Output directory.", flag_values=fv)
@@ -81,6 +84,7 @@ def config_from_flags(fv):
     if fv.chunk_mb <= 0 or fv.workers < 1:
         raise ConfigError("--chunk_mb must be > 0 and --workers >= 1")
     base = "" if fv.base_dict.lower() == "none" else fv.base_dict
+    reading = InputConfig(**options.read(InputConfig, fv, {f.name for f, _, _ in InputConfig.options()})).validate()
     return hybrid.NewWordsConfig(
         method=fv.method, max_len=fv.max_len,
         thresholds=scoring.Thresholds(fv.min_count, fv.min_cohesion, fv.min_entropy),
@@ -88,7 +92,7 @@ def config_from_flags(fv):
         base_dict=base, veto_compounds=fv.veto_compounds, compound_keep_cohesion=fv.compound_keep_cohesion,
         segmented_filters=fv.segmented_filters,
         count_config=counting.CountConfig(workers=fv.workers, chunk_bytes=int(fv.chunk_mb * (1 << 20)),
-                                          memory_budget_bytes=fv.memory_budget_mb << 20))
+                                          memory_budget_bytes=fv.memory_budget_mb << 20, reading=reading))
 
 
 @entry

@@ -16,7 +16,9 @@ read back. A trained WordPiece vocab (--model_type=wordpiece, see
 hvd_pretrain/vocab/wordpiece_trainer.py) is lower-cased unless --do_lower_case=false,
 and accents are stripped when lower-casing unless --strip_accents says otherwise.
 
-Every --heldout_every-th line is held out of training and used to report the
+The input is read by hvd_pretrain.inputs: compressed text, JSON Lines and Parquet too
+(--input_format, --text_field, --text_column, --document_format, --split_sentences).
+Every --heldout_every-th line (sentence) is held out of training and used to report the
 unknown-token rate and tokens per word (vocab_report.json in --out).
 """
 
@@ -28,13 +30,15 @@ import time
 
 from absl import flags
 
+from hvd_pretrain.cli import options
 from hvd_pretrain.cli.flagutil import parse_flags
+from hvd_pretrain.inputs import InputConfig
 from hvd_pretrain.cli.entry import entry
 
 
 def define_flags(fv):
-    flags.DEFINE_string("input_files", "", "Text files (comma-separated, globs allowed). Default: the embedded "
-                        "corpus.", flag_values=fv)
+    flags.DEFINE_string("input_files", "", "Corpus files (comma-separated, globs allowed): text, JSON Lines or "
+                        "Parquet, compressed or not. Default: the embedded corpus.", flag_values=fv)
     flags.DEFINE_string("out", None, "Output dir for spm.model and spm.vocab (or vocab.txt and tokenizer.json), "
                         "and vocab_report.json.", flag_values=fv)
     flags.DEFINE_integer("vocab_size", 8000, "Vocab size, special symbols included.", flag_values=fv)
@@ -68,6 +72,7 @@ def define_flags(fv):
                          "words, 2-8 characters, seen twice or more) that the vocab splits.", flag_values=fv)
     flags.DEFINE_integer("max_sentence_length", 4192, "SentencePiece skips training lines longer than this many "
                          "bytes.", flag_values=fv)
+    options.define(InputConfig, fv)
 
 
 @entry
@@ -82,7 +87,8 @@ def main(argv):
 
 def run(fv):
     from hvd_pretrain.corpus import default_corpus
-    from hvd_pretrain.data.documents import check_text_file, expand_input_files
+    from hvd_pretrain.inputs import inspect_inputs
+    from hvd_pretrain.textio import expand_input_files
     from hvd_pretrain.errors import DataError
     from hvd_pretrain.rundir import write_json_atomic
     from hvd_pretrain.vocab import coverage_report, default_character_coverage, load_tokenizer, train_sentencepiece
@@ -91,9 +97,9 @@ def run(fv):
 
     if not fv.out:
         raise DataError("--out is required: the directory for the vocab")
+    reading = InputConfig(**options.read(InputConfig, fv, {f.name for f, _, _ in InputConfig.options()})).validate()
     files = expand_input_files(fv.input_files or default_corpus())
-    for path in files:
-        check_text_file(path)
+    infos = inspect_inputs(files, reading)
     started = time.time()
     wordpiece = fv.model_type == "wordpiece"
     for name in ("do_lower_case", "strip_accents"):
@@ -115,9 +121,10 @@ def run(fv):
         lower = choice[fv.do_lower_case] if fv.do_lower_case != "auto" else True
         train_wordpiece(files, fv.out, fv.vocab_size, do_lower_case=lower, strip_accents=choice[fv.strip_accents],
                         unused=fv.wordpiece_unused,
-                        lines=training_lines(files, every, max_line_bytes=fv.max_sentence_length))
+                        lines=training_lines(files, every, max_line_bytes=fv.max_sentence_length, reading=reading),
+                        reading=reading)
         tokenizer = load_tokenizer(fv.out)
-        heldout = held_out_lines(files, every, fv.heldout_max) if every else []
+        heldout = held_out_lines(files, every, fv.heldout_max, reading) if every else []
     elif fv.wordpiece_vocab:
         if not os.path.isfile(fv.wordpiece_vocab):
             raise DataError("--wordpiece_vocab=%s not found" % fv.wordpiece_vocab)
@@ -133,17 +140,19 @@ def run(fv):
         if tokenizer.do_lower_case and not tokenizer.strip_accents and fv.strip_accents == "auto":
             print("note: %s is lower-case and holds accented pieces: accents are kept (--strip_accents=true "
                   "strips them)" % fv.wordpiece_vocab, file=sys.stderr)
-        heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max)
+        heldout = held_out_lines(files, max(1, fv.heldout_every or 1), fv.heldout_max, reading)
     else:
-        iterator = training_lines(files, every, max_line_bytes=fv.max_sentence_length) if every else None
-        coverage = default_character_coverage(files) if fv.character_coverage < 0 else fv.character_coverage
+        iterator = (training_lines(files, every, max_line_bytes=fv.max_sentence_length, reading=reading)
+                    if every else None)
+        coverage = default_character_coverage(files, reading) if fv.character_coverage < 0 else fv.character_coverage
         train_sentencepiece(files, fv.out, fv.vocab_size, model_type=fv.model_type, character_coverage=coverage,
                             input_sentence_size=fv.input_sentence_size, num_threads=fv.num_threads or None,
                             user_defined_symbols=fv.user_defined_symbols, seed=fv.seed, sentence_iterator=iterator,
-                            max_sentence_length=fv.max_sentence_length)
+                            max_sentence_length=fv.max_sentence_length, reading=reading)
         tokenizer = load_tokenizer(fv.out)
-        heldout = held_out_lines(files, every, fv.heldout_max) if every else []
+        heldout = held_out_lines(files, every, fv.heldout_max, reading) if every else []
     report = {"vocab": tokenizer.describe(), "input_files": files, "seconds": round(time.time() - started, 3),
+              "input_formats": [info.as_dict() for info in infos], "reading": reading.to_dict(),
               "heldout": coverage_report(tokenizer, heldout) if heldout else None}
     if wordpiece:
         report["training"] = {"model_type": "wordpiece", "vocab_size": fv.vocab_size,

@@ -34,8 +34,9 @@ MODEL_OVERRIDES = ("hidden_dropout", "attention_dropout", "max_position_embeddin
 
 flags.DEFINE_enum("model", "bert", list(FAMILIES), "Model family.")
 flags.DEFINE_string("preset", "", "Model size preset (default: tiny of the family). See hvd_pretrain/models/config.py.")
-flags.DEFINE_string("input_files", "", "Plain-text corpus files (comma-separated, globs allowed): one sentence per"
-                    " line, a blank line between documents. Default: the embedded corpus.")
+flags.DEFINE_string("input_files", "", "Corpus files (comma-separated, globs allowed): text with one sentence per"
+                    " line and a blank line between documents, JSON Lines (field 'text') or Parquet (column"
+                    " 'text'); gzip, bz2, xz or zstd compressed or not. Default: the embedded corpus.")
 flags.DEFINE_string("data_dir", "", "Existing TFRecord shards (hvd-data create, or Google's"
                     " create_pretraining_data.py output). Overrides --input_files. A weighted mix of corpora:"
                     " DIR:WEIGHT,DIR:WEIGHT (e.g. wiki:0.7,books:0.3).")

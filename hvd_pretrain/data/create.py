@@ -24,11 +24,14 @@ from dataclasses import dataclass
 
 from hvd_pretrain.data import eval_split
 from hvd_pretrain.data.config import DataConfig
-from hvd_pretrain.data.documents import ReadStats, check_text_file, expand_input_files, plan_chunks
+from hvd_pretrain.data.distributed import World, clear_failures, mark_failed, wait_for
+from hvd_pretrain.data.documents import ReadStats, expand_input_files, plan_chunks
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.data.features import feature_lengths
 from hvd_pretrain.data.masking import MaskStats
 from hvd_pretrain.data.shards import MANIFEST, read_manifest
+from hvd_pretrain.data.staging import remove_staging, stage_inputs
+from hvd_pretrain.inputs import InputConfig, inspect_inputs, needs_conversion
 from hvd_pretrain.rundir import read_json, write_json_atomic
 
 FORMAT = "hvd-pretrain-data"
@@ -50,22 +53,27 @@ def auto_num_shards(total_bytes):
     return max(AUTO_MIN_SHARDS, -(-total_bytes // AUTO_SHARD_BYTES))
 
 
-def _identity(files, tokenizer, config):
+def _identity(files, tokenizer, config, reading):
     return {"config_hash": config.fingerprint(), "tokenizer_fingerprint": tokenizer.fingerprint,
-            "generator_version": GENERATOR_VERSION, "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files]}
+            "generator_version": GENERATOR_VERSION, "inputs": [{"path": os.path.abspath(p), "bytes": os.path.getsize(p)} for p in files],
+            "reading": reading.to_dict()}
 
 
 def _check_out_dir(out_dir, identity):
     manifest = read_manifest(out_dir, missing_ok=True)
     if manifest is not None:
-        for key in ("config_hash", "tokenizer_fingerprint", "inputs"):
-            if manifest.get(key) != identity[key]:
+        for key in ("config_hash", "tokenizer_fingerprint", "inputs", "reading"):
+            saved = manifest.get(key, InputConfig().to_dict() if key == "reading" else None)
+            if saved != identity[key]:
                 raise DataError("%s already holds data made with another %s; choose a new --out (nothing was changed)"
-                                % (out_dir, key.split("_")[0].replace("inputs", "input files")))
+                                % (out_dir, {"inputs": "input files", "reading": "input format (--input_format,"
+                                             " --text_field, ...)"}.get(key, key.split("_")[0])))
         return
     progress_dir = os.path.join(out_dir, PROGRESS_DIR)
     if os.path.isdir(progress_dir):
         for name in sorted(os.listdir(progress_dir)):
+            if not name.endswith(".tfrecord.json"):
+                continue  # the marks of a multi-rank run (distributed.py)
             record = read_json(os.path.join(progress_dir, name))
             if record and record.get("identity") != identity:
                 raise DataError("%s holds an unfinished run with another config, vocab or input; choose a new --out"
@@ -104,34 +112,63 @@ class Progress:
     shards_total: int
 
 
-def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None):
+def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_workers=1, progress=None,
+                            reading=None, world=None):
     """Write shards and manifest.json into out_dir; return the manifest.
 
     progress(Progress) is called a few times a second while shards are made, and when each finishes.
+    reading: the InputConfig (format, text field or column, document format, sentence splitting);
+    inputs that are not plain text in google-research/bert's format are converted first (staging.py).
+    world: a distributed.World when several processes (MPI or Horovod ranks) share the work: this
+    one makes the chunks i % world.size == world.rank; rank 0 waits for the others and writes and
+    returns the manifest, the other ranks return {"rank", "shards_made", "shards_reused"}.
     """
+    world = world or World()
+    if world.size == 1:
+        return _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world)
+    progress_dir = os.path.join(out_dir, PROGRESS_DIR)
+    os.makedirs(progress_dir, exist_ok=True)
+    clear_failures(progress_dir, world)
+    try:
+        return _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world)
+    except BaseException as e:
+        mark_failed(progress_dir, world, e if str(e) else type(e).__name__)
+        raise
+
+
+def _create(input_files, vocab_dir, out_dir, config, num_workers, progress, reading, world):
     from hvd_pretrain.vocab.tokenizer import load_tokenizer
 
     config = (config or DataConfig()).validate()
+    reading = (reading or InputConfig()).validate()
     files = expand_input_files(input_files)
-    for path in files:
-        check_text_file(path)
+    infos = inspect_inputs(files, reading)
     tokenizer = load_tokenizer(vocab_dir)
     from hvd_pretrain.data.segmenter import load_segmenter
 
+    converted = [info.path for info in infos if needs_conversion(info, reading)]
+    if config.ref_file and converted:
+        raise DataError("--ref_file=%s aligns with the lines of plain-text inputs, but %s is read through a"
+                        " conversion (compressed, JSON Lines, Parquet or raw documents); pass the corpus as"
+                        " one-sentence-per-line text with its reference file" % (config.ref_file, converted[0]))
     load_segmenter(config, files)  # fail fast (a bad dictionary, module or reference file) before any worker starts
-    identity = _identity(files, tokenizer, config)
-    _check_out_dir(out_dir, identity)
-    total_bytes = sum(os.path.getsize(p) for p in files)
-    chunks = plan_chunks(files, config.num_shards or auto_num_shards(total_bytes))
+    identity = _identity(files, tokenizer, config, reading)
+    if world.rank == 0:
+        _check_out_dir(out_dir, identity)
+    if world.size > 1:
+        _checked_barrier(out_dir, identity, world)
+    sources, staging_stats = stage_inputs(infos, reading, out_dir, num_workers, pool_context(), world)
+    total_bytes = sum(os.path.getsize(p) for p in sources)
+    chunks = plan_chunks(sources, config.num_shards or auto_num_shards(total_bytes))
     os.makedirs(os.path.join(out_dir, PROGRESS_DIR), exist_ok=True)
-    cutoff = eval_split.threshold(config, files)
+    cutoff = eval_split.threshold(config, sources)
     tasks, results = [], {}
     for index, segments in enumerate(chunks):
         name = shard_name(index, len(chunks))
         done = _finished(out_dir, name, identity)
         if done is not None:
             results[index] = done
-        else:
+        elif world.owns(index):
             tasks.append({"index": index, "segments": segments, "path": os.path.join(out_dir, name),
                           "eval_cutoff": cutoff, "eval_path": eval_split.eval_text_path(out_dir, index)})
     skipped = len(results)
@@ -147,17 +184,52 @@ def create_pretraining_data(input_files, vocab_dir, out_dir, config=None, num_wo
         results[result["index"]] = result
         tracker.shards_done += 1
         tracker.show()
+    if world.rank != 0:
+        return {"rank": world.rank, "shards_made": len(tasks),
+                "shards_reused": sum(1 for i in results if world.owns(i)) - len(tasks)}
+    if len(results) < len(chunks):
+        _wait_for_ranks(out_dir, identity, chunks, results, world, tracker)
     manifest = _manifest(out_dir, files, tokenizer, config, identity, [results[i] for i in range(len(chunks))])
     if cutoff is not None:
         manifest["eval"] = eval_split.make_eval_shards(out_dir, vocab_dir, config,
                                                        [results[i] for i in range(len(chunks))], num_workers)
+    manifest["input_stats"] = ReadStats.from_dict(manifest["input_stats"]).add(staging_stats).as_dict()
+    manifest["input_formats"] = [info.as_dict() for info in infos]
     manifest["run"] = {"num_workers": int(num_workers), "shards_made": len(tasks), "shards_reused": skipped,
-                       "seconds": round(time.time() - started, 3)}
+                       "seconds": round(time.time() - started, 3), "world_size": world.size}
     if manifest["num_instances"] == 0:
         raise DataError("no training instance could be made from %s (too little text?); pass more text"
                         % ",".join(files))
     write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+    remove_staging(out_dir)
     return manifest
+
+
+def _checked_barrier(out_dir, identity, world):
+    """Rank 0 checks --out before anyone writes to it; the other ranks wait for its mark."""
+    mark = os.path.join(out_dir, PROGRESS_DIR, "checked.json")
+    if world.rank == 0:
+        write_json_atomic(mark, {"identity": identity, "world_size": world.size, "launch": world.launch})
+        return
+    expected = {"identity": identity, "world_size": world.size, "launch": world.launch}
+    wait_for(lambda: read_json(mark) == expected, os.path.join(out_dir, PROGRESS_DIR), world,
+             "rank 0 to check %s" % out_dir)
+
+
+def _wait_for_ranks(out_dir, identity, chunks, results, world, tracker):
+    """Rank 0: wait until every chunk's progress record is there, and add those results."""
+    pending = [i for i in range(len(chunks)) if i not in results]
+
+    def ready():
+        for index in list(pending):
+            done = _finished(out_dir, shard_name(index, len(chunks)), identity)
+            if done is not None:
+                results[index] = done
+                pending.remove(index)
+                tracker.shards_done += 1
+        return not pending
+
+    wait_for(ready, os.path.join(out_dir, PROGRESS_DIR), world, "the shards of the other ranks", tracker.show)
 
 
 def _chunk_bytes(segments):
@@ -234,7 +306,7 @@ def _run(tasks, vocab_dir, config, num_workers, tracker, tokenizer, chunks):
 def _manifest(out_dir, files, tokenizer, config, identity, results):
     read_stats, mask_stats, labels = ReadStats(), MaskStats(), {"0": 0, "1": 0}
     for result in results:
-        read_stats.add(ReadStats(**result["read_stats"]))
+        read_stats.add(ReadStats.from_dict(result["read_stats"]))
         mask_stats.add(MaskStats.from_dict(result["masking"]))
         for key in labels:
             labels[key] += result["sentence_labels"][key]

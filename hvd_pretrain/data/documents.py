@@ -1,4 +1,7 @@
-"""Plain-text input in google-research/bert's format: one sentence per line, blank line between documents.
+"""Text in google-research/bert's format: one sentence per line, blank line between documents.
+
+Other inputs (compressed, JSON Lines, Parquet, raw documents) are read by
+`hvd_pretrain.inputs`, which turns them into this format first.
 
 What a line and a blank line are is defined once, in `hvd_pretrain.textio`, for
 every reader (a line of only Unicode whitespace, such as U+3000, is blank).
@@ -9,13 +12,12 @@ the data tool writes into its manifest. A file that is missing, empty or not
 text at all is a `DataError` naming the file.
 """
 
-import glob
 import os
-from dataclasses import asdict, dataclass
 
-from hvd_pretrain.errors import DataError
+from hvd_pretrain.inputs import InputConfig, ReadStats, documents_from_lines, inspect_inputs
+from hvd_pretrain.inputs import read_documents as _read_documents
 from hvd_pretrain.textio import check_text_file, expand_input_files  # noqa: F401 - this module's API too
-from hvd_pretrain.textio import is_blank, iter_lines, strip_line
+from hvd_pretrain.textio import is_blank, iter_lines
 
 __all__ = ["ReadStats", "check_text_file", "expand_input_files", "iter_documents", "iter_lines",
            "next_document_start", "plan_chunks", "read_documents"]
@@ -23,69 +25,22 @@ __all__ = ["ReadStats", "check_text_file", "expand_input_files", "iter_documents
 DEFAULT_MAX_LINE_BYTES = 100_000
 
 
-@dataclass
-class ReadStats:
-    lines: int = 0
-    documents: int = 0
-    invalid_utf8_lines: int = 0
-    overlong_lines: int = 0
-    empty_documents: int = 0
-
-    def add(self, other):
-        for key, value in asdict(other).items():
-            setattr(self, key, getattr(self, key) + value)
-        return self
-
-    def as_dict(self):
-        return asdict(self)
-
-
 def iter_documents(path, start=0, end=None, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES, line_numbers=None):
-    """Documents (lists of sentence strings) whose first line lies in path[start:end).
+    """Documents (lists of sentence strings) whose first line lies in path[start:end) of a text file in
+    google-research/bert's format (an input read as it is, or one converted by hvd_pretrain.inputs).
 
     line_numbers: a list that receives, for each sentence yielded, the index of its line
     among the non-blank lines from `start` (0-based; skipped lines count too).
     """
-    stats = stats if stats is not None else ReadStats()
-    document, skipped, non_blank = [], 0, -1
-    for raw in iter_lines(path, start, end):
-        if is_blank(raw):
-            if document:
-                stats.documents += 1
-                yield document
-            elif skipped:
-                stats.empty_documents += 1
-            document, skipped = [], 0
-            continue
-        stats.lines += 1
-        non_blank += 1
-        if len(raw) > max_line_bytes:
-            stats.overlong_lines += 1
-            skipped += 1
-            continue
-        try:
-            text = strip_line(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            stats.invalid_utf8_lines += 1
-            skipped += 1
-            continue
-        document.append(text)
-        if line_numbers is not None:
-            line_numbers.append(non_blank)
-    if document:
-        stats.documents += 1
-        yield document
-    elif skipped:
-        stats.empty_documents += 1
+    return documents_from_lines(iter_lines(path, start, end), stats, max_line_bytes, line_numbers)
 
 
-def read_documents(paths, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES):
-    """Documents from whole files, in order. Every file is checked before any is read."""
-    files = expand_input_files(paths)
-    for path in files:
-        check_text_file(path)
-    for path in files:
-        yield from iter_documents(path, stats=stats, max_line_bytes=max_line_bytes)
+def read_documents(paths, stats=None, max_line_bytes=DEFAULT_MAX_LINE_BYTES, reading=None):
+    """Documents from whole files of any input format (`reading`: an InputConfig), in order.
+    Every file is checked before any is read."""
+    reading = reading or InputConfig()
+    infos = inspect_inputs(expand_input_files(paths), reading)
+    return _read_documents(infos, reading, stats, max_line_bytes)
 
 
 def next_document_start(path, offset):

@@ -1,9 +1,17 @@
 """How well a vocab covers text it was not trained on: unknown-token rate and tokens per word.
 
 Blank lines (see `hvd_pretrain.textio.is_blank`) are neither trained on nor held out.
+The lines are those of `hvd_pretrain.inputs` (one sentence per line, whatever the input
+format: compressed text, JSON Lines, Parquet, raw documents split into sentences).
 """
 
-from hvd_pretrain.textio import is_blank, iter_lines
+from hvd_pretrain.inputs import corpus_lines, inspect_inputs
+from hvd_pretrain.textio import is_blank
+
+
+def _lines(files, reading):
+    """Non-blank canonical lines (bytes) of every file, in order."""
+    return (line for line in corpus_lines(inspect_inputs(files, reading), reading) if not is_blank(line))
 
 
 def coverage_report(tokenizer, sentences):
@@ -24,10 +32,12 @@ def coverage_report(tokenizer, sentences):
     }
 
 
-def held_out_lines(files, every, limit):
-    """Every `every`-th non-blank line of the input (at most `limit`), decoded; invalid UTF-8 is skipped."""
+def held_out_lines(files, every, limit, reading=None):
+    """Every `every`-th non-blank line of the input (at most `limit`), decoded; invalid UTF-8 is skipped.
+
+    reading: the InputConfig of the files (default: detect the format, one sentence per line)."""
     picked = []
-    numbered = (line for path in files for line in iter_lines(path) if not is_blank(line))
+    numbered = _lines(files, reading)
     for index, raw in enumerate(numbered):
         if index % every == every - 1:
             try:
@@ -39,9 +49,9 @@ def held_out_lines(files, every, limit):
     return picked
 
 
-def training_lines(files, every, max_line_bytes=1 << 16):
+def training_lines(files, every, max_line_bytes=1 << 16, reading=None):
     """The non-blank lines that `held_out_lines` does not pick: the vocab trains on these only."""
-    numbered = (line for path in files for line in iter_lines(path) if not is_blank(line))
+    numbered = _lines(files, reading)
     for index, raw in enumerate(numbered):
         if every and index % every == every - 1:
             continue

@@ -15,9 +15,9 @@ import io
 import os
 import re
 
-from hvd_pretrain.textio import check_text_file, expand_input_files
 from hvd_pretrain.errors import DataError
-from hvd_pretrain.textio import is_blank, iter_lines
+from hvd_pretrain.inputs import corpus_lines, inspect_inputs
+from hvd_pretrain.textio import expand_input_files, is_blank
 from hvd_pretrain.rundir import write_bytes_atomic
 
 CONTROL_SYMBOLS = ("[CLS]", "[SEP]", "[MASK]")
@@ -35,14 +35,13 @@ def is_cjk(ch):
             or 0xF900 <= code <= 0xFAFF or 0x3040 <= code <= 0x30FF or 0xAC00 <= code <= 0xD7AF)
 
 
-def cjk_fraction(files, max_chars=SNIFF_CHARS):
+def cjk_fraction(files, max_chars=SNIFF_CHARS, reading=None):
     """Share of CJK characters among the letters of the first `max_chars` characters of the input."""
     letters = cjk = 0
     budget = max_chars
-    for path in files:
-        with open(path, encoding="utf-8", errors="ignore") as f:
-            text = f.read(budget)
-        budget -= len(text)
+    for line in corpus_lines(inspect_inputs(files, reading), reading):
+        text = line.decode("utf-8", errors="ignore")[:budget]
+        budget -= len(text) + 1
         for ch in text:
             if ch.isalpha():
                 letters += 1
@@ -52,24 +51,27 @@ def cjk_fraction(files, max_chars=SNIFF_CHARS):
     return cjk / letters if letters else 0.0
 
 
-def default_character_coverage(files):
+def default_character_coverage(files, reading=None):
     """0.9995 for a CJK-heavy corpus (so rare characters become [UNK] and not pieces), else 1.0."""
-    return CJK_COVERAGE if cjk_fraction(files) >= CJK_THRESHOLD else DEFAULT_COVERAGE
+    return CJK_COVERAGE if cjk_fraction(files, reading=reading) >= CJK_THRESHOLD else DEFAULT_COVERAGE
 
 
 def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", character_coverage=None,
                         input_sentence_size=2_000_000, num_threads=None, user_defined_symbols=(),
-                        seed=12345, sentence_iterator=None, max_sentence_length=4192):
+                        seed=12345, sentence_iterator=None, max_sentence_length=4192, reading=None):
     """Train spm.model / spm.vocab in `out_dir` and return the path of spm.model.
 
     character_coverage None means: detect (0.9995 when CJK-heavy, else 1.0).
     sentence_iterator, when given, replaces reading `input_files` (used to hold lines out).
+    reading: the InputConfig of the files. They are read by `hvd_pretrain.inputs` (every
+    format, one sentence per line) and handed to SentencePiece line by line, so the same
+    sentences give the same model whatever format they came in.
     """
     import sentencepiece as spm
+    from hvd_pretrain.vocab.coverage import training_lines
 
     files = expand_input_files(input_files)
-    for path in files:
-        check_text_file(path)
+    inspect_inputs(files, reading)
     if model_type not in MODEL_TYPES:
         raise DataError("--model_type=%s is not supported; choose one of %s" % (model_type, ", ".join(MODEL_TYPES)))
     user_defined_symbols = [s for s in (user_defined_symbols or []) if s]
@@ -90,7 +92,7 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
         raise DataError("--input_sentence_size=%s must be 0 (every line) or a positive number of lines"
                         % input_sentence_size)
     if character_coverage is None:
-        character_coverage = default_character_coverage(files)
+        character_coverage = default_character_coverage(files, reading)
     if not MIN_COVERAGE <= float(character_coverage) <= 1.0:
         raise DataError("--character_coverage=%g is out of range; SentencePiece takes %g to 1.0 (-1: detect)"
                         % (character_coverage, MIN_COVERAGE))
@@ -103,12 +105,9 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
         max_sentence_length=int(max_sentence_length),
         minloglevel=2,
     )
-    if sentence_iterator is not None:
-        options["sentence_iterator"] = sentence_iterator
-    else:
-        if any("," in path for path in files):
-            raise DataError("input file names must not contain commas: %s" % next(p for p in files if "," in p))
-        options["input"] = ",".join(files)
+    if sentence_iterator is None:
+        sentence_iterator = training_lines(files, 0, max_line_bytes=int(max_sentence_length), reading=reading)
+    options["sentence_iterator"] = sentence_iterator
     spm.set_random_generator_seed(int(seed))
     model = io.BytesIO()  # in memory: no temporary path ends up inside the model, so it hashes reproducibly
     try:
@@ -117,7 +116,7 @@ def train_sentencepiece(input_files, out_dir, vocab_size, model_type="unigram", 
         message = str(e).strip().splitlines()[-1] if str(e).strip() else repr(e)
         raise DataError("SentencePiece training failed on %s: %s"
                         % (_names(files), explain_training_error(message, files, vocab_size, max_sentence_length,
-                                                                 character_coverage))) from None
+                                                                 character_coverage, reading))) from None
     processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
     vocab_lines = "".join("%s\t%g\n" % (processor.id_to_piece(i), processor.get_score(i))
                           for i in range(processor.get_piece_size()))
@@ -132,7 +131,7 @@ _TOO_HIGH = re.compile(r"Vocabulary size too high \((\d+)\)\. Please set it to a
 _TOO_SMALL = re.compile(r"Vocabulary size is smaller than required_chars\. (\d+) vs (\d+)")
 
 
-def explain_training_error(message, files, vocab_size, max_sentence_length, character_coverage):
+def explain_training_error(message, files, vocab_size, max_sentence_length, character_coverage, reading=None):
     """What to change, in one line, for the SentencePiece trainer errors a user's input can cause;
     SentencePiece's own last line for any other."""
     match = _TOO_HIGH.search(message)
@@ -145,7 +144,7 @@ def explain_training_error(message, files, vocab_size, max_sentence_length, char
                 "--character_coverage=%g: raise --vocab_size to at least %s or lower --character_coverage"
                 % (vocab_size, match.group(2), character_coverage, match.group(2)))
     if "sentences_.empty()" in message:
-        usable, too_long = _count_lines(files, max_sentence_length)
+        usable, too_long = _count_lines(files, max_sentence_length, reading)
         if too_long:
             return ("no line is usable: %d of %d non-blank lines are longer than --max_sentence_length=%d bytes "
                     "(SentencePiece skips them): split the text into shorter lines (one sentence per line) or raise "
@@ -154,17 +153,16 @@ def explain_training_error(message, files, vocab_size, max_sentence_length, char
     return message
 
 
-def _count_lines(files, max_sentence_length):
+def _count_lines(files, max_sentence_length, reading=None):
     """(non-blank lines of at most max_sentence_length bytes, longer ones) over the files."""
     usable = too_long = 0
-    for path in files:
-        for raw in iter_lines(path):
-            if is_blank(raw):
-                continue
-            if len(raw) > max_sentence_length:
-                too_long += 1
-            else:
-                usable += 1
+    for raw in corpus_lines(inspect_inputs(files, reading), reading):
+        if is_blank(raw):
+            continue
+        if len(raw) > max_sentence_length:
+            too_long += 1
+        else:
+            usable += 1
     return usable, too_long
 
 

@@ -12,7 +12,7 @@ vocabs, without the [unused*] block between [PAD] and [UNK]), then `unused` slot
 pieces: the characters first (at most `alphabet_share` of the free slots; rarer characters
 become [UNK]), then merges.
 
-The input is streamed line by line: only the word counts (one entry per distinct
+The input is streamed line by line (any format `hvd_pretrain.inputs` reads): only the word counts (one entry per distinct
 pre-tokenized word) are held in memory, never the corpus.
 """
 
@@ -20,7 +20,8 @@ import json
 import os
 
 from hvd_pretrain.errors import DataError
-from hvd_pretrain.textio import check_text_file, expand_input_files
+from hvd_pretrain.inputs import inspect_inputs
+from hvd_pretrain.textio import expand_input_files
 from hvd_pretrain.vocab.coverage import training_lines
 from hvd_pretrain.vocab.tokenizer import MAX_WORD_CHARS, SPECIAL_PIECES, TOKENIZER_JSON, WORDPIECE_VOCAB
 from hvd_pretrain.rundir import write_text_atomic
@@ -35,7 +36,7 @@ def special_pieces(unused=0):
 
 
 def train_wordpiece(input_files, out_dir, vocab_size, do_lower_case=True, strip_accents=None, unused=0,
-                    min_frequency=2, alphabet_share=ALPHABET_SHARE, lines=None):
+                    min_frequency=2, alphabet_share=ALPHABET_SHARE, lines=None, reading=None):
     """Train vocab.txt and tokenizer.json in `out_dir`; return the path of vocab.txt.
 
     vocab_size: total pieces, special symbols and [unused*] slots included; the trainer
@@ -46,14 +47,14 @@ def train_wordpiece(input_files, out_dir, vocab_size, do_lower_case=True, strip_
     min_frequency: a merge must be seen at least this often.
     lines: an iterable of decoded lines replacing the files (used to hold lines out);
         by default `coverage.training_lines` streams every non-blank UTF-8 line.
+    reading: the InputConfig of the files (format, text field, sentence splitting).
     Raises DataError for input or settings a user can fix.
     """
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import models, normalizers, pre_tokenizers, trainers
 
     files = expand_input_files(input_files)
-    for path in files:
-        check_text_file(path)
+    inspect_inputs(files, reading)
     if int(unused) < 0:
         raise DataError("--wordpiece_unused=%s must be 0 or more" % unused)
     specials = special_pieces(unused)
@@ -71,7 +72,7 @@ def train_wordpiece(input_files, out_dir, vocab_size, do_lower_case=True, strip_
     trainer = trainers.WordPieceTrainer(vocab_size=int(vocab_size), min_frequency=int(min_frequency),
                                         special_tokens=specials, continuing_subword_prefix="##",
                                         limit_alphabet=max(1, int(free * alphabet_share)), show_progress=False)
-    tokenizer.train_from_iterator(training_lines(files, 0) if lines is None else lines, trainer=trainer)
+    tokenizer.train_from_iterator(training_lines(files, 0, reading=reading) if lines is None else lines, trainer=trainer)
     vocab = tokenizer.get_vocab()
     pieces = [piece for piece, _ in sorted(vocab.items(), key=lambda item: item[1])]
     if pieces[:len(specials)] != specials:

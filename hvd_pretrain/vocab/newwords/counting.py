@@ -37,6 +37,7 @@ class CountConfig:
     chunk_bytes: int = 256 << 10
     memory_budget_bytes: int = 0   # 0: 4x the input size, at least 48 MB
     min_merge_entries: int = 1 << 20
+    reading: object = None         # hvd_pretrain.inputs.InputConfig of the input files (None: the defaults)
 
 
 @dataclasses.dataclass
@@ -160,7 +161,7 @@ def count_pass1(paths, config, proposer=None, input_bytes=None):
     """Stream `paths` once and count n-grams of length 1..max_len in bounded memory."""
     start = time.time()
     if input_bytes is None:
-        input_bytes = textio.check_input_files(paths)
+        input_bytes = textio.check_input_files(paths, config.reading)
     max_entries = max_entries_for(config, input_bytes)
     stats = CorpusStats()
     positions = collections.Counter()
@@ -204,7 +205,7 @@ def count_pass1(paths, config, proposer=None, input_bytes=None):
             merge_pending()
 
     _run(config, ngrams.count_chunk, ngrams.init_pass1, (config.max_len, proposer),
-         textio.iter_chunks(paths, config.chunk_bytes), absorb)
+         textio.iter_chunks(paths, config.chunk_bytes, config.reading), absorb)
     merge_pending()
     return Pass1Result(
         stats=stats, positions=dict(positions), unigrams=tables.pop(1), tables=tables,
@@ -280,7 +281,7 @@ def count_pass2(paths, config, candidates):
             merge_sides()
 
     _run(config, ngrams.neighbour_chunk, ngrams.init_pass2, (config.max_len, candidates),
-         textio.iter_chunks(paths, config.chunk_bytes), absorb)
+         textio.iter_chunks(paths, config.chunk_bytes, config.reading), absorb)
     merge_sides()
     result = {}
     for n in candidates:

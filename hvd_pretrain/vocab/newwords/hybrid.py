@@ -132,7 +132,7 @@ def discover(input_files, config, log=lambda msg: None):
     """
     validate(config)
     t0 = time.time()
-    input_bytes = textio.check_input_files(input_files)
+    input_bytes = textio.check_input_files(input_files, config.count_config.reading)
     if input_bytes == 0:
         raise textio.InputError("input is empty: %s hold no bytes; pass files with Chinese text"
                                 % ", ".join(input_files))

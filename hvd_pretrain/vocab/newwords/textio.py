@@ -3,14 +3,18 @@
 The reader never holds more than one chunk of a file in memory. Decoding happens in
 the worker processes: a chunk is split into lines and every line that is not valid
 UTF-8 is skipped and counted, so one bad byte costs one line, not the file.
+
+Compressed files, JSON Lines and Parquet are read through `hvd_pretrain.inputs` (the
+reader every tool shares): their chunks are its lines, one sentence per line.
 """
 
 import os
 
 import numpy as np
 
-from hvd_pretrain.textio import is_blank, split_lines
 from hvd_pretrain.errors import DataError
+from hvd_pretrain.inputs import InputConfig, canonical_lines, detect_input, needs_conversion
+from hvd_pretrain.textio import is_blank, split_lines
 
 DEFAULT_CHUNK_BYTES = 1 << 20
 
@@ -29,8 +33,10 @@ class InputError(DataError):
     """The input cannot be used (missing, empty, unreadable). Message names the file."""
 
 
-def check_input_files(paths):
-    """Raise InputError unless every path is a readable regular file; return total bytes."""
+def check_input_files(paths, reading=None):
+    """Raise InputError unless every path is a readable regular file; return total bytes (on disk).
+
+    reading: the InputConfig; a file of a format it cannot read is a DataError naming it."""
     if not paths:
         raise InputError("no input files given; pass --input_files=FILE[,FILE...]")
     total = 0
@@ -42,16 +48,27 @@ def check_input_files(paths):
                 pass
         except OSError as e:
             raise InputError("cannot read input file %s: %s" % (path, e.strerror)) from e
-        total += os.path.getsize(path)
+        size = os.path.getsize(path)
+        if size:
+            detect_input(path, reading)
+        total += size
     return total
 
 
-def iter_chunks(paths, chunk_bytes=DEFAULT_CHUNK_BYTES):
+def iter_chunks(paths, chunk_bytes=DEFAULT_CHUNK_BYTES, reading=None):
     """Yield byte chunks of whole lines, about `chunk_bytes` each, across all files.
 
     A chunk never spans two files. A line longer than `chunk_bytes` becomes its own chunk.
+    reading: the InputConfig; files that are not plain text are read as their sentences.
     """
+    reading = reading or InputConfig()
     for path in paths:
+        if not os.path.getsize(path):
+            continue
+        info = detect_input(path, reading)
+        if needs_conversion(info, reading):
+            yield from _line_chunks(canonical_lines(info, reading), chunk_bytes)
+            continue
         with open(path, "rb") as f:
             while True:
                 block = f.read(chunk_bytes)
@@ -59,6 +76,19 @@ def iter_chunks(paths, chunk_bytes=DEFAULT_CHUNK_BYTES):
                     break
                 tail = f.readline()  # finish the last line of the block
                 yield block + tail
+
+
+def _line_chunks(lines, chunk_bytes):
+    """Chunks of about `chunk_bytes` from an iterable of lines (bytes without "\n")."""
+    parts, size = [], 0
+    for line in lines:
+        parts.append(line)
+        size += len(line) + 1
+        if size >= chunk_bytes:
+            yield b"\n".join(parts) + b"\n"
+            parts, size = [], 0
+    if parts:
+        yield b"\n".join(parts) + b"\n"
 
 
 def decode_lines(raw):
