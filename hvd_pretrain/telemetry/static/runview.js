@@ -11,6 +11,7 @@
     { id: "lr", title: "Learning rate", keys: ["lr"] },
     { id: "loss_scale", title: "Loss scale", keys: ["loss_scale"] },
     { id: "mfu", title: "MFU", keys: ["mfu"] },
+    { id: "corpus_mix", title: "Examples per corpus (weighted mix)", keys: [], prefix: "corpus_examples." },
     { id: "eval_loss", title: "Held-out loss (eval records)",
       keys: ["eval.loss", "eval.mlm_loss", "eval.nsp_loss", "eval.sop_loss", "eval.rtd_loss"] },
     { id: "eval_accuracy", title: "Held-out accuracy (eval records)",
