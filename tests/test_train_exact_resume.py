@@ -113,3 +113,30 @@ def test_weighted_mixture_trains_and_reports_each_corpus(tmp_path, tiny_data, ti
     bad = run([HVD_PRETRAIN] + tiny_flags(str(tmp_path / "bad"), data_dir="%s:1,%s" % (books, books)),
               timeout=120, check=False)
     assert bad.returncode == 2 and "give every data dir a weight" in bad.stderr
+
+
+@pytest.mark.horovod
+@pytest.mark.timeout(600)
+def test_a_restart_on_fewer_ranks_reads_every_example_of_the_epoch_once(tmp_path, tiny_data, tiny_flags):
+    """2 ranks train part of epoch 0; the run goes on as 1 rank past the epoch's end (example ids counted)."""
+    with open(os.path.join(tiny_data["data_dir"], "manifest.json")) as f:
+        total = json.load(f)["num_instances"]
+    run_dir, first = str(tmp_path / "run"), 25
+    flags = dict(log_every=5, save_checkpoints_steps=1000, record_batch_digests=True)
+    run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", HVD_PRETRAIN]
+        + tiny_flags(run_dir, steps=first, **flags), timeout=300)
+    rest = total - 2 * 4 * first  # examples of epoch 0 no rank has read
+    out = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=first + rest // 4 + 3, **flags), timeout=300).stdout
+    assert "continues on 1 ranks instead of 2" in out
+
+    seen = {0: [], 1: []}
+    for rank in (0, 1):
+        for record in _jsonl(os.path.join(run_dir, "ranks", "%d.batches.jsonl" % rank)):
+            for epoch, shard, index in record["examples"]:
+                seen.setdefault(epoch, []).append((shard, index))
+    epoch0 = seen[0]
+    assert len(epoch0) == len(set(epoch0)), "an example was read twice in epoch 0"
+    print("MEASURED world 2 -> 1: %d of %d examples of epoch 0 read once, none twice; %d of epoch 1"
+          % (len(epoch0), total, len(seen[1])))
+    assert total - len(epoch0) <= 1  # at most world - 1 left over by the first deal (total % 2)
+    assert seen[1]  # the single rank went on into epoch 1

@@ -95,7 +95,7 @@ def make_dataset(files, batch_size, max_seq_length, max_predictions_per_seq, ran
 
 
 def make_stream_dataset(sources, cursor, rank, batch_size, max_seq_length, max_predictions_per_seq,
-                        masking=None, masking_rule=None, block=None):
+                        masking=None, masking_rule=None, block=None, with_keys=False):
     """This rank's training batches in the exact order of a data cursor, without end.
 
     sources: [(files, counts)] per corpus: every shard of the corpus in the cursor's order
@@ -103,7 +103,8 @@ def make_stream_dataset(sources, cursor, rank, batch_size, max_seq_length, max_p
     (data/cursor.py), or several with a MixtureCursor (data/mixture.py). A run resumed from the
     cursor saved with its checkpoint sees exactly the batches a run without the restart would have
     seen; masks of dynamic masking are keyed by (seed, epoch, shard, record), so they do not
-    depend on the rank count either. Output: the batches of make_dataset.
+    depend on the rank count either. Output: the batches of make_dataset; with_keys adds
+    "example_keys" [batch, 4] int64: (seed, epoch, shard, record) of each example.
     """
     from hvd_pretrain.data.cursor import DEFAULT_BLOCK
     from hvd_pretrain.data.mixture import MixtureCursor, mixed_stream
@@ -124,11 +125,14 @@ def make_stream_dataset(sources, cursor, rank, batch_size, max_seq_length, max_p
 
         rule = masking_rule or rule_from_manifest(os.path.dirname(files[0]), max_predictions_per_seq)
         rule.max_predictions = max_predictions_per_seq
-        ds = ds.map(masking_fn(batch_size, max_seq_length, max_predictions_per_seq, rule),
-                    num_parallel_calls=AUTOTUNE)
+        parse = masking_fn(batch_size, max_seq_length, max_predictions_per_seq, rule)
     else:
         spec = static_feature_spec(max_seq_length, max_predictions_per_seq)
-        ds = ds.map(lambda keys, records: _to_int32(tf.io.parse_example(records, spec)), num_parallel_calls=AUTOTUNE)
+        parse = lambda keys, records: _to_int32(tf.io.parse_example(records, spec))  # noqa: E731
+    if with_keys:
+        ds = ds.map(lambda keys, records: dict(parse(keys, records), example_keys=keys), num_parallel_calls=AUTOTUNE)
+    else:
+        ds = ds.map(parse, num_parallel_calls=AUTOTUNE)
     return ds.prefetch(AUTOTUNE)
 
 

@@ -43,9 +43,10 @@ class TrainConfig(Config):
     keep_checkpoints: int = option(3, "Checkpoints kept.")
     log_every: int = option(20, "Optimizer steps per logging window.")
     seed: int = option(12345, "Random seed (model init, data order; and the data when it is built).")
-    record_batch_digests: bool = option(False, "Each rank appends a SHA-256 of every micro-batch it trains on to"
+    record_batch_digests: bool = option(False, "Each rank appends a SHA-256 of every micro-batch it trains on, and"
+                                               " the (epoch, shard, record) of each example, to"
                                                " ranks/<rank>.batches.jsonl: shows that a resumed run continues the"
-                                               " exact data stream.")
+                                               " exact data stream and that every example is read once per epoch.")
     threads: int = option(0, "CPU intra-op threads per rank (0: cores / local ranks).")
     # Length as a budget instead of steps (0 = off): steps follow from the global batch.
     train_examples: int = option(0, "Length as a budget of examples (0: use --num_train_steps). Steps and warmup"

@@ -219,7 +219,7 @@ class Session:
         self.cursor = cursor
         files = [path for shard_files, _ in sources for path in shard_files]
         dataset = make_stream_dataset(sources, cursor, rank, cfg.per_rank_batch, cfg.max_seq_length,
-                                      cfg.max_predictions_per_seq)
+                                      cfg.max_predictions_per_seq, with_keys=cfg.record_batch_digests)
         return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
 
     def data_sources(self, world_size):
@@ -291,8 +291,10 @@ class Session:
             micro = [next(iterator) for _ in range(plan.accum_steps)]
             self.cursor = self.cursor.advanced(plan.accum_steps * cfg.per_rank_batch)
             if cfg.record_batch_digests:
-                append_jsonl(self.rundir.batch_log(hvd.rank()), {"step": step + 1, "rank": hvd.rank(),
-                                                                "digests": [batch_digest(b) for b in micro]})
+                keys = [b.pop("example_keys").numpy() for b in micro]
+                append_jsonl(self.rundir.batch_log(hvd.rank()), {
+                    "step": step + 1, "rank": hvd.rank(), "digests": [batch_digest(b) for b in micro],
+                    "examples": [[int(e), int(sh), int(r)] for k in keys for _, e, sh, r in k]})
             t1 = time.time()
             info = self.stepper.step(micro, stop=stop.requested)
             step = int(optimizer.iterations.numpy())
