@@ -267,3 +267,38 @@ def test_english_pair_task_from_a_transformers_directory(tmp_path):
     (only,) = report["results"]
     assert only["source"] == hf_dir and len(only["seeds"]) == 1 and only["accuracy"]["std"] == 0.0
     assert 0.0 <= only["accuracy"]["mean"] <= 1.0 and np.isfinite(only["seeds"][0]["train_loss"])
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_every_seed_starts_from_the_checkpoint(tmp_path):
+    """Each run gets the checkpoint's encoder weights again, a fresh head and a zeroed optimizer;
+    the same seed gives the same result."""
+    from hvd_pretrain.export.checkpoints import load_checkpoint_model
+    from hvd_pretrain.finetune.config import FinetuneConfig
+    from hvd_pretrain.finetune.encode import EncodedSplit
+    from hvd_pretrain.finetune.probe import Prober
+    from hvd_pretrain.finetune.sources import Source
+    vocab = tmp_path / "vocab"
+    write(vocab / "vocab.txt", "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghij")) + "\n")
+    run_dir = fake_run(tmp_path / "run", str(vocab), steps=(5,))
+    source = Source.from_checkpoint(run_dir)
+    assert source.step == 5 and source.vocab == os.path.join(run_dir, "vocab")
+    rng = np.random.RandomState(0)
+    ids = [np.array([2] + list(rng.randint(5, 15, 6)) + [3], np.int32) for _ in range(16)]
+    split = EncodedSplit(ids, [np.zeros(8, np.int32)] * 16, rng.randint(0, 2, 16), pad_id=0)
+    prober = Prober(source.config, FinetuneConfig(seeds="1", epochs=2, batch_size=8, learning_rate=1e-2).validate(),
+                    split, split, ["0", "1"])
+    expected = [v.numpy() for v in load_checkpoint_model(run_dir)[0].encoder.variables]
+    encoder = prober.pretrainer.encoder.variables
+    first = prober.run(source, seed=1)
+    assert first["steps"] == 4 and int(prober.optimizer.iterations.numpy()) == 4
+    assert any(np.abs(v.numpy() - e).max() > 1e-4 for v, e in zip(encoder, expected))  # fine-tuning moved them
+    prober._reset(source, seed=1)
+    for v, e in zip(encoder, expected):
+        np.testing.assert_array_equal(v.numpy(), e, err_msg=v.name)
+    assert int(prober.optimizer.iterations.numpy()) == 0
+    head = [v.numpy() for v in prober.classifier.head_variables()]
+    prober._reset(source, seed=2)
+    assert not np.array_equal(head[0], prober.classifier.head_variables()[0].numpy())  # the seed draws the head
+    assert prober.run(source, seed=1) == dict(first, seconds=pytest.approx(first["seconds"], abs=1e9))
