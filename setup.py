@@ -61,6 +61,7 @@ setup(
             "hvd-monitor=hvd_pretrain.cli.monitor:run",
             "hvd-export=hvd_pretrain.cli.export:run",
             "hvd-plan=hvd_pretrain.cli.plan:run",
+            "hvd-finetune=hvd_pretrain.cli.finetune:run",
         ],
     },
 )

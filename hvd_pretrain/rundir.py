@@ -12,6 +12,7 @@ Layout (see README, "The run directory")::
       tb/                TensorBoard events
       job.json           written by the supervisor
       logs/              supervisor and trainer logs
+      finetune/<task>.json   hvd-finetune's downstream probe results
 
 This module owns the paths and the file formats. It imports nothing heavy
 (no TensorFlow, no Horovod) so that the supervisor and the monitor can use it.
@@ -28,6 +29,7 @@ PLAN, VOCAB, DATA, CHECKPOINTS = "plan.json", "vocab", "data", "checkpoints"
 METRICS, RANKS, TENSORBOARD = "metrics.jsonl", "ranks", "tb"
 JOB, LOGS, STOP_REQUEST = "job.json", "logs", "stop_request.json"
 TRAIN_LOG, SUPERVISOR_LOG = "train.log", "supervisor.log"  # in logs/
+FINETUNE = "finetune"  # hvd-finetune's results, one <task>.json each
 MANIFEST = "manifest.json"  # in a data directory
 BEST = "best"  # in checkpoints/: the best checkpoint by an eval metric (--keep_best), outside the rotation
 EVAL = "eval"  # evaluation results (hvd-pretrain --eval_only)
@@ -97,6 +99,9 @@ class RunDir:
     @property
     def stop_request(self):
         return os.path.join(self.root, STOP_REQUEST)
+
+    def finetune_result(self, task):
+        return os.path.join(self.root, FINETUNE, "%s.json" % task)
 
     def log(self, which=TRAIN_LOG):
         return os.path.join(self.root, LOGS, which)

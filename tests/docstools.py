@@ -16,7 +16,7 @@ DOCS = sorted(glob.glob(os.path.join(REPO, "docs", "*.md")))
 DOC_FILES = [README] + DOCS
 LINKED_FILES = DOC_FILES + [os.path.join(REPO, "BENCHMARKS.md")]
 
-OUR_TOOLS = ("hvd-pretrain", "hvd-data", "hvd-job", "hvd-monitor", "hvd-export", "hvd-plan")
+OUR_TOOLS = ("hvd-pretrain", "hvd-data", "hvd-job", "hvd-monitor", "hvd-export", "hvd-plan", "hvd-finetune")
 SUBCOMMANDS = {
     "hvd-data": ("vocab", "create", "inspect", "newwords"),
     "hvd-job": ("start", "status", "logs", "stop", "restart", "doctor"),
@@ -152,9 +152,27 @@ def flags_in_help(text):
 
 
 @functools.lru_cache(maxsize=None)
+def console_scripts():
+    """{tool: module} of setup.py's console_scripts entry points."""
+    with open(os.path.join(REPO, "setup.py"), encoding="utf-8") as f:
+        return dict(re.findall(r'"(hvd-[\w-]+)=([\w.]+):\w+"', f.read()))
+
+
+def launcher(program):
+    """How to start one of our tools: its console script, or `python -m <module>` while the script is not
+    installed yet (a tool added to setup.py since the last `pip install -e .`)."""
+    import shutil
+    import sys
+    module = console_scripts().get(program)
+    if module and shutil.which(program, path=proc.test_env()["PATH"]) is None:
+        return [sys.executable, "-m", module]
+    return [program]
+
+
+@functools.lru_cache(maxsize=None)
 def help_of(program, subcommand=None):
     """(exit code, output) of `program [subcommand] --help`."""
-    cmd = [program] + ([subcommand] if subcommand else []) + ["--help"]
+    cmd = launcher(program) + ([subcommand] if subcommand else []) + ["--help"]
     result = proc.run(cmd, timeout=HELP_TIMEOUT, check=False, env=proc.test_env())
     return result.returncode, result.stdout
 
@@ -305,7 +323,8 @@ def run_documented(command, cwd, timeout):
     env = proc.test_env(HVD_PRETRAIN_RUNS=os.path.join(cwd, "runs"), **command.env)
     env.pop("HVD_PRETRAIN_RUN_DIR", None)
     started = time.time()
-    result = proc.run(command.argv, timeout=timeout, cwd=cwd, env=env, check=False)
+    argv = launcher(command.argv[0]) + list(command.argv[1:])
+    result = proc.run(argv, timeout=timeout, cwd=cwd, env=env, check=False)
     assert result.returncode == 0, "%s: `%s` exited %d after %.1fs:\n%s" % (
         command.where, command.text, result.returncode, time.time() - started, result.stdout[-4000:])
     return result

@@ -6,9 +6,9 @@ Convention (the test enforces it):
   nothing else: one command per line (a trailing backslash continues it), `#` starts a
   comment, no prompts, pipes or redirections, since each command is run without a shell.
   Output, diagrams and file layouts go in ```text blocks, Python in ```python blocks.
-* Every command names a real program: one of the six tools, horovodrun, or a few system
+* Every command names a real program: one of our tools, horovodrun, or a few system
   programs (make, python, bash, ...). Leading VAR=value words set its environment.
-* Every flag given to one of the six tools or to horovodrun is listed by that program's
+* Every flag given to one of our tools or to horovodrun is listed by that program's
   `--help` (for hvd-data, hvd-job and hvd-monitor: the subcommand's `--help`). The command
   after horovodrun's own options, and after `--` of `hvd-job start`, is checked the same way.
   `make` targets must exist in the Makefile, and scripts given to python or bash in the repo.
@@ -183,6 +183,17 @@ def test_parser_follows_the_convention():
     assert [c.line for c in commands] == [4, 7]
     assert prose_flags(README, text) == [(1, "--not_a_flag_anywhere")]
     assert "--not_a_flag_anywhere" not in every_known_flag()
+
+
+def test_a_tool_not_installed_yet_runs_from_its_module():
+    """A tool added to setup.py is checked before `pip install -e .` installs its console script."""
+    from docstools import console_scripts, help_of, launcher
+    assert console_scripts()["hvd-finetune"] == "hvd_pretrain.cli.finetune"
+    import sys
+    assert launcher("hvd-finetune") in ([sys.executable, "-m", "hvd_pretrain.cli.finetune"], ["hvd-finetune"])
+    assert launcher("make") == ["make"]
+    code, text = help_of("hvd-finetune")
+    assert code == 0 and "--all_checkpoints" in text
 
 
 def test_a_failing_documented_command_fails(tmp_path):

@@ -1,6 +1,6 @@
 """Imports go down, never up: the package rules of the design notes, read from the source.
 
-    bottom (rundir, textio, inputs, errors, ...)  <- vocab <- data <- train -> models
+    bottom (rundir, textio, inputs, errors, ...)  <- vocab <- data <- train -> models;  finetune -> train, export
     models and plan use neither data nor vocab; supervisor and telemetry use only the bottom
     and never TensorFlow; Horovod only in train and cli; cli is on top.
 
@@ -27,6 +27,7 @@ ALLOWED = {
     "plan": BOTTOM | {"models"},
     "export": BOTTOM | {"models", "vocab"},
     "train": BOTTOM | {"vocab", "data", "corpus", "models", "plan", "export"},
+    "finetune": BOTTOM | {"vocab", "models", "export", "train"},
     "supervisor": BOTTOM - {"tfcompat"},
     "telemetry": BOTTOM - {"tfcompat"},
     "cli": None,  # anything

@@ -9,8 +9,11 @@ from hvd_pretrain.train.optimizers import AdamWeightDecay
 B1, B2, EPS, WD, LR = 0.9, 0.999, 1e-6, 0.1, 0.01
 
 
-def numpy_reference(weights, grads_per_step, lamb, excluded):
-    """Loshchilov & Hutter (AdamW) / You et al. Algorithm 2 (LAMB), phi = identity."""
+def numpy_reference(weights, grads_per_step, lamb, excluded, bias_correction=True):
+    """Loshchilov & Hutter (AdamW) / You et al. Algorithm 2 (LAMB), phi = identity.
+
+    bias_correction=False: Google's AdamWeightDecayOptimizer (BERT) and LAMBOptimizer (ALBERT).
+    """
     w = {k: v.astype(np.float64).copy() for k, v in weights.items()}
     m = {k: np.zeros_like(v) for k, v in w.items()}
     v = {k: np.zeros_like(x) for k, x in w.items()}
@@ -19,8 +22,8 @@ def numpy_reference(weights, grads_per_step, lamb, excluded):
             g = grads[k].astype(np.float64)
             m[k] = B1 * m[k] + (1 - B1) * g
             v[k] = B2 * v[k] + (1 - B2) * g * g
-            m_hat = m[k] / (1 - B1 ** t)
-            v_hat = v[k] / (1 - B2 ** t)
+            m_hat = m[k] / (1 - B1 ** t) if bias_correction else m[k]
+            v_hat = v[k] / (1 - B2 ** t) if bias_correction else v[k]
             r = m_hat / (np.sqrt(v_hat) + EPS)
             u = r if k in excluded else r + WD * w[k]
             if lamb and k not in excluded:
@@ -32,8 +35,9 @@ def numpy_reference(weights, grads_per_step, lamb, excluded):
     return w
 
 
+@pytest.mark.parametrize("bias_correction", [True, False], ids=["bias_correction", "google"])
 @pytest.mark.parametrize("lamb", [False, True], ids=["adamw", "lamb"])
-def test_matches_numpy_reference(lamb):
+def test_matches_numpy_reference(lamb, bias_correction):
     rng = np.random.RandomState(0)
     init = {"dense/kernel": rng.randn(4, 3).astype(np.float32) * 2.0,
             "layer_norm/gamma": (1.0 + 0.1 * rng.randn(3)).astype(np.float32),
@@ -44,17 +48,30 @@ def test_matches_numpy_reference(lamb):
     variables = {k: tf.Variable(v, name=k) for k, v in init.items()}
     assert variables["layer_norm/gamma"].name.startswith("layer_norm/gamma")
     opt = AdamWeightDecay(learning_rate=LR, weight_decay_rate=WD, beta_1=B1, beta_2=B2, epsilon=EPS,
-                          layerwise_adaptation=lamb)
+                          layerwise_adaptation=lamb, bias_correction=bias_correction)
     order = list(init)
     opt.build([variables[k] for k in order])
     for grads in steps:
         opt.apply_gradients([(tf.constant(grads[k]), variables[k]) for k in order])
-    ref = numpy_reference(init, steps, lamb, excluded={"layer_norm/gamma", "dense/bias"})
+    ref = numpy_reference(init, steps, lamb, excluded={"layer_norm/gamma", "dense/bias"},
+                          bias_correction=bias_correction)
     for k in order:
         np.testing.assert_allclose(variables[k].numpy(), ref[k], rtol=2e-5, atol=2e-6, err_msg=k)
     # The decayed kernel really moved differently from plain Adam (decay and trust ratio are live).
-    plain = numpy_reference(init, steps, lamb=False, excluded=set(init))
+    plain = numpy_reference(init, steps, lamb=False, excluded=set(init), bias_correction=bias_correction)
     assert np.max(np.abs(ref["dense/kernel"] - plain["dense/kernel"])) > 1e-4
+    # And the bias correction is live: the other setting gives other weights.
+    other = numpy_reference(init, steps, lamb, excluded={"layer_norm/gamma", "dense/bias"},
+                            bias_correction=not bias_correction)
+    assert np.max(np.abs(ref["layer_norm/gamma"] - other["layer_norm/gamma"])) > 1e-4
+
+
+def test_bias_correction_flag_reaches_the_optimizer():
+    from hvd_pretrain.train.config import TrainConfig
+    from hvd_pretrain.train.optimization import make_optimizer
+    assert make_optimizer(TrainConfig()).bias_correction
+    google = make_optimizer(TrainConfig(adam_bias_correction=False, adam_epsilon=1e-8, adam_beta2=0.98))
+    assert (google.bias_correction, google.epsilon, google.beta_2) == (False, 1e-8, 0.98)
 
 
 def test_exclusion_patterns_match_model_variable_names():

@@ -132,3 +132,30 @@ def export_hf(model, out_dir, vocab_dir=None, overwrite=False):
         shutil.rmtree(staging, ignore_errors=True)
     return written
 
+
+
+def export_classifier_hf(classifier, pretrainer, out_dir, labels, vocab_dir=None, overwrite=False):
+    """Write a fine-tuned SequenceClassifier as a transformers *ForSequenceClassification directory.
+
+    `labels`: the class names in logit order (config.json's id2label). Returns out_dir.
+    Raises ExportError when out_dir exists and overwrite is False.
+    """
+    config = pretrainer.config
+    hf_names.check_representable(config, "discriminator" if config.family == "electra" else "model")
+    if os.path.exists(out_dir) and not overwrite:
+        raise ExportError("export directory %s already exists; pass --overwrite to replace it" % out_dir)
+    _refuse_to_replace_run_data(out_dir)
+    vocab = _tokenizer_files(vocab_dir, config.family, config.max_position_embeddings) if vocab_dir else None
+    pad_id = vocab["tokenizer"].pad_id if vocab else 0
+    architecture, binds = hf_names.classifier_bindings(classifier, pretrainer)
+    staging = "%s.partial-%d" % (os.path.abspath(out_dir).rstrip("/"), os.getpid())
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        _write_dir(staging, architecture, hf_names.classifier_config(config, labels, pad_id), bindings.read(binds),
+                   vocab)
+        if os.path.exists(out_dir):
+            shutil.rmtree(out_dir)
+        os.rename(staging, out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return out_dir

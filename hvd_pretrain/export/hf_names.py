@@ -195,3 +195,31 @@ def config_from_hf(hf, source):
         fields.update(embedding_size=None if embedding == hf["hidden_size"] else embedding,
                       sentence_objective="none")
     return fields
+
+
+CLASSIFIERS = {"bert": "BertForSequenceClassification", "albert": "AlbertForSequenceClassification",
+               "electra": "ElectraForSequenceClassification"}
+
+
+def classifier_bindings(classifier, pretrainer):
+    """(architecture, bindings) of a SequenceClassifier built on `pretrainer`'s encoder."""
+    config = pretrainer.config
+    part = "discriminator" if config.family == "electra" else "model"
+    _, binds = hf_bindings(pretrainer, part)
+    prefix = config.family + "."
+    out = [b for b in binds if b.key.startswith(prefix)]
+    if classifier.dense is not None:
+        out += B.dense("classifier.dense.", classifier.dense, True)
+        out += B.dense("classifier.out_proj.", classifier.output_layer, True)
+    else:
+        out += B.dense("classifier.", classifier.output_layer, True)
+    return CLASSIFIERS[config.family], out
+
+
+def classifier_config(config, labels, pad_token_id=0):
+    """config.json of a sequence classifier with `labels` (their order is the logits')."""
+    architecture = CLASSIFIERS[config.family]
+    out = hf_config(config, architecture, "discriminator" if config.family == "electra" else "model", pad_token_id)
+    out.update(id2label={str(i): str(label) for i, label in enumerate(labels)},
+               label2id={str(label): i for i, label in enumerate(labels)}, num_labels=len(labels))
+    return out

@@ -28,9 +28,14 @@ class TrainConfig(Config):
     optimizer: str = option("adamw", "Optimizer: AdamW, or LAMB (layer-wise trust ratios) for large global"
                             " batches.", choices=("adamw", "lamb"))
     weight_decay: float = option(0.01, "Decoupled weight decay (not on LayerNorm or biases).")
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_epsilon: float = 1e-6
+    adam_beta1: float = option(0.9, "Adam/LAMB beta1 (decay of the gradient's moving average).")
+    adam_beta2: float = option(0.999, "Adam/LAMB beta2 (decay of the squared gradient's moving average; RoBERTa"
+                               " uses 0.98).")
+    adam_epsilon: float = option(1e-6, "Adam/LAMB epsilon, added to sqrt(v_hat) (Google's BERT: 1e-6;"
+                                 " transformers' Trainer: 1e-8).")
+    adam_bias_correction: bool = option(True, "Divide Adam's moments by (1 - beta^t) as in the Adam paper and"
+                                        " torch.optim.AdamW; --noadam_bias_correction is the optimizer of Google's"
+                                        " BERT and ALBERT run_pretraining.py.")
     clip_norm: float = option(1.0, "Clip the allreduced gradient to this global norm (0: off).")
     # Stop when this many optimizer steps in a row are skipped for non-finite gradients (0: never).
     max_consecutive_skipped_steps: int = option(100, "Stop (exit 2, naming the likely cause) after this many"
@@ -115,6 +120,10 @@ class TrainConfig(Config):
         if self.resolved_warmup_steps() > self.num_train_steps:
             raise ConfigError("--warmup_steps=%d exceeds --num_train_steps=%d"
                                    % (self.resolved_warmup_steps(), self.num_train_steps))
+        if not (0.0 <= self.adam_beta1 < 1.0 and 0.0 <= self.adam_beta2 < 1.0):
+            raise ConfigError("--adam_beta1=%r and --adam_beta2=%r must be in [0, 1)" % (self.adam_beta1, self.adam_beta2))
+        if not self.adam_epsilon > 0:
+            raise ConfigError("--adam_epsilon=%r must be positive" % self.adam_epsilon)
         if self.clip_norm < 0:
             raise ConfigError("--clip_norm=%r must be >= 0 (0 disables clipping)" % self.clip_norm)
         if self.precision not in ("fp32", "fp16", "bf16"):

@@ -50,7 +50,7 @@ def make_optimizer(cfg, schedule=None):
         raise ValueError("unknown optimizer %r" % cfg.optimizer)
     return AdamWeightDecay(learning_rate=schedule or make_schedule(cfg), weight_decay_rate=cfg.weight_decay,
                            beta_1=cfg.adam_beta1, beta_2=cfg.adam_beta2, epsilon=cfg.adam_epsilon,
-                           layerwise_adaptation=cfg.optimizer == "lamb")
+                           layerwise_adaptation=cfg.optimizer == "lamb", bias_correction=cfg.adam_bias_correction)
 
 
 def current_lr(optimizer):

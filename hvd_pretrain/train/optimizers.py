@@ -3,12 +3,19 @@
 For every variable w with gradient g at optimizer step t (1-based):
 
     m = b1 m + (1 - b1) g              v = b2 v + (1 - b2) g^2
-    m_hat = m / (1 - b1^t)             v_hat = v / (1 - b2^t)
+    m_hat = m / (1 - b1^t)             v_hat = v / (1 - b2^t)       (bias_correction=False: m_hat = m, v_hat = v)
     u = m_hat / (sqrt(v_hat) + eps) + wd * w          (wd = 0 for excluded variables)
 
     AdamW (Loshchilov & Hutter):  w -= lr * u
     LAMB  (You et al., Alg. 2):   w -= lr * (||w|| / ||u||) * u     (trust ratio; 1 when a norm is 0
                                                                       or the variable is excluded)
+
+This is torch.optim.AdamW's update (eps added to sqrt(v_hat), decay lr * wd * w on the weights before
+the step), which tests/test_train_parity.py checks step for step against transformers. Without bias
+correction it is the AdamWeightDecayOptimizer of Google's BERT (optimization.py) and ALBERT's
+LAMBOptimizer; for a steady gradient its updates are (1 - b1^t) / sqrt(1 - b2^t) times Adam's (3x at
+t = 1, 1.3x at t = 1000). Keras' Adam differs: it folds the bias correction into the learning rate,
+which scales eps by sqrt(1 - b2^t).
 
 LayerNorm parameters and biases are excluded from weight decay and from the
 trust ratio. Gradients arrive dense (the trainer accumulates dense fp32 gradients).
@@ -27,7 +34,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     """Adam with decoupled weight decay; `layerwise_adaptation=True` makes it LAMB."""
 
     def __init__(self, learning_rate=1e-3, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 layerwise_adaptation=False, exclude=DEFAULT_EXCLUDE, name=None, **kwargs):
+                 layerwise_adaptation=False, exclude=DEFAULT_EXCLUDE, bias_correction=True, name=None, **kwargs):
         name = name or ("LAMB" if layerwise_adaptation else "AdamW")
         super().__init__(name=name, **kwargs)
         self._learning_rate = self._build_learning_rate(learning_rate)
@@ -36,6 +43,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         self.beta_2 = float(beta_2)
         self.epsilon = float(epsilon)
         self.layerwise_adaptation = bool(layerwise_adaptation)
+        self.bias_correction = bool(bias_correction)
         self.exclude = tuple(exclude)
 
     def excluded(self, variable):
@@ -58,8 +66,11 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         m, v = self._m[index], self._v[index]
         m.assign(self.beta_1 * m + (1.0 - self.beta_1) * gradient)
         v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
-        m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
-        v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), t))
+        if self.bias_correction:
+            m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
+            v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), t))
+        else:
+            m_hat, v_hat = m, v
         update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
         excluded = self.excluded(variable)
         if self.weight_decay_rate and not excluded:
@@ -76,5 +87,6 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         config.update(learning_rate=self._serialize_hyperparameter(self._learning_rate),
                       weight_decay_rate=self.weight_decay_rate, beta_1=self.beta_1, beta_2=self.beta_2,
                       epsilon=self.epsilon, layerwise_adaptation=self.layerwise_adaptation,
+                      bias_correction=self.bias_correction,
                       exclude=list(self.exclude))
         return config
