@@ -126,3 +126,10 @@ def test_filters_are_off_without_jieba_as_base(corpus):
     result = hybrid.discover([corpus], config)
     assert not any(k.startswith(("fragment", "phrase")) for k in result.vetoes)
     assert "rests_proposed" not in result.stage_counts
+
+
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_a_fragment_share_out_of_range_is_a_config_error(share):
+    from hvd_pretrain.errors import ConfigError
+    with pytest.raises(ConfigError, match="fragment_share"):
+        hybrid.validate(hybrid.NewWordsConfig(fragment_share=share))

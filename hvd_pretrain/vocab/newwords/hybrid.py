@@ -89,6 +89,9 @@ def validate(config):
         raise ConfigError("method %r is not one of %s" % (config.method, ", ".join(METHODS)))
     if not 2 <= config.max_len <= 6:
         raise ConfigError("max_len %d is out of range; use 2..6" % config.max_len)
+    if not 0.0 < config.fragment_share <= 1.0:
+        raise ConfigError("fragment_share %g is out of range; use a share in (0, 1] (default %g)"
+                          % (config.fragment_share, segmented.FRAGMENT_SHARE))
 
 
 def _peak_rss(worker_peak):
