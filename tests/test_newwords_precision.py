@@ -73,3 +73,20 @@ def test_quality_block_carries_the_boundary_precision(gold):
     q = evaluation.quality(["王磊", "斯坦"], {"王磊": 3}, {"王磊"}, min_freq=1, gold=gold, boundary_ks=(2,))
     assert q["boundary_precision_at"] == {"2": 0.5} and q["strict_precision_at"] == {"2": 0.5}
     assert "boundary_precision_at" not in evaluation.quality(["王磊"], {"王磊": 3}, {"王磊"}, min_freq=1)
+
+
+def test_bound_compounds_reject_pieces_of_free_phrases():
+    lines = ["两/m  国/n  关系/n  良好/a  。/w", "新华社/nt  北京/ns  电/n  记者/n  王/nr  磊/nr  报道/v  。/w",
+             "副/b  主任/n  说/v  。/w", "京剧/n  史/Ng  。/w"]
+    bound = evaluation.GoldSegmentation.from_lines(lines)
+    lenient = evaluation.GoldSegmentation.from_lines(lines, compounds="lenient")
+    for piece in ("国关系", "电记者"):  # a free one-character noun before a noun: rewarded only by 'lenient'
+        assert lenient.agreement(piece)["compound"] == 1 and evaluation.agrees(lenient.agreement(piece))
+        assert bound.agreement(piece)["phrase"] == 1 and not evaluation.agrees(bound.agreement(piece))
+        assert evaluation.agrees(bound.agreement(piece, "lenient"))   # the rule can be chosen per call
+    for word in ("副主任", "京剧史"):  # a bound modifier; a two-character modifier before a one-character head
+        assert bound.agreement(word)["compound"] == 1
+    assert evaluation.boundary_precision_at(["国关系", "副主任"], bound, ks=(2,)) == {2: 0.5}
+    assert evaluation.boundary_precision_at(["国关系", "副主任"], bound, ks=(2,), compounds="lenient") == {2: 1.0}
+    with pytest.raises(ValueError):
+        evaluation.GoldSegmentation.from_lines(lines, compounds="loose")

@@ -84,6 +84,24 @@ def test_a_start_inside_a_name_is_not_a_fragment_start(seg):
     assert segmented.fragment_shares(seg, "丽华", [(ord("王"), 5)], []) == (0.0, 0.0)
 
 
+def test_a_start_after_a_number_is_a_fragment_start(seg):
+    # 万人 after digits (１０万人) or a Chinese numeral (三万人) starts inside the number + magnitude
+    d, b = ngrams.DIGIT, ngrams.BOUNDARY
+    start, _ = segmented.fragment_shares(seg, "万人", [(d, 6), (ord("三"), 2), (b, 2)], [])
+    assert start == 0.8
+    start, _ = segmented.fragment_shares(seg, "王磊", [(d, 1), (b, 9)], [])
+    assert start == 0.1
+
+
+def test_a_known_place_with_its_suffix_makes_the_candidate_its_stem(seg):
+    # jieba knows 唐山市 (a place) but not 唐山: 唐山 + 市 does not make 唐山 a fragment.
+    # 另一 + 个 is one known word too, but not a place: it still counts as ending inside a word.
+    _, end = segmented.fragment_shares(seg, "唐山", [], [(ord("市"), 6), (ngrams.BOUNDARY, 4)])
+    assert end == 0.0
+    _, end = segmented.fragment_shares(seg, "另一", [], [(ord("个"), 6), (ngrams.BOUNDARY, 4)])
+    assert end == 0.6
+
+
 def test_a_string_that_ends_inside_known_words_is_a_fragment(results):
     off = {c.word for c in results[False].words}
     on = {c.word for c in results[True].words}
@@ -108,3 +126,10 @@ def test_filters_are_off_without_jieba_as_base(corpus):
     result = hybrid.discover([corpus], config)
     assert not any(k.startswith(("fragment", "phrase")) for k in result.vetoes)
     assert "rests_proposed" not in result.stage_counts
+
+
+@pytest.mark.parametrize("share", [0.0, 1.5])
+def test_a_fragment_share_out_of_range_is_a_config_error(share):
+    from hvd_pretrain.errors import ConfigError
+    with pytest.raises(ConfigError, match="fragment_share"):
+        hybrid.validate(hybrid.NewWordsConfig(fragment_share=share))

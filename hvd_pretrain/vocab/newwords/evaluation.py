@@ -16,12 +16,17 @@ Two measures:
   occurrences in the raw text, not by its spelling. Every occurrence (overlapping ones
   included) is one of
     word      exactly one gold token, or one unit (bracketed entity, surname + given name);
-    compound  exactly two gold tokens, one of them a single character: a noun-like or bound
-              modifier (PKU tags n ns nt nz nx j vn an Ng, distinguishing word b, bound morphemes
-              Ag Bg, prefix h, place s) then a nominal head (n ns nt nz nx j vn an Ng): 副/b +
-              主任/n, 村/n + 电工/n. Free phrases are not compounds: two + two characters that
-              PKU neither joins nor brackets (经济/n + 发展/vn), a free adjective before a noun
-              (新/a + 情况/n), a title before a name (记者/n + 刘/nr);
+    compound  exactly two gold tokens, one of them a single character, modifier then nominal
+              head (n ns nt nz nx j vn an Ng). Two definitions (`compounds`):
+              'bound' (the default): a one-character modifier must be a bound or distinguishing
+              form (PKU tags b, h, Ag, Bg: 副/b + 主任/n, 非/h + 煤/n); a two-character modifier
+              may also be noun-like (n ns nt nz nx j vn an Ng s) before a one-character head
+              (京剧/n + 史/Ng). 'lenient' (the first definition) also accepts a one-character
+              noun-like modifier, which rewards pieces of free phrases: 国/n + 关系/n from
+              两国关系, 讯/Ng + 记者/n and 电/n + 记者/n from datelines (新华社北京１月１日电记者),
+              俄/j + 白/j (Russia and Belarus). Free phrases are compounds under neither: two +
+              two characters that PKU neither joins nor brackets (经济/n + 发展/vn), a free
+              adjective before a noun (新/a + 情况/n), a title before a name (记者/n + 刘/nr);
     phrase    starts and ends on gold boundaries but is neither (较/d + 低/a, 记者 + a name);
     crossing  starts or ends inside a gold token (斯坦 in 巴基斯坦, 阳市 in 洛阳/市).
   A word is right when at least AGREE_SHARE (0.8) of its occurrences are words or
@@ -159,8 +164,10 @@ def quality(words, token_counts, reference, known=(), min_freq=10, name="referen
     rec, targets = recall(ws, token_counts, min_freq, known)
     extra = {}
     if gold is not None:
-        for key, strict in (("boundary_precision_at", False), ("strict_precision_at", True)):
-            extra[key] = {str(k): v for k, v in boundary_precision_at(ws, gold, boundary_ks, strict=strict).items()}
+        for key, strict, rule in (("boundary_precision_at", False, "bound"), ("strict_precision_at", True, "bound"),
+                                  ("lenient_precision_at", False, "lenient")):
+            extra[key] = {str(k): v for k, v in
+                          boundary_precision_at(ws, gold, boundary_ks, strict=strict, compounds=rule).items()}
     return {"reference": name, **extra,
             "precision_at": {str(k): v for k, v in precision_at(ws, reference, ks).items()},
             "precision_by_length": {str(n): v for n, v in precision_by_length(ws, reference).items()},
@@ -171,6 +178,8 @@ def quality(words, token_counts, reference, known=(), min_freq=10, name="referen
 # PKU tags of nominal heads and of the modifiers a compound noun may start with.
 NOMINAL_TAGS = frozenset({"n", "ns", "nt", "nz", "nx", "j", "vn", "an", "Ng"})
 MODIFIER_TAGS = NOMINAL_TAGS | {"b", "Ag", "Bg", "h", "s"}
+BOUND_MODIFIER_TAGS = frozenset({"b", "Ag", "Bg", "h"})  # one-character modifiers under 'bound'
+COMPOUND_RULES = ("bound", "lenient")
 AGREE_SHARE = 0.8
 MAX_COMPOUND_CHARS = 3  # 1 + 2 or 2 + 1 characters
 KINDS = ("word", "compound", "phrase", "crossing")
@@ -185,7 +194,10 @@ class GoldSegmentation:
     multi-token units (bracketed entities, surname + given name). About 6 bytes per character.
     """
 
-    def __init__(self, parsed_lines):
+    def __init__(self, parsed_lines, compounds="bound"):
+        if compounds not in COMPOUND_RULES:
+            raise ValueError("compounds must be one of %s, not %r" % (", ".join(COMPOUND_RULES), compounds))
+        self.compounds = compounds
         parts, self.tags, self.units = [], [], set()
         self.boundary = bytearray()
         self.token_of = array.array("i")
@@ -212,19 +224,21 @@ class GoldSegmentation:
         self.text = "\n".join(parts) + "\n"
 
     @classmethod
-    def from_lines(cls, lines):
+    def from_lines(cls, lines, compounds="bound"):
         """From PKU-style tagged lines (`word/tag` separated by spaces)."""
-        return cls(parse_pku_tokens(line) for line in lines)
+        return cls((parse_pku_tokens(line) for line in lines), compounds)
 
     @classmethod
-    def from_file(cls, source, max_lines=None):
+    def from_file(cls, source, max_lines=None, compounds="bound"):
         with open(source, encoding="utf-8") as f:
-            return cls.from_lines(line for i, line in enumerate(f) if max_lines is None or i < max_lines)
+            return cls.from_lines((line for i, line in enumerate(f) if max_lines is None or i < max_lines),
+                                  compounds)
 
-    def kind(self, start, end):
+    def kind(self, start, end, compounds=None):
         """How the span [start, end) of `text` relates to the gold segmentation:
         'word' (one gold token or unit), 'compound' (two tokens, one a single character,
-        modifier + nominal head),
+        modifier + nominal head; `compounds` 'bound' or 'lenient', default the one given
+        at construction),
         'phrase' (starts and ends on boundaries, anything else), 'crossing' (starts or ends
         inside a gold token)."""
         if not (self.boundary[start] and self.boundary[end]):
@@ -234,16 +248,19 @@ class GoldSegmentation:
             return "word"
         if (last == first + 1 and end - start <= MAX_COMPOUND_CHARS and self.tags[first] in MODIFIER_TAGS
                 and self.tags[last] in NOMINAL_TAGS):
-            return "compound"
+            one_char_modifier = self.token_of[start + 1] != first
+            if not one_char_modifier or (compounds or self.compounds) == "lenient" \
+                    or self.tags[first] in BOUND_MODIFIER_TAGS:
+                return "compound"
         return "phrase"
 
-    def agreement(self, word):
+    def agreement(self, word, compounds=None):
         """{kind: occurrences} over every (overlapping) occurrence of `word` in the text."""
         out = dict.fromkeys(KINDS, 0)
         find, text, n = self.text.find, self.text, len(word)
         i = find(word)
         while i >= 0:
-            out[self.kind(i, i + n)] += 1
+            out[self.kind(i, i + n, compounds)] += 1
             i = find(word, i + 1)
         return out
 
@@ -256,8 +273,8 @@ def agrees(counts, share=AGREE_SHARE, strict=False):
     return total > 0 and good >= share * total
 
 
-def boundary_precision_at(words, gold, ks=(100, 200, 500), share=AGREE_SHARE, strict=False):
+def boundary_precision_at(words, gold, ks=(100, 200, 500), share=AGREE_SHARE, strict=False, compounds=None):
     """{k: fraction of the top-k words whose occurrences agree with the gold boundaries}
-    (None when fewer than k words)."""
-    verdicts = [agrees(gold.agreement(w), share, strict) for w in words[:max(ks)]]
+    (None when fewer than k words). `compounds`: 'bound' or 'lenient' (default: the gold's)."""
+    verdicts = [agrees(gold.agreement(w, compounds), share, strict) for w in words[:max(ks)]]
     return {k: (sum(verdicts[:k]) / k if len(verdicts) >= k else None) for k in ks}

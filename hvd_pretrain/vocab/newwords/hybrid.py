@@ -40,6 +40,7 @@ class NewWordsConfig:
     veto_compounds: bool = True          # hybrid: drop phrases made of known words
     compound_keep_cohesion: float = 6.0  # ... but keep known word + char if this tightly bound
     segmented_filters: bool = True       # hybrid with base_dict jieba: the filters of segmented.py
+    fragment_share: float = segmented.FRAGMENT_SHARE  # ... a fragment starts or ends inside a unit this often
 
 
 @dataclasses.dataclass
@@ -88,6 +89,9 @@ def validate(config):
         raise ConfigError("method %r is not one of %s" % (config.method, ", ".join(METHODS)))
     if not 2 <= config.max_len <= 6:
         raise ConfigError("max_len %d is out of range; use 2..6" % config.max_len)
+    if not 0.0 < config.fragment_share <= 1.0:
+        raise ConfigError("fragment_share %g is out of range; use a share in (0, 1] (default %g)"
+                          % (config.fragment_share, segmented.FRAGMENT_SHARE))
 
 
 def _peak_rss(worker_peak):
@@ -217,7 +221,7 @@ def discover(input_files, config, log=lambda msg: None):
                 stats_words.append(cand)
             if seg is not None:
                 stats_words += _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, thresholds, stage)
-                stats_words = _segmented_filter(stats_words, seg, stats2, vetoes, stage)
+                stats_words = _segmented_filter(stats_words, seg, stats2, vetoes, stage, config.fragment_share)
             timings["filters"] = time.time() - t
         del stats2, candidates
         rule_words = []
@@ -231,7 +235,7 @@ def discover(input_files, config, log=lambda msg: None):
                                           support, ruleset, known, vetoes, stage)
             timings["rules"] = time.time() - t
         if seg is not None and rule_words:
-            rule_words = _segmented_filter(rule_words, seg, {}, vetoes, stage)
+            rule_words = _segmented_filter(rule_words, seg, {}, vetoes, stage, config.fragment_share)
         words = _combine(stats_words, rule_words, thresholds)
     timings["total"] = time.time() - t0
     return NewWordsResult(
@@ -272,24 +276,27 @@ def _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, threshold
     return out
 
 
-def _segmented_filter(words, seg, stats2, vetoes, stage):
-    """`words` without the fragments and function-edge phrases of segmented.py."""
+def _segmented_filter(words, seg, stats2, vetoes, stage, share=segmented.FRAGMENT_SHARE):
+    """`words` without the fragments (start or end share >= `share`) and function-edge
+    phrases of segmented.py."""
     seg.load_tags(piece for cand in words for piece in seg.cut(cand.word))
     edges = {}
     for cand in words:
         if cand.index is not None:
             n, i = cand.index
-            edges[cand.word] = (segmented.crossings(seg, cand.word, stats2[n].neighbours(i, "left"), "left"),
-                                segmented.crossings(seg, cand.word, stats2[n].neighbours(i, "right"), "right"))
-    seg.load_tags(piece for (_, pieces), _ in edges.values() for piece, _ in pieces)  # one read of dict.txt
+            left = stats2[n].neighbours(i, "left")
+            edges[cand.word] = (segmented.crossings(seg, cand.word, left, "left"),
+                                segmented.crossings(seg, cand.word, stats2[n].neighbours(i, "right"), "right"),
+                                segmented.number_count(left))
+    seg.load_tags(piece for side in edges.values() for _, pieces in side[:2] for piece, _ in pieces)  # one read of dict.txt
     out = []
     for cand in words:
         reason = segmented.function_edge(seg, cand.word)
         if not reason and cand.word in edges:
-            left, right = edges[cand.word]
-            if segmented.crossing_share(seg, *left, "left") >= segmented.FRAGMENT_START_SHARE:
+            left, right, numbers = edges[cand.word]
+            if segmented.crossing_share(seg, *left, "left", numbers) >= share:
                 reason = "fragment:start"
-            elif segmented.crossing_share(seg, *right, "right") >= segmented.FRAGMENT_END_SHARE:
+            elif segmented.crossing_share(seg, *right, "right", word=cand.word) >= share:
                 reason = "fragment:end"
         if reason:
             vetoes[reason] = vetoes.get(reason, 0) + 1
