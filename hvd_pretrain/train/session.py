@@ -116,7 +116,7 @@ class Session:
         if cfg.precision in POLICIES:
             keras.mixed_precision.set_global_policy(POLICIES[cfg.precision])
         keras.utils.set_random_seed(cfg.seed)
-        self.model = build_pretrainer(self.model_config)
+        self.model = build_pretrainer(self.model_config, recompute=cfg.recompute)
         self.optimizer = make_optimizer(cfg, make_schedule(cfg, offset=self.offset))
         self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
         self.stepper = AccumulatingStep(self.model, self.optimizer, HorovodCommunicator(self.hvd, self.compression),
