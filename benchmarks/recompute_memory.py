@@ -6,12 +6,15 @@
 Each setting (--recompute=none, then block) runs in its own process, so one's
 memory cannot hide in the other's: build BERT (MLM + NSP), AdamW and the fp32
 accumulators, record the resident set size (the baseline: weights, optimizer
-slots, TensorFlow itself), then run `--warmup` and `--steps` trainer steps
+slots, accumulators, TensorFlow itself), run `--warmup` and `--steps` trainer steps
 (hvd_pretrain.train.accumulate.AccumulatingStep.run, accumulation 1, one rank)
 and record the peak resident set size (getrusage ru_maxrss) and, on a GPU,
 TensorFlow's peak device memory. The activations are what recompute saves, so
-the table gives the peak above the baseline too. Dropout stays at the preset's
-rate: recompute reproduces its masks exactly (ops.seeded_dropout).
+the table gives the peak above the baseline too: the activations plus the traced
+step and what the CPU allocator keeps (a few hundred MB, alike in both settings;
+the resident set does not shrink after a step, so no later baseline is taken).
+Dropout stays at the preset's rate: recompute reproduces its masks exactly
+(ops.seeded_dropout).
 
 Prints one JSON line per setting and a last line with the ratios (block / none).
 """
@@ -56,7 +59,7 @@ def measure(args):
     optimizer.build(model.trainable_variables)
     step = AccumulatingStep(model, optimizer, LocalCommunicator(), 1).build(features)
     gpu = bool(tf.config.list_physical_devices("GPU"))
-    baseline = rss_mb()
+    baseline = rss_mb()  # weights, slots, accumulators, TensorFlow; no step yet
     for _ in range(args.warmup):
         step.run([features])
     to_host(optimizer.iterations)
