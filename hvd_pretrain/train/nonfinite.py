@@ -8,8 +8,9 @@ made it diverge, or fp16 overflows even at the smallest loss scale. Without a
 bound such a run would sit at the same step for ever. SkippedStepGuard counts
 consecutive skips (identical on every rank, since the decision is) and says
 when to stop and why. The trainer checks at each read of its device window
-(`check_read`), so it stops at the first read point after the limit was reached:
-at most --log_every steps later.
+(`check_read`); once a read has seen a skipped step the next read falls where the
+limit would be reached, and a run of skips that began between reads is found at
+the next read, at most --log_every steps later.
 """
 
 from hvd_pretrain.errors import TrainingError

@@ -279,9 +279,11 @@ class Session:
         once at each read point: when the optimizer step would reach the next logging window,
         checkpoint, elastic commit or the end if no step since the last read was skipped (`_steps_to_read`).
         A read that finds skipped steps (the counter did not move) sets the next read that many steps
-        later, so windows and checkpoints stay on their step grid. The stop flag and the non-finite guard
-        are read there too: a stop is acted on at most min(--log_every, --save_checkpoints_steps) applied
-        steps after a rank asked for it.
+        later, so windows and checkpoints stay on their step grid; while steps are being skipped, reads
+        also fall where the guard's limit or a window of only skipped steps would be reached, so both
+        happen at the step a per-step read would find them (one extra read per skipped step at most).
+        The stop flag is read there too: a stop is acted on at most min(--log_every,
+        --save_checkpoints_steps) optimizer steps after a rank asked for it.
 
         after_step(step, phase_examples, checkpoint_step) runs on every rank at each read point.
         """
@@ -303,7 +305,6 @@ class Session:
                 continue
             read = stepper.window.read(self.optimizer, self.loss_scale)  # the one host read
             previous, step, pending = step, read.step, 0
-            due = self._steps_to_read(step)
             phase_examples += read.applied * plan.global_batch
             logger.window.add_read(read)
             logger.window.add_time(time.time() - t0, t1 - t0)
@@ -326,6 +327,11 @@ class Session:
                                                "phase_examples": phase_examples, "step_offset": self.offset,
                                                "plan": plan.to_dict(), "data_cursor": self.cursor.to_dict()})
                 logger.event("checkpoint", step, path=path)
+            due = self._steps_to_read(step)
+            if guard.limit and read.consecutive:  # skipping now: read where the guard's limit would fall
+                due = min(due, guard.limit - read.consecutive)
+            if logger.window.skipped and not logger.window.applied:  # and where a stuck window would close
+                due = min(due, cfg.log_every - logger.window.skipped)
             if read.stop:
                 code = stop.exit_code()  # ranks that only saw the stop flag report SIGTERM
                 signum = code - 128
