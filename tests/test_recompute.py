@@ -80,6 +80,7 @@ def test_recomputed_gradients_equal_stored_ones(name, dropout, monkeypatch):
         assert max_diff(expected, gradients(plain, feats, seed=12)) > 1e-4
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_recompute_in_a_tf_function_with_a_fixed_seed():
     """The trainer's micro-step is a tf.function: recompute there gives the same gradients too."""

@@ -151,6 +151,7 @@ class CountReads:
         self.by_helper = self.helper.count - self.start
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(400)
 def test_one_read_per_window_skips_on_the_grid_guard_and_stop(tmp_path, monkeypatch):
     session = make_session(tmp_path, accum_steps=2, max_consecutive_skipped_steps=3)
@@ -191,6 +192,7 @@ def test_one_read_per_window_skips_on_the_grid_guard_and_stop(tmp_path, monkeypa
     assert events[-1]["event"] == "stopped" and events[-1]["reason"] == "non-finite"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 def test_windows_from_the_device_equal_per_step_reads(tmp_path):
     """Device sums read once per window give the window a per-step read of every step gives."""
