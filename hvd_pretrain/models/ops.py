@@ -21,6 +21,20 @@ def activation(name):
     raise ValueError("model.hidden_act=%r is unknown" % (name,))
 
 
+def seeded_dropout(x, rate, seed, salt):
+    """Dropout whose mask is a pure function of (seed, salt): the same mask every time it is computed.
+
+    x: tensor; rate: drop probability; seed: int [2] tensor (one per forward pass, see
+    TransformerEncoder); salt: int telling this dropout site from the others. Kept values are scaled
+    by 1 / (1 - rate), as in keras.layers.Dropout. Recomputing a block in backward (--recompute=block)
+    then drops exactly the units the forward pass dropped.
+    """
+    if not rate:
+        return x
+    site = tf.random.experimental.stateless_fold_in(seed, salt)
+    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=site)
+
+
 def gather_positions(sequence, positions):
     """sequence [B, L, ...], positions [B, P] int -> [B, P, ...]."""
     return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)

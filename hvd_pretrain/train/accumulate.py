@@ -27,9 +27,19 @@ gradients divided by it again before they are added to the fp32 accumulators.
 A non-finite value on any rank makes the allreduced SUM non-finite on every
 rank, so every rank takes the same decision: skip the update (the optimizer's
 step counter does not move), halve the scale.
+
+No host synchronisation inside a step (`AccumulatingStep.run`, what the trainer
+calls): the skip decision (a `tf.cond` on the allreduced gradient), the update,
+the loss-scale update and the step's losses, counts and accuracy all stay on the
+device; the results are added into a DeviceWindow (train/window.py) that the
+session reads once per read point. `step` additionally reads the step's own
+results back (one read per step) for callers that want them at once.
 """
 
+import numpy as np
+
 from hvd_pretrain.tfcompat import tf
+from hvd_pretrain.train.window import DeviceWindow, accuracy_names, step_accuracies, to_host
 
 
 class LocalCommunicator:
@@ -91,20 +101,21 @@ class DynamicLossScale:
         self.minimum = float(minimum)
 
     def update(self, finite):
-        if finite:
-            self.good_steps.assign_add(1)
-            if int(self.good_steps.numpy()) >= self.growth_interval:
-                self.scale.assign(self.scale * self.factor)
-                self.good_steps.assign(0)
-        else:
-            self.scale.assign(tf.maximum(self.scale / self.factor, self.minimum))
-            self.good_steps.assign(0)
+        """One step's outcome (a bool or a bool tensor); on the device, no host read."""
+        finite = tf.convert_to_tensor(finite, tf.bool)
+        good = tf.where(finite, self.good_steps + 1, tf.constant(0, tf.int64))
+        grow = good >= self.growth_interval
+        self.scale.assign(tf.where(finite, tf.where(grow, self.scale * self.factor, self.scale),
+                                   tf.maximum(self.scale / self.factor, self.minimum)))
+        self.good_steps.assign(tf.where(grow, tf.constant(0, tf.int64), good))
 
 
 class AccumulatingStep:
     """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`.
 
     loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile the micro-step.
+    The trainer calls `run` (no host read) and reads `window` at its read points; `step` is `run`
+    plus one read of that step's results.
     """
 
     def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False):
@@ -120,8 +131,12 @@ class AccumulatingStep:
         self.weights = dict(model.loss_weights)
         self._accumulators = None
         self._loss_sums = None
+        self._last = None
+        self.window = None
         self.metric_names = ()  # extra sums the model reports (e.g. mlm_correct), found in build()
         self._micro_step = tf.function(self._micro_step_body, jit_compile=bool(jit_compile))
+        self._counts = tf.function(self._counts_body)
+        self._finish = tf.function(self._finish_body)
 
     def reconfigure(self, world_size, accum_steps):
         """Train on in a new world (elastic): `accum_steps` micro-batches per optimizer step from now on."""
@@ -134,12 +149,12 @@ class AccumulatingStep:
 
     # -- variables -------------------------------------------------------
     def build(self, sample_features=None):
-        """Create the fp32 accumulators (call after the model's variables exist).
+        """Create the fp32 accumulators and the device window (call after the model's variables exist).
 
         With `sample_features`, the model's extra metric sums (accuracy counts) are found and
         accumulated and reduced together with the losses.
         """
-        if sample_features is not None and not self.metric_names:
+        if sample_features is not None and not self.metric_names and self._accumulators is None:
             sums = self.model.loss_sums(sample_features, training=False)
             self.metric_names = tuple(sorted(k for k in sums if k not in self.objectives))
         if self._accumulators is None:
@@ -148,26 +163,38 @@ class AccumulatingStep:
                 for v in self.model.trainable_variables]
             self._loss_sums = tf.Variable(tf.zeros([len(self.objectives) + len(self.metric_names)], tf.float32),
                                           trainable=False, name="accum/loss_sums")
+            # The last step: loss, skipped, grad norm, non-padding tokens, stop, then losses, counts, metrics.
+            self._last = tf.Variable(tf.zeros([5 + 2 * len(self.objectives) + len(self.metric_names)], tf.float32),
+                                     trainable=False, name="accum/last_step")
+            self.window = DeviceWindow(self.objectives, accuracy_names(self.objectives, self.metric_names))
         return self
 
     def clear(self):
-        """Zero the accumulators: a step interrupted between micro-batches and allreduce leaves sums behind."""
+        """Zero the accumulators and the window: a step interrupted between micro-batches and allreduce
+        leaves sums behind, and an elastic rollback drops the steps since the last commit."""
         for acc in self._accumulators or ():
             acc.assign(tf.zeros_like(acc))
         if self._loss_sums is not None:
             self._loss_sums.assign(tf.zeros_like(self._loss_sums))
+        if self.window is not None:
+            self.window.reset()
 
     # -- the pieces --------------------------------------------------------
     def local_counts(self, micro_batches, stop=False):
         """[count per objective..., non-padding tokens, stop flag] for this rank's micro-batches."""
-        totals = [0.0] * (len(self.objectives) + 2)
+        return self._local_counts(micro_batches, tf.constant(1.0 if stop else 0.0))
+
+    def _local_counts(self, micro_batches, stop):
+        totals = [tf.constant(0.0, tf.float32)] * (len(self.objectives) + 1)
         for features in micro_batches:
             counts = self.model.target_counts(features)
             for i, name in enumerate(self.objectives):
                 totals[i] += tf.cast(counts[name], tf.float32)
-            totals[-2] += tf.cast(tf.reduce_sum(features["input_mask"]), tf.float32)
-        totals[-1] = 1.0 if stop else 0.0
-        return tf.stack([tf.cast(t, tf.float32) for t in totals])
+            totals[-1] += tf.cast(tf.reduce_sum(features["input_mask"]), tf.float32)
+        return tf.stack(totals + [tf.cast(stop, tf.float32)])
+
+    def _counts_body(self, micro_batches, stop):
+        return self.comm.allreduce_sum(self._local_counts(micro_batches, stop))
 
     def _micro_step_body(self, features, global_counts, scale):
         with tf.GradientTape() as tape:
@@ -184,8 +211,7 @@ class AccumulatingStep:
         self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32)
                                              for name in self.objectives + self.metric_names]))
 
-    @tf.function
-    def _reduce(self):
+    def _reduce_body(self):
         reduced = self.comm.grouped_allreduce_sum([a.read_value() for a in self._accumulators]
                                                   + [self._loss_sums.read_value()])
         for acc in self._accumulators:
@@ -194,7 +220,10 @@ class AccumulatingStep:
         return reduced[:-1], reduced[-1]
 
     @tf.function
-    def _clip_and_apply(self, grads):
+    def _reduce(self):
+        return self._reduce_body()
+
+    def _clip_and_apply_body(self, grads):
         if self.clip_norm > 0:
             grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
         else:
@@ -202,56 +231,95 @@ class AccumulatingStep:
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return norm
 
-    # -- public ------------------------------------------------------------
-    def compute_gradients(self, micro_batches, stop=False):
-        """Allreduced, not yet clipped gradients of the global mean loss.
+    @tf.function
+    def _clip_and_apply(self, grads):
+        return self._clip_and_apply_body(grads)
 
-        Returns (grads, info) where info holds the global per-objective losses,
-        the total weighted loss, the global counts, non-padding tokens and whether
-        any rank asked to stop.
-        """
+    def _finish_body(self, global_counts):
+        """Allreduce, then on the device: skip or apply, loss-scale update, the step into the window."""
+        grads, loss_sums = self._reduce_body()
+        n = len(self.objectives)
+        counts = global_counts[:n]
+        losses = [tf.math.divide_no_nan(loss_sums[i], counts[i]) for i in range(n)]
+        loss = tf.add_n([float(self.weights.get(name, 1.0)) * losses[i] for i, name in enumerate(self.objectives)])
+        finite = all_finite_body(grads)
+        # Identical on every rank: the decision is taken on the allreduced gradient.
+        norm = tf.cond(finite, lambda: self._clip_and_apply_body(grads), lambda: tf.constant(float("nan")))
+        if self.loss_scale is not None:
+            self.loss_scale.update(finite)
+        metrics = {name: loss_sums[n + i] for i, name in enumerate(self.metric_names)}
+        by_name = {name: counts[i] for i, name in enumerate(self.objectives)}
+        self.window.add(finite, loss, losses, step_accuracies(metrics, by_name, self.window.accuracies),
+                        global_counts[-2], norm, global_counts[-1])
+        self._last.assign(tf.concat([tf.stack([loss, 1.0 - tf.cast(finite, tf.float32), norm, global_counts[-2],
+                                               global_counts[-1]] + losses), counts, loss_sums[n:]], axis=0))
+
+    def _begin(self, micro_batches, stop):
         if len(micro_batches) != self.accum_steps:
             raise ValueError("expected %d micro-batches, got %d" % (self.accum_steps, len(micro_batches)))
         self.build()
-        global_counts = self.comm.allreduce_sum(self.local_counts(micro_batches, stop))
-        objective_counts = global_counts[: len(self.objectives)]
+        global_counts = self._counts(list(micro_batches), tf.constant(1.0 if stop else 0.0))
         scale = self.loss_scale.scale.read_value() if self.loss_scale is not None else tf.constant(1.0)
         for features in micro_batches:
-            self._micro_step(features, objective_counts, scale)
+            self._micro_step(features, global_counts[: len(self.objectives)], scale)
+        return global_counts
+
+    # -- public ------------------------------------------------------------
+    def run(self, micro_batches, stop=False):
+        """One optimizer step, entirely on the device: nothing here waits for it to finish.
+
+        A non-finite allreduced gradient (identical on every rank) skips the update; with fp16 the loss
+        scale is then halved. The results go into `self.window`. stop: this rank asks every rank to stop
+        (carried by the counts allreduce; seen in the window's next read).
+        """
+        self._finish(self._begin(micro_batches, stop))
+
+    def compute_gradients(self, micro_batches, stop=False):
+        """Allreduced, not yet clipped gradients of the global mean loss (for inspection and tests).
+
+        Returns (grads, info) where info holds the global per-objective losses,
+        the total weighted loss, the global counts, non-padding tokens and whether
+        any rank asked to stop (read to the host).
+        """
+        global_counts = self._begin(micro_batches, stop)
         grads, loss_sums = self._reduce()
-        losses = {name: float(tf.math.divide_no_nan(loss_sums[i], objective_counts[i]))
-                  for i, name in enumerate(self.objectives)}
-        counts = {name: float(objective_counts[i]) for i, name in enumerate(self.objectives)}
-        metrics = {name: float(loss_sums[len(self.objectives) + i]) for i, name in enumerate(self.metric_names)}
-        info = {
+        n = len(self.objectives)
+        values = to_host(tf.concat([global_counts, loss_sums], axis=0))
+        counts, sums = values[: n + 2], values[n + 2:]
+        losses = np.divide(sums[:n], counts[:n], out=np.zeros(n, np.float32), where=counts[:n] > 0)
+        return grads, self._info(losses, counts[:n], sums[n:], counts[n], counts[n + 1])
+
+    def apply(self, grads):
+        """Clip after the allreduce, then one optimizer update; returns the pre-clip global norm."""
+        return float(to_host(self._clip_and_apply(grads)))
+
+    def step(self, micro_batches, stop=False):
+        """`run`, then one read of this step's results: a dict with losses, loss, counts, accuracy,
+        metrics, nonpad_tokens, stop, skipped, grad_norm (NaN when skipped) and, with fp16, loss_scale."""
+        self.run(micro_batches, stop)
+        scale = self.loss_scale.scale if self.loss_scale is not None else tf.constant(1.0)
+        values = to_host(tf.concat([self._last.read_value(), tf.reshape(scale, [1])], axis=0))
+        n = len(self.objectives)
+        loss, skipped, norm, nonpad, stop_flag = (float(v) for v in values[:5])
+        info = self._info(values[5:5 + n], values[5 + n:5 + 2 * n], values[5 + 2 * n:-1], nonpad, stop_flag)
+        info.update(loss=loss, skipped=skipped > 0, grad_norm=norm)
+        if self.loss_scale is not None:
+            info["loss_scale"] = float(values[-1])
+        return info
+
+    def _info(self, losses, counts, metric_sums, nonpad, stop):
+        losses = {name: float(losses[i]) for i, name in enumerate(self.objectives)}
+        counts = {name: float(counts[i]) for i, name in enumerate(self.objectives)}
+        metrics = {name: float(metric_sums[i]) for i, name in enumerate(self.metric_names)}
+        return {
             "losses": losses,
             "loss": sum(self.weights.get(n, 1.0) * v for n, v in losses.items()),
             "counts": counts,
             "accuracy": accuracies(metrics, counts),
             "metrics": metrics,
-            "nonpad_tokens": float(global_counts[-2]),
-            "stop": bool(global_counts[-1] > 0),
+            "nonpad_tokens": float(nonpad),
+            "stop": bool(stop > 0),
         }
-        return grads, info
-
-    def apply(self, grads):
-        """Clip after the allreduce, then one optimizer update; returns the pre-clip global norm."""
-        return float(self._clip_and_apply(grads))
-
-    def step(self, micro_batches, stop=False):
-        """One optimizer step. A non-finite gradient (identical on every rank after the
-        allreduce) skips the update; with fp16 the loss scale is then halved."""
-        grads, info = self.compute_gradients(micro_batches, stop)
-        finite = bool(all_finite(grads))
-        info["skipped"] = not finite
-        if finite:
-            info["grad_norm"] = self.apply(grads)
-        else:
-            info["grad_norm"] = float("nan")
-        if self.loss_scale is not None:
-            self.loss_scale.update(finite)
-            info["loss_scale"] = float(self.loss_scale.scale.numpy())
-        return info
 
 
 def accuracies(metric_sums, counts):
@@ -265,6 +333,8 @@ def accuracies(metric_sums, counts):
     return out
 
 
-@tf.function
-def all_finite(tensors):
+def all_finite_body(tensors):
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+all_finite = tf.function(all_finite_body)

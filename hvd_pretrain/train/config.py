@@ -62,6 +62,9 @@ class TrainConfig(Config):
     precision: str = option("fp32", "Compute precision; fp16 uses dynamic loss scaling, variables and accumulated"
                             " gradients stay fp32.", choices=("fp32", "fp16", "bf16"))
     xla: bool = option(False, "XLA-compile the micro-step (jit_compile).")
+    recompute: str = option("none", "Activation recompute: block keeps only each transformer block's input for"
+                            " backward and computes the block again there (less memory, one more forward pass of"
+                            " the blocks; same gradients, dropout masks included).", choices=("none", "block"))
     fp16_allreduce: bool = option(False, "Compress gradients to fp16 for the allreduce (Horovod compression).")
     fusion_threshold_mb: int = option(0, "Horovod tensor fusion buffer in MB (0: Horovod's default, 128 MB; or set"
                                       " HOROVOD_FUSION_THRESHOLD).")
@@ -136,6 +139,8 @@ class TrainConfig(Config):
         if self.max_consecutive_skipped_steps < 0:
             raise ConfigError("--max_consecutive_skipped_steps=%r must be >= 0 (0: no limit)"
                                    % self.max_consecutive_skipped_steps)
+        if self.recompute not in ("none", "block"):
+            raise ConfigError("--recompute=%r is unknown; choose none or block" % self.recompute)
         if self.threads < 0:
             raise ConfigError("--threads=%r must be >= 0" % self.threads)
         if self.eval_every < -1:

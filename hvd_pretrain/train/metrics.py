@@ -15,7 +15,12 @@ from hvd_pretrain.rundir import append_jsonl
 
 
 class WindowMeter:
-    """Accumulates one logging window on one rank."""
+    """Accumulates one logging window on one rank, from plain Python numbers.
+
+    The trainer adds each step's times (`add_time`) and, at each read of the device window
+    (train/window.py), the sums since the previous read (`add_read`). `add` takes one step's
+    results as a dict (AccumulatingStep.step) for callers that read every step.
+    """
 
     def __init__(self):
         self.reset(time.time())
@@ -37,10 +42,30 @@ class WindowMeter:
         """Optimizer steps of the window that updated the weights."""
         return self.steps - self.skipped
 
-    def add(self, step_time, data_wait, info):
+    def add_time(self, step_time, data_wait):
+        """One optimizer step's wall time and the part of it spent waiting for data (seconds)."""
         self.steps += 1
         self.step_time += step_time
         self.data_wait += data_wait
+
+    def add_read(self, read):
+        """The sums of a device-window read (a train/window.py WindowRead) covering steps already timed."""
+        self.skipped += read.skipped
+        if read.skipped:
+            self.skipped_loss = read.skipped_loss
+        if not read.applied:
+            return
+        self.nonpad_tokens += read.sums["nonpad_tokens"]
+        self.loss_sum += read.sums["loss"]
+        for key, value in read.sums.items():
+            kind, _, name = key.partition("/")
+            sums = {"loss": self.objective_sums, "accuracy": self.accuracy_sums}.get(kind if name else None)
+            if sums is not None:
+                sums[name] = sums.get(name, 0.0) + value
+
+    def add(self, step_time, data_wait, info):
+        """One step's times and its results (a dict with loss, losses, accuracy, nonpad_tokens, skipped)."""
+        self.add_time(step_time, data_wait)
         if info.get("skipped"):
             self.skipped += 1
             self.skipped_loss = info["loss"]

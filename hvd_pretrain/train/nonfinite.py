@@ -7,7 +7,10 @@ step after step is stuck: its data holds non-finite values, its learning rate
 made it diverge, or fp16 overflows even at the smallest loss scale. Without a
 bound such a run would sit at the same step for ever. SkippedStepGuard counts
 consecutive skips (identical on every rank, since the decision is) and says
-when to stop and why.
+when to stop and why. The trainer checks at each read of its device window
+(`check_read`); once a read has seen a skipped step the next read falls where the
+limit would be reached, and a run of skips that began between reads is found at
+the next read, at most --log_every steps later.
 """
 
 from hvd_pretrain.errors import TrainingError
@@ -40,6 +43,18 @@ class SkippedStepGuard:
         self.consecutive += 1
         if self.limit and self.consecutive >= self.limit:
             raise NonFiniteTraining(self.explain(step, info))
+
+    def check_read(self, step, read):
+        """Record the steps of one device-window read (train/window.py WindowRead).
+
+        Raises when a run of `limit` skipped steps happened anywhere since the previous read, even if
+        an applied step ended it since: the same runs `check` stops, found at the read instead of the step.
+        """
+        self.applied += read.applied
+        self.consecutive = read.consecutive
+        if self.limit and read.longest_skip_run >= self.limit:
+            self.consecutive = max(self.consecutive, read.longest_skip_run)
+            raise NonFiniteTraining(self.explain(step, {"loss": read.skipped_loss, "loss_scale": read.loss_scale}))
 
     def likely_cause(self, info):
         """The most likely reason for a run of skipped steps, with what to do about it."""

@@ -26,7 +26,7 @@ from hvd_pretrain.train.checkpoint import CheckpointWriter
 from hvd_pretrain.train.metrics import MetricsLogger
 from hvd_pretrain.errors import DataError, UsageError
 from hvd_pretrain.train.nonfinite import NonFiniteTraining, SkippedStepGuard
-from hvd_pretrain.train.optimization import current_lr, make_optimizer, make_schedule
+from hvd_pretrain.train.optimization import make_optimizer, make_schedule
 from hvd_pretrain.train.plan import BatchPlan
 from hvd_pretrain.train.resolve import print_error
 
@@ -116,7 +116,7 @@ class Session:
         if cfg.precision in POLICIES:
             keras.mixed_precision.set_global_policy(POLICIES[cfg.precision])
         keras.utils.set_random_seed(cfg.seed)
-        self.model = build_pretrainer(self.model_config)
+        self.model = build_pretrainer(self.model_config, recompute=cfg.recompute)
         self.optimizer = make_optimizer(cfg, make_schedule(cfg, offset=self.offset))
         self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
         self.stepper = AccumulatingStep(self.model, self.optimizer, HorovodCommunicator(self.hvd, self.compression),
@@ -282,43 +282,66 @@ class Session:
     def run_steps(self, plan, iterator, logger, step, phase_examples, stop, after_step=None):
         """Train from `step` to the end. Returns (exit code or None when finished, step, phase examples).
 
-        after_step(step, phase_examples, checkpoint_step) runs on every rank after each optimizer step.
+        No step waits for the device. The step's results stay in the stepper's device window, read
+        once at each read point: when the optimizer step would reach the next logging window,
+        checkpoint, elastic commit or the end if no step since the last read was skipped (`_steps_to_read`).
+        A read that finds skipped steps (the counter did not move) sets the next read that many steps
+        later, so windows and checkpoints stay on their step grid; while steps are being skipped, reads
+        also fall where the guard's limit or a window of only skipped steps would be reached, so both
+        happen at the step a per-step read would find them (one extra read per skipped step at most).
+        The stop flag is read there too: a stop is acted on at most min(--log_every,
+        --save_checkpoints_steps) optimizer steps after a rank asked for it.
+
+        after_step(step, phase_examples, checkpoint_step) runs on every rank at each read point.
         """
-        cfg, hvd, optimizer = self.cfg, self.hvd, self.optimizer
+        cfg, hvd, stepper = self.cfg, self.hvd, self.stepper
         guard = SkippedStepGuard(cfg.max_consecutive_skipped_steps, cfg.precision)
+        pending, due = 0, self._steps_to_read(step)  # steps run since the last read; steps until the next
         while step < self.end_step:
             t0 = time.time()
             micro = [next(iterator) for _ in range(plan.accum_steps)]
             self.cursor = self.cursor.advanced(plan.accum_steps * cfg.per_rank_batch)
-            if cfg.record_batch_digests:
+            if cfg.record_batch_digests:  # the step it trains when no step since the last read was skipped
                 keys = [b.pop("example_keys").numpy() for b in micro]
                 append_jsonl(self.rundir.batch_log(hvd.rank()), {
-                    "step": step + 1, "rank": hvd.rank(), "digests": [batch_digest(b) for b in micro],
+                    "step": step + pending + 1, "rank": hvd.rank(), "digests": [batch_digest(b) for b in micro],
                     "examples": [[int(e), int(sh), int(r)] for k in keys for _, e, sh, r in k]})
             t1 = time.time()
-            info = self.stepper.step(micro, stop=stop.requested)
-            step = int(optimizer.iterations.numpy())
-            phase_examples += 0 if info["skipped"] else plan.global_batch
-            logger.window.add(time.time() - t0, t1 - t0, info)
-            last = step >= self.end_step or info["stop"]
+            stepper.run(micro, stop=stop.requested)
+            pending += 1
+            if pending < due:
+                logger.window.add_time(time.time() - t0, t1 - t0)
+                continue
+            read = stepper.window.read(self.optimizer, self.loss_scale)  # the one host read
+            previous, step, pending = step, read.step, 0
+            phase_examples += read.applied * plan.global_batch
+            logger.window.add_read(read)
+            logger.window.add_time(time.time() - t0, t1 - t0)
+            last = step >= self.end_step or read.stop
             try:
-                guard.check(step, info)
+                guard.check_read(step, read)
             except NonFiniteTraining:
-                self._log_window(logger, step, info)
+                self._log_window(logger, step, read)
                 logger.event("stopped", step, reason="non-finite", skipped_steps=guard.consecutive)
                 raise
             # A window closes every log_every applied steps, and after log_every skipped steps in a row,
             # so a run that skips step after step stays visible.
+            advanced = step > previous
             stuck = logger.window.applied == 0 and logger.window.skipped >= cfg.log_every
-            if (step % cfg.log_every == 0 and not info["skipped"]) or stuck or last:
-                self._log_window(logger, step, info)
-            checkpoint_step = (step % cfg.save_checkpoints_steps == 0 and not info["skipped"]) or last
+            if (advanced and step % cfg.log_every == 0) or stuck or last:
+                self._log_window(logger, step, read)
+            checkpoint_step = (advanced and step % cfg.save_checkpoints_steps == 0) or last
             if checkpoint_step and self.is_root:
                 path = self.writer.save(step, self.checkpoint_state(step, plan, phase_examples))
                 logger.event("checkpoint", step, path=path)
-            if self.evaluation is not None and not info["stop"] and self.evaluation.due(step, last):
+            if self.evaluation is not None and not read.stop and self.evaluation.due(step, last):
                 self.evaluation.evaluate(step, logger, self.checkpoint_state(step, plan, phase_examples))
-            if info["stop"]:
+            due = self._steps_to_read(step)
+            if guard.limit and read.consecutive:  # skipping now: read where the guard's limit would fall
+                due = min(due, guard.limit - read.consecutive)
+            if logger.window.skipped and not logger.window.applied:  # and where a stuck window would close
+                due = min(due, cfg.log_every - logger.window.skipped)
+            if read.stop:
                 code = stop.exit_code()  # ranks that only saw the stop flag report SIGTERM
                 signum = code - 128
                 # Every rank waits here until rank 0's checkpoint is on disk: a launcher that sees the
@@ -336,11 +359,23 @@ class Session:
         return {"examples_seen": step * plan.global_batch, "phase_examples": phase_examples,
                 "step_offset": self.offset, "plan": plan.to_dict(), "data_cursor": self.cursor.to_dict()}
 
-    def _log_window(self, logger, step, info):
-        extra = {k: info[k] for k in ("grad_norm", "loss_scale") if k in info}
+    def _steps_to_read(self, step):
+        """Optimizer steps from `step` to the next read point: the nearest multiple of --log_every,
+        --save_checkpoints_steps, the evaluation interval (and --elastic_commit_every with --elastic),
+        or the end step."""
+        cfg = self.cfg
+        grids = [cfg.log_every, cfg.save_checkpoints_steps] + ([cfg.elastic_commit_every] if cfg.elastic else [])
+        if self.evaluation is not None:
+            grids.append(self.evaluation.every)
+        return max(1, min([g - step % g for g in grids] + [self.end_step - step]))
+
+    def _log_window(self, logger, step, read):
+        extra = {"grad_norm": read.grad_norm}
+        if read.loss_scale is not None:
+            extra["loss_scale"] = read.loss_scale
         if hasattr(self.cursor, "corpus_examples"):
             extra["corpus_examples"] = self.cursor.corpus_examples()
-        logger.log_window(step, current_lr(self.optimizer), extra)
+        logger.log_window(step, read.lr, extra)
 
     def finish(self, logger, step):
         self.hvd.broadcast_object(step, root_rank=0, name="end_barrier")  # rank 0's final checkpoint is written

@@ -3,6 +3,7 @@
 import functools
 import math
 
+from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.building import build_sublayer
 from hvd_pretrain.tfcompat import keras, tf
 
@@ -48,8 +49,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         x = tf.reshape(x, [batch, length, self.num_heads, self.head_size])
         return tf.transpose(x, [0, 2, 1, 3])  # [B, N, L, D]
 
-    def call(self, hidden, bias=None, training=None):
-        """hidden [B, L, H]; bias broadcastable to [B, N, L, L] (0 keep, -1e4 drop)."""
+    def call(self, hidden, bias=None, training=None, seed=None):
+        """hidden [B, L, H]; bias broadcastable to [B, N, L, L] (0 keep, -1e4 drop).
+
+        seed: an int [2] tensor keying the dropout mask (ops.seeded_dropout); None: Keras dropout.
+        """
         q = self._split_heads(self.query(hidden))
         k = self._split_heads(self.key(hidden))
         v = self._split_heads(self.value(hidden))
@@ -58,7 +62,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             scores = scores + tf.cast(bias, scores.dtype)
         # Softmax in float32 so that half-precision compute stays stable.
         probs = tf.cast(tf.nn.softmax(tf.cast(scores, tf.float32), axis=-1), v.dtype)
-        probs = self.dropout(probs, training=training)
+        if training and seed is not None:
+            probs = ops.seeded_dropout(probs, self.attention_dropout, seed, 0)
+        else:
+            probs = self.dropout(probs, training=training)
         context = tf.transpose(tf.matmul(probs, v), [0, 2, 1, 3])  # [B, L, N, D]
         batch, length = tf.shape(hidden)[0], tf.shape(hidden)[1]
         context = tf.reshape(context, [batch, length, self.hidden_size])

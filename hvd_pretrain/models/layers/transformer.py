@@ -11,7 +11,7 @@ import functools
 from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.attention import MultiHeadSelfAttention
 from hvd_pretrain.models.layers.building import build_sublayer
-from hvd_pretrain.tfcompat import keras
+from hvd_pretrain.tfcompat import keras, tf
 
 
 class AttentionSublayer(keras.layers.Layer):
@@ -42,7 +42,12 @@ class AttentionSublayer(keras.layers.Layer):
         build_sublayer(self.layer_norm, [None, None, self.hidden_size])
         super().build(input_shape)
 
-    def call(self, hidden, bias=None, training=None):
+    def call(self, hidden, bias=None, training=None, seed=None):
+        """seed: an int [2] tensor keying the dropout masks (ops.seeded_dropout); None: Keras dropout."""
+        if training and seed is not None:
+            attended = self.attention(hidden, bias=bias, training=training,
+                                      seed=tf.random.experimental.stateless_fold_in(seed, 0))
+            return self.layer_norm(hidden + ops.seeded_dropout(attended, self.hidden_dropout, seed, 1))
         attended = self.attention(hidden, bias=bias, training=training)
         return self.layer_norm(hidden + self.dropout(attended, training=training))
 
@@ -86,9 +91,13 @@ class FeedForwardSublayer(keras.layers.Layer):
         build_sublayer(self.layer_norm, [None, None, self.hidden_size])
         super().build(input_shape)
 
-    def call(self, hidden, training=None):
+    def call(self, hidden, training=None, seed=None):
+        """seed: an int [2] tensor keying the dropout mask (ops.seeded_dropout); None: Keras dropout."""
         inner = self._activation(self.intermediate(hidden))
-        return self.layer_norm(hidden + self.dropout(self.output_dense(inner), training=training))
+        out = self.output_dense(inner)
+        if training and seed is not None:
+            return self.layer_norm(hidden + ops.seeded_dropout(out, self.hidden_dropout, seed, 2))
+        return self.layer_norm(hidden + self.dropout(out, training=training))
 
     def get_config(self):
         config = super().get_config()
@@ -106,9 +115,10 @@ class TransformerBlock(keras.layers.Layer):
         self.attention = attention
         self.feed_forward = feed_forward
 
-    def call(self, hidden, bias=None, training=None):
-        hidden = self.attention(hidden, bias=bias, training=training)
-        return self.feed_forward(hidden, training=training)
+    def call(self, hidden, bias=None, training=None, seed=None):
+        """hidden [B, L, H] -> [B, L, H]; seed: an int [2] tensor keying every dropout mask of the block."""
+        hidden = self.attention(hidden, bias=bias, training=training, seed=seed)
+        return self.feed_forward(hidden, training=training, seed=seed)
 
     def get_config(self):
         config = super().get_config()

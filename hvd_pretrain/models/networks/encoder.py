@@ -39,7 +39,17 @@ class TransformerEncoder(keras.Model):
     call(inputs) takes a dict with input_ids, input_mask and segment_ids
     ([B, L] ints) and returns a dict with sequence_output [B, L, H] and, with
     a pooler, pooled_output [B, H].
+
+    Activation recompute (`recompute`, the trainer's --recompute): "block"
+    keeps only each transformer block's input for backward and computes the
+    block again there (tf.recompute_grad), trading one more forward pass of
+    the blocks for their activations. The blocks' dropout masks are keyed by
+    one seed drawn per training forward pass (ops.seeded_dropout), so the
+    recomputed block drops the same units and the gradients are those without
+    recompute; both settings train identically.
     """
+
+    RECOMPUTE = ("none", "block")
 
     def __init__(self, config, embeddings=None, with_pooler=None, **kwargs):
         kwargs.setdefault("name", "encoder")
@@ -47,6 +57,7 @@ class TransformerEncoder(keras.Model):
         if isinstance(config, dict):
             config = ModelConfig.from_dict(config)
         self.config = config
+        self.recompute = "none"
         self.with_pooler = family.has_pooler(config) if with_pooler is None else bool(with_pooler)
         init = functools.partial(keras.initializers.TruncatedNormal, stddev=config.initializer_range)
         self.embeddings = embeddings if embeddings is not None else make_embeddings(config)
@@ -87,12 +98,28 @@ class TransformerEncoder(keras.Model):
         if self.embedding_projection is not None:
             hidden = self.embedding_projection(hidden)
         bias = ops.attention_bias(input_mask, hidden.dtype)
-        for block in self.blocks:
-            hidden = block(hidden, bias=bias, training=training)
+        seed = self.dropout_seed() if training else None
+        # Recompute once the blocks exist: variables are created by a plain first call.
+        recompute = (bool(training) and self.recompute == "block"
+                     and all(b.attention.built and b.feed_forward.built for b in self.blocks))
+        for index, block in enumerate(self.blocks):
+            block_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, index)
+            if recompute:
+                hidden = tf.recompute_grad(functools.partial(self._run_block, block, bias, block_seed))(hidden)
+            else:
+                hidden = block(hidden, bias=bias, training=training, seed=block_seed)
         outputs = {"sequence_output": hidden}
         if self.pooler is not None:
             outputs["pooled_output"] = self.pooler(hidden[:, 0, :])
         return outputs
+
+    @staticmethod
+    def _run_block(block, bias, seed, hidden):
+        return block(hidden, bias=bias, training=True, seed=seed)
+
+    def dropout_seed(self):
+        """A fresh int32 [2] seed for this forward pass's dropout masks (from TF's seeded random stream)."""
+        return tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "with_pooler": self.with_pooler, "name": self.name}
