@@ -38,18 +38,23 @@ def resolve_checkpoint(path):
     return found
 
 
+def read_model_config(ckpt_dir):
+    """The validated ModelConfig stored beside a checkpoint (model_config.json); ConfigError if unreadable."""
+    config_path = os.path.join(ckpt_dir, "model_config.json")
+    try:
+        with open(config_path) as f:
+            return ModelConfig.from_dict(json.load(f)).validate()
+    except (OSError, ValueError) as e:
+        raise ConfigError("cannot read %s: %s" % (config_path, e)) from None
+
+
 def load_checkpoint_model(path):
     """(model, checkpoint dir): the pretrainer stored at `path` (run dir or checkpoint dir)."""
     from hvd_pretrain.models import build_pretrainer
     from hvd_pretrain.tfcompat import tf
 
     ckpt_dir = resolve_checkpoint(path)
-    config_path = os.path.join(ckpt_dir, "model_config.json")
-    try:
-        with open(config_path) as f:
-            config = ModelConfig.from_dict(json.load(f)).validate()
-    except (OSError, ValueError) as e:
-        raise ConfigError("cannot read %s: %s" % (config_path, e)) from None
+    config = read_model_config(ckpt_dir)
     if not glob.glob(os.path.join(ckpt_dir, CHECKPOINT_PREFIX + ".index")):
         raise ConfigError("checkpoint %s has no %s.index; it is incomplete" % (ckpt_dir, CHECKPOINT_PREFIX))
     model = build_pretrainer(config).build_for()

@@ -7,12 +7,10 @@
 Nothing in a run directory is modified; damaged checkpoints are skipped with a warning.
 """
 
-import json
 import os
 import sys
 
 from hvd_pretrain.errors import CheckpointDamaged, ConfigError, DataError
-from hvd_pretrain.models.config import ModelConfig
 from hvd_pretrain.rundir import RunDir, read_json
 
 
@@ -50,12 +48,8 @@ class Source:
 
     @classmethod
     def _ours(cls, ckpt_dir, vocab=None):
-        config_path = os.path.join(ckpt_dir, "model_config.json")
-        try:
-            with open(config_path) as f:
-                config = ModelConfig.from_dict(json.load(f)).validate()
-        except (OSError, ValueError) as e:
-            raise ConfigError("cannot read %s: %s" % (config_path, e)) from None
+        from hvd_pretrain.export.checkpoints import read_model_config
+        config = read_model_config(ckpt_dir)
         run_dir = os.path.dirname(os.path.dirname(os.path.abspath(ckpt_dir)))
         state = read_json(os.path.join(ckpt_dir, "state.json")) or {}
 
