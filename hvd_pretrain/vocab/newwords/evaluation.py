@@ -257,7 +257,7 @@ class GoldSegmentation:
     def agreement(self, word, compounds=None):
         """{kind: occurrences} over every (overlapping) occurrence of `word` in the text."""
         out = dict.fromkeys(KINDS, 0)
-        find, text, n = self.text.find, self.text, len(word)
+        find, n = self.text.find, len(word)
         i = find(word)
         while i >= 0:
             out[self.kind(i, i + n, compounds)] += 1
