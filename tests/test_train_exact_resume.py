@@ -126,7 +126,9 @@ def test_a_restart_on_fewer_ranks_reads_every_example_of_the_epoch_once(tmp_path
     run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", HVD_PRETRAIN]
         + tiny_flags(run_dir, steps=first, **flags), timeout=300)
     rest = total - 2 * 4 * first  # examples of epoch 0 no rank has read
-    out = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=first + rest // 4 + 3, **flags), timeout=300).stdout
+    # The single rank takes micro-batches of 32: fewer steps to the epoch's end; the cursor counts examples.
+    out = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=first + rest // 32 + 2, micro_batch_size=32, **flags),
+              timeout=300).stdout
     assert "continues on 1 ranks instead of 2" in out
 
     seen = {0: [], 1: []}
