@@ -284,7 +284,8 @@ class Session:
 
         No step waits for the device. The step's results stay in the stepper's device window, read
         once at each read point: when the optimizer step would reach the next logging window,
-        checkpoint, elastic commit or the end if no step since the last read was skipped (`_steps_to_read`).
+        checkpoint, evaluation, elastic commit or the end if no step since the last read was skipped
+        (`_steps_to_read`).
         A read that finds skipped steps (the counter did not move) sets the next read that many steps
         later, so windows and checkpoints stay on their step grid; while steps are being skipped, reads
         also fall where the guard's limit or a window of only skipped steps would be reached, so both
