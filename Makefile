@@ -132,7 +132,7 @@ test: install
 	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc = 5 ]; then echo "error: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-# The quick loop while developing (about 4 minutes on 2 cores): no multi-process Horovod runs, no real
+# The quick loop while developing (about 8 minutes on 2 cores): no multi-process Horovod runs, no real
 # training or supervised jobs.
 test-fast: EXTRA_APT = $(TEST_APT_PACKAGES)
 test-fast: install
