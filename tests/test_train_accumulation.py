@@ -4,7 +4,9 @@ The probe (tests/scripts/accum_probe.py) builds the same tiny BERT (dropout 0) o
 global batch of 16 examples whose masked-token counts differ between examples, computes one
 optimizer step's allreduced gradient and applies one plain-SGD step. The trainer normalises each
 objective by its global target count, so all three layouts must agree to fp32 rounding even
-though the micro-batches hold different numbers of masked tokens.
+though the micro-batches hold different numbers of masked tokens. Each layout also takes the
+trainer's path (the allreduce in groups overlapping the last backward pass) from the same start,
+which must give the same step to 1e-6.
 """
 
 import os
@@ -50,6 +52,13 @@ def test_three_layouts_give_the_same_gradient_and_sgd_step(tmp_path):
             np.testing.assert_allclose(got, ref, rtol=0, atol=1e-5 * scale + 1e-9, err_msg="%s %s" % (label, name))
             np.testing.assert_allclose(z["weight_%d" % i], big["weight_%d" % i], rtol=0, atol=2e-7,
                                        err_msg="%s %s after SGD" % (label, name))
+    # The trainer's overlapped, bucketed allreduce gives the same gradient to 1e-6 in every layout:
+    # both paths take one SGD step of rate 0.5 from the same weights, so their weights differ by
+    # 0.5 x the gradients' difference.
+    for label, z in dict(layouts, big=big).items():
+        worst = max(float(np.max(np.abs(z["fused_weight_%d" % i] - z["weight_%d" % i]))) / 0.5
+                    / max(float(np.max(np.abs(z["grad_%d" % i]))), 1e-6) for i in range(len(names)))
+        assert worst <= 1e-6, "%s: the overlapped step's gradient differs by %.3g (relative)" % (label, worst)
     # The gradient is not trivially zero: the step moved the weights.
     moved = sum(float(np.sum(np.abs(big["grad_%d" % i]))) for i in range(len(names)))
     assert moved > 1e-3

@@ -9,12 +9,20 @@ One optimizer step on every rank:
 2. For each micro-batch it computes the loss SUMS and the gradient of
    ``sum_k w_k * sum_k / global_count_k``, and adds the gradient into fp32
    accumulators.
-3. One grouped allreduce (op=Sum) of all accumulated gradients together with
-   the loss sums. Because every term was already divided by the global
-   count, the sum over ranks IS the gradient of the global mean loss: the
-   mean over every masked token of the N x world micro-batches, exactly as
-   one big batch on one device would compute it, even when micro-batches hold
-   different numbers of masked tokens.
+3. An allreduce (op=Sum) of the accumulated gradients and the loss sums. Because
+   every term was already divided by the global count, the sum over ranks IS
+   the gradient of the global mean loss: the mean over every masked token of
+   the N x world micro-batches, exactly as one big batch on one device would
+   compute it, even when micro-batches hold different numbers of masked tokens.
+   The last micro-batch's forward and backward pass run in the same
+   `tf.function` as this allreduce, which is issued in groups of about
+   `bucket_mb` MB in reverse variable order (the heads and the last layer
+   first, the embeddings last): each group is reduced as soon as backward has
+   produced it, behind the rest of backward (PyTorch DDP's gradient buckets,
+   Li et al. 2020, arXiv:2006.15704; Horovod's DistributedGradientTape does the
+   same per tensor). Earlier micro-batches only accumulate. At accumulation 1
+   the counts allreduce, forward, backward, allreduce, clip and apply are one
+   `tf.function` call; the forward pass runs while the counts are reduced.
 4. Clip by global norm (after the allreduce, so every rank clips the same
    gradient), then apply. The optimizer's iteration counter, which drives the
    learning-rate schedule, advances once per optimizer step.
@@ -27,6 +35,10 @@ gradients divided by it again before they are added to the fp32 accumulators.
 A non-finite value on any rank makes the allreduced SUM non-finite on every
 rank, so every rank takes the same decision: skip the update (the optimizer's
 step counter does not move), halve the scale.
+
+With `jit_compile` (XLA) the micro-batch's forward and backward pass is one compiled cluster whose
+gradients all appear at its end, so the groups are reduced after backward (no overlap), as Horovod's
+operations are not XLA operations on the CPU.
 
 No host synchronisation inside a step (`AccumulatingStep.run`, what the trainer
 calls): the skip decision (a `tf.cond` on the allreduced gradient), the update,
@@ -110,15 +122,44 @@ class DynamicLossScale:
         self.good_steps.assign(tf.where(grow, tf.constant(0, tf.int64), good))
 
 
+DEFAULT_BUCKET_MB = 25.0
+
+
+def gradient_buckets(sizes_bytes, bucket_mb):
+    """Groups of variable indices for the overlapped allreduce, in the order backward produces them.
+
+    sizes_bytes: the trainable variables' sizes in bytes, in the model's variable order (embeddings
+    first, heads last). Returns lists of indices, walking the variables from the last to the first and
+    closing a group once it holds at least `bucket_mb` MB (PyTorch DDP's bucket_cap_mb, default 25).
+    bucket_mb <= 0: one group of every variable, reduced after backward (no overlap).
+    """
+    order = list(range(len(sizes_bytes)))[::-1]
+    if bucket_mb <= 0:
+        return [order] if order else []
+    cap = float(bucket_mb) * 2 ** 20
+    groups, current, held = [], [], 0
+    for i in order:
+        current.append(i)
+        held += sizes_bytes[i]
+        if held >= cap:
+            groups.append(current)
+            current, held = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
 class AccumulatingStep:
     """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`.
 
-    loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile the micro-step.
-    The trainer calls `run` (no host read) and reads `window` at its read points; `step` is `run`
-    plus one read of that step's results.
+    loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile each micro-batch's
+    forward and backward pass. bucket_mb: size of the gradient groups whose allreduce overlaps the last
+    micro-batch's backward (0: one group after backward). The trainer calls `run` (no host read) and
+    reads `window` at its read points; `step` is `run` plus one read of that step's results.
     """
 
-    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False):
+    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False,
+                 bucket_mb=DEFAULT_BUCKET_MB):
         if accum_steps < 1:
             raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
         self.model = model
@@ -134,9 +175,15 @@ class AccumulatingStep:
         self._last = None
         self.window = None
         self.metric_names = ()  # extra sums the model reports (e.g. mlm_correct), found in build()
-        self._micro_step = tf.function(self._micro_step_body, jit_compile=bool(jit_compile))
+        self.bucket_mb = float(bucket_mb)
+        self._buckets = None
+        self._jit = bool(jit_compile)
+        # With XLA, forward + backward is one compiled function called from the (uncompiled) steps below.
+        self._grads = tf.function(self._grads_body, jit_compile=True) if self._jit else self._grads_body
+        self._micro_step = tf.function(self._micro_step_body)
         self._counts = tf.function(self._counts_body)
-        self._finish = tf.function(self._finish_body)
+        self._last_micro_step = tf.function(self._last_micro_step_body)
+        self._whole_step = tf.function(self._whole_step_body)
 
     def reconfigure(self, world_size, accum_steps):
         """Train on in a new world (elastic): `accum_steps` micro-batches per optimizer step from now on."""
@@ -167,6 +214,8 @@ class AccumulatingStep:
             self._last = tf.Variable(tf.zeros([5 + 2 * len(self.objectives) + len(self.metric_names)], tf.float32),
                                      trainable=False, name="accum/last_step")
             self.window = DeviceWindow(self.objectives, accuracy_names(self.objectives, self.metric_names))
+            self._buckets = gradient_buckets([v.shape.num_elements() * 4 for v in self.model.trainable_variables],
+                                             self.bucket_mb)
         return self
 
     def clear(self):
@@ -196,20 +245,24 @@ class AccumulatingStep:
     def _counts_body(self, micro_batches, stop):
         return self.comm.allreduce_sum(self._local_counts(micro_batches, stop))
 
-    def _micro_step_body(self, features, global_counts, scale):
+    def _grads_body(self, features, global_counts, scale):
+        """One micro-batch: (its fp32 gradients, unscaled, None for a variable it does not reach;
+        its loss and metric sums, [objectives + metrics])."""
         with tf.GradientTape() as tape:
             sums = self.model.loss_sums(features, training=True)
             loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
             scaled = loss * scale
-        variables = self.model.trainable_variables
-        grads = tape.gradient(scaled, variables)
+        grads = tape.gradient(scaled, self.model.trainable_variables)
+        # Unscale each micro-batch's gradient before it joins the fp32 sum.
+        grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) / scale for g in grads]
+        return grads, tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives + self.metric_names])
+
+    def _micro_step_body(self, features, global_counts, scale):
+        grads, sums = self._grads(features, global_counts, scale)
         for acc, grad in zip(self._accumulators, grads):
-            if grad is None:
-                continue
-            # Unscale each micro-batch's gradient before it joins the fp32 sum.
-            acc.assign_add(tf.cast(tf.convert_to_tensor(grad), tf.float32) / scale)
-        self._loss_sums.assign_add(tf.stack([tf.cast(sums[name], tf.float32)
-                                             for name in self.objectives + self.metric_names]))
+            if grad is not None:
+                acc.assign_add(grad)
+        self._loss_sums.assign_add(sums)
 
     def _reduce_body(self):
         reduced = self.comm.grouped_allreduce_sum([a.read_value() for a in self._accumulators]
@@ -218,6 +271,47 @@ class AccumulatingStep:
             acc.assign(tf.zeros_like(acc))
         self._loss_sums.assign(tf.zeros_like(self._loss_sums))
         return reduced[:-1], reduced[-1]
+
+    def _overlapped_reduce(self, grads, sums):
+        """Allreduce `grads` (one per variable) and `sums` in the buckets' groups, last variables first.
+
+        Each group is its own grouped allreduce, so it starts once backward has produced its gradients.
+        The loss sums, known before backward begins, join the first group.
+        """
+        reduced = [None] * len(grads)
+        sums_out = None
+        for k, group in enumerate(self._buckets):
+            tensors = [grads[i] for i in group] + ([sums] if k == 0 else [])
+            out = self.comm.grouped_allreduce_sum(tensors)
+            for j, i in enumerate(group):
+                reduced[i] = out[j]
+            if k == 0:
+                sums_out = out[-1]
+        if sums_out is None:  # a model without trainable variables
+            sums_out = self.comm.grouped_allreduce_sum([sums])[0]
+        return reduced, sums_out
+
+    def _last_micro_step_body(self, features, global_counts, scale):
+        """The step's last micro-batch: its gradients plus the accumulated ones, reduced while backward runs."""
+        grads, sums = self._grads(features, global_counts[: len(self.objectives)], scale)
+        total = [acc.read_value() if g is None else acc.read_value() + g
+                 for acc, g in zip(self._accumulators, grads)]
+        total_sums = self._loss_sums.read_value() + sums
+        for acc in self._accumulators:
+            acc.assign(tf.zeros_like(acc))
+        self._loss_sums.assign(tf.zeros_like(self._loss_sums))
+        self._apply_reduced(*self._overlapped_reduce(total, total_sums), global_counts)
+
+    def _whole_step_body(self, features, stop):
+        """Accumulation 1: the counts allreduce, forward, backward, bucketed allreduce and update in one call."""
+        global_counts = self._counts_body([features], stop)
+        grads, sums = self._grads(features, global_counts[: len(self.objectives)], self._scale())
+        grads = [tf.zeros(v.shape, tf.float32) if g is None else g
+                 for v, g in zip(self.model.trainable_variables, grads)]
+        self._apply_reduced(*self._overlapped_reduce(grads, sums), global_counts)
+
+    def _scale(self):
+        return self.loss_scale.scale.read_value() if self.loss_scale is not None else tf.constant(1.0)
 
     @tf.function
     def _reduce(self):
@@ -235,9 +329,8 @@ class AccumulatingStep:
     def _clip_and_apply(self, grads):
         return self._clip_and_apply_body(grads)
 
-    def _finish_body(self, global_counts):
-        """Allreduce, then on the device: skip or apply, loss-scale update, the step into the window."""
-        grads, loss_sums = self._reduce_body()
+    def _apply_reduced(self, grads, loss_sums, global_counts):
+        """On the device: skip or apply, loss-scale update, the step into the window."""
         n = len(self.objectives)
         counts = global_counts[:n]
         losses = [tf.math.divide_no_nan(loss_sums[i], counts[i]) for i in range(n)]
@@ -254,15 +347,16 @@ class AccumulatingStep:
         self._last.assign(tf.concat([tf.stack([loss, 1.0 - tf.cast(finite, tf.float32), norm, global_counts[-2],
                                                global_counts[-1]] + losses), counts, loss_sums[n:]], axis=0))
 
-    def _begin(self, micro_batches, stop):
+    def _begin(self, micro_batches, stop, last=True):
+        """The counts allreduce and the micro-batches' accumulation (`last=False`: all but the last)."""
         if len(micro_batches) != self.accum_steps:
             raise ValueError("expected %d micro-batches, got %d" % (self.accum_steps, len(micro_batches)))
         self.build()
         global_counts = self._counts(list(micro_batches), tf.constant(1.0 if stop else 0.0))
-        scale = self.loss_scale.scale.read_value() if self.loss_scale is not None else tf.constant(1.0)
-        for features in micro_batches:
+        scale = self._scale()
+        for features in micro_batches if last else micro_batches[:-1]:
             self._micro_step(features, global_counts[: len(self.objectives)], scale)
-        return global_counts
+        return global_counts, scale
 
     # -- public ------------------------------------------------------------
     def run(self, micro_batches, stop=False):
@@ -272,7 +366,12 @@ class AccumulatingStep:
         scale is then halved. The results go into `self.window`. stop: this rank asks every rank to stop
         (carried by the counts allreduce; seen in the window's next read).
         """
-        self._finish(self._begin(micro_batches, stop))
+        if self.accum_steps == 1 and len(micro_batches) == 1:
+            self.build()
+            self._whole_step(micro_batches[0], tf.constant(1.0 if stop else 0.0))
+            return
+        global_counts, scale = self._begin(micro_batches, stop, last=False)
+        self._last_micro_step(micro_batches[-1], global_counts, scale)
 
     def compute_gradients(self, micro_batches, stop=False):
         """Allreduced, not yet clipped gradients of the global mean loss (for inspection and tests).
@@ -281,7 +380,7 @@ class AccumulatingStep:
         the total weighted loss, the global counts, non-padding tokens and whether
         any rank asked to stop (read to the host).
         """
-        global_counts = self._begin(micro_batches, stop)
+        global_counts, _ = self._begin(micro_batches, stop)
         grads, loss_sums = self._reduce()
         n = len(self.objectives)
         values = to_host(tf.concat([global_counts, loss_sums], axis=0))

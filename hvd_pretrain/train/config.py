@@ -66,6 +66,9 @@ class TrainConfig(Config):
                             " backward and computes the block again there (less memory, one more forward pass of"
                             " the blocks; same gradients, dropout masks included).", choices=("none", "block"))
     fp16_allreduce: bool = option(False, "Compress gradients to fp16 for the allreduce (Horovod compression).")
+    allreduce_bucket_mb: float = option(25.0, "Gradients are allreduced in groups of about this many MB, last"
+                                        " layers first, while the last micro-batch's backward pass runs (0: one"
+                                        " group after backward, no overlap).")
     fusion_threshold_mb: int = option(0, "Horovod tensor fusion buffer in MB (0: Horovod's default, 128 MB; or set"
                                       " HOROVOD_FUSION_THRESHOLD).")
     cycle_time_ms: float = option(0.0, "Horovod cycle time in ms (0: Horovod's default; or HOROVOD_CYCLE_TIME).")
@@ -114,6 +117,9 @@ class TrainConfig(Config):
             value = getattr(self, key)
             if int(value) < 1:
                 raise ConfigError("--%s=%r must be a positive integer" % (key_to_flag(key), value))
+        if self.allreduce_bucket_mb < 0:
+            raise ConfigError("--allreduce_bucket_mb=%r must be >= 0 (0: one group after backward)"
+                              % self.allreduce_bucket_mb)
         if self.learning_rate <= 0:
             raise ConfigError("--learning_rate=%r must be positive" % self.learning_rate)
         if self.optimizer not in ("adamw", "lamb"):

@@ -5,7 +5,9 @@ Run as (the three layouts of the same 4b examples):
     python accum_probe.py --out D --accum 4 --batch b
     python accum_probe.py --out D --accum 1 --batch 4b
 Each rank writes D/rank<r>.npz with the initial-weights digest, the gradients
-and the weights after one plain-SGD step.
+and the weights after one plain-SGD step, computed twice from the same start: by
+`compute_gradients` + `apply` (one allreduce after backward) and by the trainer's
+`run` (the allreduce in small groups overlapping the last micro-batch's backward).
 """
 
 import argparse
@@ -78,6 +80,7 @@ def main():
         # An overflow on this rank only: its embeddings blow up, so its loss and gradients are not finite.
         emb = model.trainable_variables[0]
         emb.assign(tf.fill(emb.shape, float("inf")))
+    initial = [v.numpy() for v in model.trainable_variables]
     stepper = AccumulatingStep(model, optimizer, HorovodCommunicator(hvd), args.accum, clip_norm=0.0,
                                loss_scale=loss_scale)
     scale_before = float(loss_scale.scale.numpy()) if loss_scale else 1.0
@@ -88,6 +91,16 @@ def main():
         grads, info = stepper.compute_gradients(micro)
         stepper.apply(grads)
         info["skipped"] = False
+    split = [v.numpy() for v in model.trainable_variables]
+    fused = {}
+    if args.inject_inf_rank < 0:
+        # The trainer's path: the last micro-batch's backward and the allreduce in one function, the
+        # gradients reduced in many small groups (0.01 MB) while backward runs. Same start, same step.
+        for v, w in zip(model.trainable_variables, initial):
+            v.assign(w)
+        AccumulatingStep(model, optimizer, HorovodCommunicator(hvd), args.accum, clip_norm=0.0,
+                         loss_scale=loss_scale, bucket_mb=0.01).build(micro[0]).run(micro)
+        fused = {"fused_weight_%d" % i: v.numpy() for i, v in enumerate(model.trainable_variables)}
     os.makedirs(args.out, exist_ok=True)
     names = [v.name for v in model.trainable_variables]
     np.savez(os.path.join(args.out, "rank%d.npz" % rank), init_digest=np.array(init_digest),
@@ -95,7 +108,7 @@ def main():
              iterations=np.array(int(optimizer.iterations.numpy())), scale_before=np.array(scale_before),
              scale_after=np.array(float(loss_scale.scale.numpy()) if loss_scale else 1.0),
              **{"grad_%d" % i: g.numpy() for i, g in enumerate(grads)},
-             **{"weight_%d" % i: v.numpy() for i, v in enumerate(model.trainable_variables)})
+             **{"weight_%d" % i: w for i, w in enumerate(split)}, **fused)
 
 
 if __name__ == "__main__":
