@@ -17,8 +17,9 @@ The model, per optimizer step (times from the start of the last backward):
   complete only at the very end go to the last group: the word embeddings,
   whose tied MLM decoder adds to them first but whose lookup is the last op of
   backward, and with ALBERT's cross-layer sharing the shared block, whose last
-  use in backward is layer 0. The last group is therefore not small: 31 M of
-  BERT-large's 335 M parameters.
+  use in backward is layer 0. The last group is therefore not small: 31.8 M of
+  BERT-large's 336 M parameters. The lookup's backward has no matmul, so the
+  first block finishes at the same time and shares the last bucket.
 * Horovod's background thread wakes every HOROVOD_CYCLE_TIME, fuses every
   tensor that is ready into buffers of at most HOROVOD_FUSION_THRESHOLD bytes
   and runs their allreduces one after the other. Groups that become ready
@@ -37,18 +38,18 @@ The model, per optimizer step (times from the start of the last backward):
 Not modelled: slowdown of the backward kernels by concurrent NCCL kernels,
 stragglers, and the data-type casts of fp16 compression.
 
-Defaults are Horovod's since release 0.21 (including 0.28.1, the version
-hvd-pretrain uses): 128 MiB fusion threshold and 1 ms cycle time
-(horovod/common/operations.cc; `horovodrun --help`; release notes of 0.21.0,
-"changed default cycle time from 5ms to 1ms and fusion threshold from 64MB to
-128MB"). Horovod's tensor-fusion page still says 64 MB; the code says 128 MiB.
+The defaults (comm.DEFAULT_FUSION_BYTES, DEFAULT_CYCLE_SEC) are Horovod's
+since release 0.21, including 0.28.1, which hvd-pretrain uses: a 128 MiB
+fusion threshold and a 1 ms cycle time (horovod/common/operations.cc;
+`horovodrun --help`; release notes of 0.21.0: "changed default cycle time from
+5ms to 1ms and fusion threshold from 64MB to 128MB"). Horovod's tensor-fusion
+page still says 64 MB; the code says 128 MiB.
 """
 
 import math
 from dataclasses import dataclass
 
 from hvd_pretrain.models import family, flops, params
-from hvd_pretrain.plan.comm import DEFAULT_FUSION_BYTES  # noqa: F401 - documented above
 
 DEFAULT_CYCLE_SEC = 1e-3  # HOROVOD_CYCLE_TIME's default
 
@@ -86,7 +87,6 @@ def gradient_groups(config, seq_len, num_predictions):
     hvd_pretrain.models.flops.forward_flops_per_sequence(config, seq_len, num_predictions).
     """
     family.check_model_config(config)
-    h = config.hidden_size
     parts = flops.forward_flops_breakdown(config, seq_len, num_predictions)
     if config.family == "electra":
         gen = family.generator_config(config)
