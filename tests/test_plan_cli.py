@@ -25,6 +25,17 @@ def test_prediction_text(capsys):
         assert needle in out
 
 
+def test_overlap_is_the_default_and_nooverlap_turns_it_off(capsys):
+    args = ["--json", "--preset=base", "--gpu_type=V100-16G", "--nodes=4", "--network=eth-25g"]
+    on = json.loads(run_cli(capsys, *args)[1])
+    off = json.loads(run_cli(capsys, *args, "--nooverlap")[1])
+    assert on["inputs"]["overlap"] and not off["inputs"]["overlap"]
+    assert on["allreduce"]["buckets"] > 1 == off["allreduce"]["buckets"]
+    assert on["allreduce"]["exposed_sec"] < off["allreduce"]["exposed_sec"]
+    slow = json.loads(run_cli(capsys, *args, "--cycle_time_ms=5", "--fusion_threshold_mb=32")[1])["allreduce"]
+    assert slow["cycle_sec"] == 0.005 and slow["fusion_bytes"] == 32 * 1024 ** 2
+
+
 def test_json_with_searches(capsys):
     rc, out, _ = run_cli(capsys, "--json", "--preset=base", "--gpu_type=V100-16G", "--nodes=4",
                          "--target_global_batch=8192", "--step_rate=1.3,1.9")
@@ -61,6 +72,8 @@ def test_model_config_file(tmp_path, capsys):
     (["--step_rate=fast"], "--step_rate="),
     (["--target_global_batch=1000", "--nodes=4"], "--target_global_batch="),
     (["--allreduce=tree"], "--allreduce="),
+    (["--fusion_threshold_mb=0"], "--fusion_threshold_mb="),
+    (["--cycle_time_ms=-1"], "--cycle_time_ms="),
     (["--model_config=/nonexistent/model.json"], "--model_config="),
     (["--max_seq_length=abc"], "max_seq_length"),
     (["--no_such_flag"], "no_such_flag"),

@@ -11,7 +11,13 @@ import pytest
 
 from hvd_pretrain.plan import predict, published, search
 
-TOLERANCE = 0.25
+# Tolerances, from the errors the planner has (BENCHMARKS.md, "Planner validation"): every seq-128 row is
+# within +1.8% .. +10.0% (the largest at 256 GPUs, accumulation 1, where the step loses time the model
+# leaves out); the A100 seq-512 row is +18.1%, as it was before the overlap model, which does not touch it
+# (accumulation 96, no overlap in the reference trainer).
+TOLERANCE_SEQ128 = 0.12
+TOLERANCE_ANY_ROW = 0.20
+TOLERANCE_WEAK_SCALING = 0.10
 
 
 def nvidia_bert_large(per_gpu_batch, accum_steps, gpu, gpus_per_node, nodes):
@@ -25,34 +31,38 @@ def nvidia_bert_large(per_gpu_batch, accum_steps, gpu, gpus_per_node, nodes):
     ("8x V100 DGX-2", 60, 128, "V100-32G", 8, 1, 1561.77),
     ("16x V100 DGX-2", 60, 64, "V100-32G", 16, 1, 3077.99),
     ("8x A100-80G", 312, 32, "A100-80G", 8, 1, 3799.24),
+    ("16x A100 (2 DGX A100)", 312, 16, "A100-80G", 8, 2, 7551.37),
+    ("64x A100 (8 DGX A100)", 312, 4, "A100-80G", 8, 8, 29711.11),
     ("256x A100 (32 DGX A100)", 312, 1, "A100-80G", 8, 32, 110280.73),
 ])
-def test_sequences_per_sec_within_25_percent(label, batch, accum, gpu, g, nodes, published_seq_per_sec):
+def test_seq128_sequences_per_sec_within_12_percent(label, batch, accum, gpu, g, nodes, published_seq_per_sec):
     p = nvidia_bert_large(batch, accum, gpu, g, nodes)
     assert p["memory"]["fits"], label
     error = p["sequences_per_sec"] / published_seq_per_sec - 1
-    assert abs(error) <= TOLERANCE, "%s: predicted %.0f vs published %.0f (%+.1f%%)" % (
+    assert abs(error) <= TOLERANCE_SEQ128, "%s: predicted %.0f vs published %.0f (%+.1f%%)" % (
         label, p["sequences_per_sec"], published_seq_per_sec, 100 * error)
 
 
-def test_weak_scaling_to_256_a100_within_25_percent():
+def test_weak_scaling_to_256_a100_within_10_percent():
     # Published: 1 node (8 GPUs, accum 32) 3803.82 seq/s; 32 nodes (accum 1) 110280.73 seq/s,
     # weak scaling 28.99 of 32 = 90.6%.
     one_node = nvidia_bert_large(312, 32, "A100-80G", 8, 1)["sequences_per_sec"]
-    many = nvidia_bert_large(312, 1, "A100-80G", 8, 32)["sequences_per_sec"]
-    predicted = many / (32 * one_node)
-    assert abs(predicted / (28.99 / 32) - 1) <= TOLERANCE
+    many = nvidia_bert_large(312, 1, "A100-80G", 8, 32)
+    predicted = many["sequences_per_sec"] / (32 * one_node)
+    assert abs(predicted / (28.99 / 32) - 1) <= TOLERANCE_WEAK_SCALING
     assert predicted <= 1.0
+    # Overlapped, the allreduce of the last bucket (embeddings and the first block) is still exposed.
+    assert many["allreduce"]["exposed_sec"] > 0
 
 
-def test_every_published_multi_gpu_row_within_25_percent():
-    # Includes the seq-512 rows and the 2- and 8-node A100 rows, which the issue does not list.
+def test_every_published_multi_gpu_row_within_20_percent():
+    # Includes the seq-512 rows.
     for m in published.VALIDATION:
         p = predict("large", m.seq_len, m.per_gpu_batch, m.accum_steps, m.precision, m.gpu, m.gpus_per_node,
                     m.nodes, "nvlink", fp16_allreduce=True, overlap=m.accum_steps == 1,
                     num_predictions=m.num_predictions)
         error = p["sequences_per_sec"] / m.sequences_per_sec - 1
-        assert abs(error) <= TOLERANCE, (m, error)
+        assert abs(error) <= TOLERANCE_ANY_ROW, (m, error)
 
 
 def test_calibration_reproduces_the_single_gpu_rows_it_came_from():

@@ -47,7 +47,12 @@ def _define(fv):
                          flag_values=fv)
     flags.DEFINE_bool("fp16_allreduce", False, "allreduce gradients in fp16 (Horovod compression)", flag_values=fv)
     flags.DEFINE_string("allreduce", "auto", "auto | ring | hierarchical", flag_values=fv)
-    flags.DEFINE_bool("overlap", False, "allreduce overlaps the last backward pass", flag_values=fv)
+    flags.DEFINE_bool("overlap", True, "the allreduce overlaps the last micro-batch's backward pass, in gradient "
+                      "groups in reverse layer order, as the trainer does; --nooverlap: the whole allreduce "
+                      "starts after backward", flag_values=fv)
+    flags.DEFINE_integer("fusion_threshold_mb", 128, "Horovod's fusion buffer in MiB (HOROVOD_FUSION_THRESHOLD)",
+                         flag_values=fv)
+    flags.DEFINE_float("cycle_time_ms", 1.0, "Horovod's cycle time in ms (HOROVOD_CYCLE_TIME)", flag_values=fv)
     flags.DEFINE_bool("recompute", False, "recompute activations in the backward pass", flag_values=fv)
     flags.DEFINE_float("efficiency", None, "override the compute efficiency (fraction of peak)", flag_values=fv)
     flags.DEFINE_integer("target_global_batch", None, "rank accum_steps choices for this global batch",
@@ -88,24 +93,29 @@ def _step_rate(text):
     return lo, hi
 
 
+def reference_prediction(m):
+    """The planner's prediction for a published measurement, run as NVIDIA's reference trainer runs it:
+    AMP with Horovod fp16 compression; the allreduce overlaps backward only without accumulation
+    (hvd.DistributedGradientTape), and with accumulation starts after the last micro-batch."""
+    return predict("large", m.seq_len, m.per_gpu_batch, m.accum_steps, m.precision, m.gpu, m.gpus_per_node,
+                   m.nodes, "nvlink", fp16_allreduce=True, overlap=m.accum_steps == 1,
+                   num_predictions=m.num_predictions)
+
+
 def validation_table():
-    """Rows of (measurement, predicted sequences/s, error) for the published multi-GPU runs."""
-    rows = []
-    for m in published.VALIDATION:
-        p = predict("large", m.seq_len, m.per_gpu_batch, m.accum_steps, m.precision, m.gpu, m.gpus_per_node,
-                    m.nodes, "nvlink", fp16_allreduce=True, overlap=m.accum_steps == 1,
-                    num_predictions=m.num_predictions)
-        rows.append((m, p["sequences_per_sec"], p["sequences_per_sec"] / m.sequences_per_sec - 1.0))
-    return rows
+    """Rows of (measurement, prediction dict, error) for the published multi-GPU runs."""
+    return [(m, p, p["sequences_per_sec"] / m.sequences_per_sec - 1.0)
+            for m, p in ((m, reference_prediction(m)) for m in published.VALIDATION)]
 
 
 def _print_validation():
     print("BERT-large, fp16 (AMP), measured: " + published.SOURCE)
-    print("%-9s %4s %5s %6s %6s %12s %12s %7s" % ("gpu", "seq", "gpus", "batch", "accum", "published", "predicted",
-                                                 "error"))
-    for m, pred, err in validation_table():
-        print("%-9s %4d %5d %6d %6d %12.1f %12.1f %+6.1f%%" % (m.gpu, m.seq_len, m.gpus, m.per_gpu_batch,
-                                                            m.accum_steps, m.sequences_per_sec, pred, 100 * err))
+    print("%-9s %4s %5s %6s %6s %8s %12s %12s %7s %9s" % (
+        "gpu", "seq", "gpus", "batch", "accum", "overlap", "published", "predicted", "error", "exposed"))
+    for m, p, err in validation_table():
+        print("%-9s %4d %5d %6d %6d %8s %12.1f %12.1f %+6.1f%% %6.1f ms" % (
+            m.gpu, m.seq_len, m.gpus, m.per_gpu_batch, m.accum_steps, "yes" if p["inputs"]["overlap"] else "no",
+            m.sequences_per_sec, p["sequences_per_sec"], 100 * err, 1e3 * p["allreduce"]["exposed_sec"]))
 
 
 def _main(fv):
@@ -113,9 +123,15 @@ def _main(fv):
         _print_validation()
         return 0
     model = _model(fv)
+    if fv.fusion_threshold_mb < 1:
+        raise ConfigError("--fusion_threshold_mb=%d must be at least 1 (Horovod's 0, no fusion, is not modelled)"
+                          % fv.fusion_threshold_mb)
+    if fv.cycle_time_ms < 0:
+        raise ConfigError("--cycle_time_ms=%g must be >= 0" % fv.cycle_time_ms)
     options = dict(network=fv.network, nics_per_node=fv.nics_per_node, fp16_allreduce=fv.fp16_allreduce,
                    allreduce=fv.allreduce, overlap=fv.overlap, recompute=fv.recompute,
-                   num_predictions=fv.max_predictions_per_seq, efficiency=fv.efficiency)
+                   num_predictions=fv.max_predictions_per_seq, efficiency=fv.efficiency,
+                   fusion_bytes=fv.fusion_threshold_mb * 1024 ** 2, cycle_sec=fv.cycle_time_ms / 1e3)
     p = predict(model, fv.max_seq_length, fv.micro_batch_size, fv.accum_steps, fv.precision, fv.gpu_type, fv.gpus_per_node,
                 fv.nodes, fv.interconnect, **options)
     extra = {}

@@ -16,14 +16,16 @@ nodes (all shards share the node's NICs), allgather inside the node:
 
     t_hier = 2(g-1)/g * M / B_intra + 2(N-1)/N * M / B_node + (2(g-1) a_intra + 2(N-1) a_inter) per buffer
 
-Horovod fuses gradients into buffers of HOROVOD_FUSION_THRESHOLD bytes (64
-MiB by default); the latency terms are paid once per buffer.
+Horovod fuses gradients into buffers of HOROVOD_FUSION_THRESHOLD bytes (128
+MiB by default since Horovod 0.21, see hvd_pretrain.plan.overlap); the latency
+terms are paid once per buffer. How much of this time backward hides is
+hvd_pretrain.plan.overlap.
 """
 
 import math
 
 ALGORITHMS = ("auto", "ring", "hierarchical")
-DEFAULT_FUSION_BYTES = 64 * 1024 ** 2
+DEFAULT_FUSION_BYTES = 128 * 1024 ** 2  # HOROVOD_FUSION_THRESHOLD's default (horovod/common/operations.cc)
 
 
 def allreduce_bytes(num_parameters, fp16_compression):
@@ -69,10 +71,3 @@ def allreduce_time(nbytes, gpus_per_node, nodes, intra, inter, algorithm="auto",
     if algorithm == "auto":
         algorithm = min(times, key=lambda k: (times[k], k != "ring"))
     return algorithm, times[algorithm], times
-
-
-def exposed_time(comm_sec, backward_sec, overlap):
-    """Communication left on the critical path when it can overlap the last backward pass."""
-    if not overlap:
-        return comm_sec
-    return max(0.0, comm_sec - backward_sec)

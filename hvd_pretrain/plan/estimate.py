@@ -10,15 +10,17 @@ One optimizer step on every GPU is
   (hvd_pretrain.plan.published);
 * accumulation and the optimizer update are memory-bound: bytes touched per
   parameter / (HBM bandwidth x HBM_EFFICIENCY);
-* the allreduce is hvd_pretrain.plan.comm; it overlaps the last backward pass
-  only with `overlap=True` (a per-micro-step DistributedGradientTape). The
-  hvd-pretrain trainer accumulates and then issues one grouped allreduce, so
-  its default is no overlap.
+* the allreduce is hvd_pretrain.plan.comm, issued in gradient groups in
+  reverse layer order during the last micro-batch's backward pass, as the
+  hvd-pretrain trainer does; the exposed part is hvd_pretrain.plan.overlap.
+  `overlap=False` models an allreduce issued after backward has finished
+  (NVIDIA's reference trainer with accumulation, and hvd-pretrain before it
+  overlapped).
 """
 
 from hvd_pretrain.models import flops
 from hvd_pretrain.models.config import ModelConfig, preset
-from hvd_pretrain.plan import comm, hardware, memory, published
+from hvd_pretrain.plan import comm, hardware, memory, overlap as overlap_model, published
 from hvd_pretrain.plan.hardware import PlanError
 
 # Memory-bound update costs (planning assumptions, printed with each prediction).
@@ -45,14 +47,17 @@ def resolve_model(model_config):
 
 def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, gpus_per_node, nodes,
             interconnect="nvlink", *, network="infiniband", nics_per_node=None, fp16_allreduce=False,
-            allreduce="auto", overlap=False, recompute=False, num_predictions=None, efficiency=None,
-            fusion_bytes=comm.DEFAULT_FUSION_BYTES):
+            allreduce="auto", overlap=True, recompute=False, num_predictions=None, efficiency=None,
+            fusion_bytes=comm.DEFAULT_FUSION_BYTES, cycle_sec=overlap_model.DEFAULT_CYCLE_SEC):
     """Predicted memory, step time and throughput; a JSON-serialisable dict.
 
     model_config: a ModelConfig or a preset name. precision: fp32|fp16|bf16.
     gpu: a key of hardware.GPUS. interconnect: intra-node link (nvlink|pcie);
     network: inter-node network (hardware.NETWORKS). efficiency overrides the
-    published compute efficiency (a fraction of peak).
+    published compute efficiency (a fraction of peak). overlap: the allreduce
+    overlaps the last micro-batch's backward (hvd_pretrain.plan.overlap).
+    fusion_bytes, cycle_sec: Horovod's HOROVOD_FUSION_THRESHOLD (bytes) and
+    HOROVOD_CYCLE_TIME (in seconds here).
     """
     config = resolve_model(model_config)
     seq_len = _positive("seq_len", seq_len)
@@ -64,6 +69,11 @@ def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, g
         raise PlanError("seq_len=%d exceeds model.max_position_embeddings=%d" % (seq_len, config.max_position_embeddings))
     if allreduce not in comm.ALGORITHMS:
         raise PlanError("allreduce=%r is unknown; choose one of %s" % (allreduce, ", ".join(comm.ALGORITHMS)))
+    if not int(fusion_bytes) >= 1024 ** 2:
+        raise PlanError("fusion_bytes=%r must be at least 1 MiB (Horovod's 0, no fusion, is not modelled)"
+                        % fusion_bytes)
+    if not float(cycle_sec) >= 0:
+        raise PlanError("cycle_sec=%r must be >= 0" % cycle_sec)
     dev = hardware.get_gpu(gpu)
     peak = hardware.peak_flops(dev, precision)
     intra = hardware.intra_node_link(dev, interconnect)
@@ -88,9 +98,13 @@ def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, g
     accumulate = n_params * ACCUMULATE_BYTES_PER_PARAM / hbm if accum > 1 else 0.0
     optimizer = n_params * OPTIMIZER_BYTES_PER_PARAM / hbm
     nbytes = comm.allreduce_bytes(n_params, fp16_allreduce)
-    algorithm, comm_sec, comm_times = comm.allreduce_time(nbytes, g, nodes, intra, inter, allreduce, fusion_bytes)
-    backward = micro * 2.0 / 3.0
-    exposed = comm.exposed_time(comm_sec, backward, overlap)
+    _, _, comm_times = comm.allreduce_time(nbytes, g, nodes, intra, inter, allreduce, fusion_bytes)
+    step_comm = _step_allreduce(config, seq_len, rows, batch / (peak * eff), recompute, fp16_allreduce, g, nodes,
+                                intra, inter, overlap, fusion_bytes, cycle_sec)
+    algorithm = allreduce if allreduce != "auto" else min(
+        step_comm, key=lambda k: (step_comm[k]["exposed_sec"], comm_times[k], k != "ring"))
+    comm_sec, plan = comm_times[algorithm], step_comm[algorithm]
+    exposed, last = plan["exposed_sec"], plan["buckets"][-1]
 
     compute = accum * (micro + accumulate) + optimizer
     step = compute + exposed
@@ -121,7 +135,11 @@ def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, g
         "compute": {"peak_flops": peak, "efficiency": eff, "micro_step_sec": micro, "accumulate_sec": accumulate,
                     "optimizer_sec": optimizer},
         "allreduce": {"algorithm": algorithm, "bytes": nbytes, "sec": comm_sec, "ring_sec": comm_times["ring"],
-                      "hierarchical_sec": comm_times["hierarchical"], "exposed_sec": exposed},
+                      "hierarchical_sec": comm_times["hierarchical"], "exposed_sec": exposed,
+                      "backward_sec": plan["backward_sec"], "buckets": len(plan["buckets"]),
+                      "negotiation_sec": plan["negotiation_sec"], "last_bucket_bytes": last[2],
+                      "last_bucket_sec": last[4] - last[3], "fusion_bytes": int(fusion_bytes),
+                      "cycle_sec": float(cycle_sec)},
         "step_sec": step,
         "global_step_per_sec": 1.0 / step,
         "sequences_per_sec": seqs,
@@ -138,8 +156,13 @@ def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, g
             "inter-node %s x%d: %.1f GB/s per NIC x %.2f achievable, %.0f us per step (%s)"
             % (inter.name, inter.nics_per_node, inter.bytes_per_sec / 1e9, inter.achievable,
                inter.latency_sec * 1e6, inter.source),
-            "allreduce: alpha-beta ring / hierarchical model (Thakur et al. 2005), %d MiB fusion buffers"
-            % (fusion_bytes // 1024 ** 2),
+            "allreduce: alpha-beta ring / hierarchical model (Thakur et al. 2005), %d MiB fusion buffers, "
+            "%.1f ms cycle (Horovod's HOROVOD_FUSION_THRESHOLD and HOROVOD_CYCLE_TIME; defaults of 0.21+)"
+            % (fusion_bytes // 1024 ** 2, 1e3 * cycle_sec),
+            ("overlap: gradient groups in reverse layer order start their allreduce when the last backward "
+             "produces them; Horovod fuses what is ready within one cycle; each bucket waits half a cycle and "
+             "a response-cache negotiation; the last (embeddings) is always exposed (plan/overlap.py)")
+            if overlap else "no overlap: the whole allreduce starts after the last backward (plan/overlap.py)",
             "activations: Korthikanti et al. 2022 (arXiv:2205.05198) per-layer count; fp32 weights, gradients, "
             "2 fp32 optimizer moments; %.1f GiB reserved" % (memory.RESERVED_BYTES / hardware.GIB),
             "accumulate %d B/param per micro-step, optimizer update %d B/param, at %.0f%% of %.0f GB/s HBM"
@@ -148,6 +171,24 @@ def predict(model_config, seq_len, per_gpu_batch, accum_steps, precision, gpu, g
         ],
         "warnings": warnings,
     }
+
+
+def _step_allreduce(config, seq_len, rows, sec_per_flop, recompute, fp16_allreduce, g, nodes, intra, inter,
+                    overlap, fusion_bytes, cycle_sec):
+    """{algorithm: overlap.schedule(...) result + backward_sec, negotiation_sec} for one optimizer step."""
+    groups = overlap_model.gradient_groups(config, seq_len, rows)
+    ready, backward = overlap_model.ready_times(groups, sec_per_flop, recompute)
+    if not overlap:
+        ready = [backward] * len(groups)
+    nbytes = [comm.allreduce_bytes(group.parameters, fp16_allreduce) for group in groups]
+    latency = (inter if nodes > 1 else intra).latency_sec
+    negotiation = overlap_model.negotiation_sec(g * nodes, latency, cycle_sec)
+    out = {}
+    for name, fn in (("ring", comm.ring_time), ("hierarchical", comm.hierarchical_time)):
+        plan = overlap_model.schedule(ready, nbytes, lambda b: fn(b, g, nodes, intra, inter, fusion_bytes), backward,
+                                      negotiation, cycle_sec)
+        out[name] = dict(plan, backward_sec=backward, negotiation_sec=negotiation)
+    return out
 
 
 def _gib(x):
@@ -170,10 +211,14 @@ def format_prediction(p):
            1e3 * c["micro_step_sec"]),
         "  accumulate %.2f ms per micro-step, optimizer update %.2f ms per step"
         % (1e3 * c["accumulate_sec"], 1e3 * c["optimizer_sec"]),
-        "allreduce: %.1f MB/step (%s), ring %.1f ms, hierarchical %.1f ms -> %s, exposed %.1f ms%s"
+        "allreduce: %.1f MB/step (%s), ring %.1f ms, hierarchical %.1f ms -> %s, exposed %.1f ms"
         % (a["bytes"] / 1e6, "fp16" if i["fp16_allreduce"] else "fp32", 1e3 * a["ring_sec"],
-           1e3 * a["hierarchical_sec"], a["algorithm"], 1e3 * a["exposed_sec"],
-           " (overlapped with backward)" if i["overlap"] else ""),
+           1e3 * a["hierarchical_sec"], a["algorithm"], 1e3 * a["exposed_sec"]),
+        ("  overlapped with the last backward (%.1f ms): %d buckets, last %.1f MB in %.2f ms, "
+         "%.2f ms negotiation each" if i["overlap"] else
+         "  not overlapped (backward %.1f ms): %d bucket of %.1f MB in %.2f ms after %.2f ms negotiation")
+        % (1e3 * a["backward_sec"], a["buckets"], a["last_bucket_bytes"] / 1e6, 1e3 * a["last_bucket_sec"],
+           1e3 * a["negotiation_sec"]),
         "step: %.3f s -> %.3f global step/s, %.1f sequences/s, %.0f tokens/s, scaling efficiency %.1f%%, MFU %.1f%%"
         % (p["step_sec"], p["global_step_per_sec"], p["sequences_per_sec"], p["tokens_per_sec"],
            100 * p["scaling_efficiency"], 100 * p["mfu"]),
