@@ -161,3 +161,32 @@ def test_throughput_is_total_over_wall_time_not_mean_of_rates(tmp_path, monkeypa
         assert json.loads(f.readline())["step"] == 2
     with open(rundir.rank_log(0)) as f:
         assert json.loads(f.readline())["step_time"] == pytest.approx(1.0)
+
+
+def test_gradient_groups_follow_backward_and_cover_every_variable_once():
+    from hvd_pretrain.train.accumulate import gradient_buckets
+    mb = 2 ** 20
+    # Forward uses 0 (embeddings), 1, 2, 3 (head): backward produces 3 first, 0 last.
+    groups = gradient_buckets([10 * mb, 3 * mb, 3 * mb, 1 * mb], 4)
+    assert groups == [[3, 2], [1, 0]]
+    assert gradient_buckets([10 * mb, 3 * mb, 3 * mb, 1 * mb], 0) == [[3, 2, 1, 0]]
+    # A forward order that differs from the variable order decides the grouping.
+    assert gradient_buckets([1 * mb] * 4, 2, forward_order=[0, 2, 1, 3]) == [[3, 1], [2, 0]]
+
+
+def test_the_bert_model_reduces_its_heads_first_and_its_embeddings_last():
+    from hvd_pretrain.models import build_pretrainer
+    from hvd_pretrain.models.features import dummy_features
+    from hvd_pretrain.tfcompat import keras
+    from hvd_pretrain.train.accumulate import AccumulatingStep, LocalCommunicator
+    model = build_pretrainer(preset("tiny", vocab_size=300, num_layers=4))
+    features = dummy_features(1, 32, 5, masked_weight=1.0)
+    model.loss_sums(features, training=False)
+    step = AccumulatingStep(model, keras.optimizers.SGD(0.1), LocalCommunicator(), 1, bucket_mb=0.05).build(features)
+    names = [[model.trainable_variables[i].name for i in group] for group in step._buckets]
+    assert len(names) > 3
+    assert sorted(i for group in step._buckets for i in group) == list(range(len(model.trainable_variables)))
+    assert "nsp_head" in names[0][0] and any("word_embeddings" in n for n in names[-1])
+    # Blocks come last to first: the first group holding a block holds the last one.
+    blocks = [int(n.split("block_")[1].split("/")[0]) for group in names for n in group if "block_" in n]
+    assert blocks == sorted(blocks, reverse=True) and blocks[0] == 3

@@ -125,15 +125,17 @@ class DynamicLossScale:
 DEFAULT_BUCKET_MB = 25.0
 
 
-def gradient_buckets(sizes_bytes, bucket_mb):
+def gradient_buckets(sizes_bytes, bucket_mb, forward_order=None):
     """Groups of variable indices for the overlapped allreduce, in the order backward produces them.
 
-    sizes_bytes: the trainable variables' sizes in bytes, in the model's variable order (embeddings
-    first, heads last). Returns lists of indices, walking the variables from the last to the first and
-    closing a group once it holds at least `bucket_mb` MB (PyTorch DDP's bucket_cap_mb, default 25).
-    bucket_mb <= 0: one group of every variable, reduced after backward (no overlap).
+    sizes_bytes: the trainable variables' sizes in bytes. forward_order: their indices in the order
+    the forward pass first uses them (default: index order); backward completes a gradient roughly in
+    the reverse of that order, and a variable used again later (a tied or shared weight) only once
+    backward has passed its first use. Returns lists of indices, walking `forward_order` from the end
+    and closing a group once it holds at least `bucket_mb` MB (PyTorch DDP's bucket_cap_mb, default
+    25). bucket_mb <= 0: one group of every variable, reduced after backward (no overlap).
     """
-    order = list(range(len(sizes_bytes)))[::-1]
+    order = list(forward_order if forward_order is not None else range(len(sizes_bytes)))[::-1]
     if bucket_mb <= 0:
         return [order] if order else []
     cap = float(bucket_mb) * 2 ** 20
@@ -147,6 +149,15 @@ def gradient_buckets(sizes_bytes, bucket_mb):
     if current:
         groups.append(current)
     return groups
+
+
+def first_use_order(variables, watched):
+    """Indices of `variables` in the order of `watched` (a tape's watched variables: the order of
+    creation, which for layers built by their first call is the forward pass's order); the rest after."""
+    index = {v.ref(): i for i, v in enumerate(variables)}
+    order = [index[w.ref()] for w in watched if w.ref() in index]
+    seen = set(order)
+    return order + [i for i in range(len(variables)) if i not in seen]
 
 
 class AccumulatingStep:
@@ -201,9 +212,12 @@ class AccumulatingStep:
         With `sample_features`, the model's extra metric sums (accuracy counts) are found and
         accumulated and reduced together with the losses.
         """
-        if sample_features is not None and not self.metric_names and self._accumulators is None:
-            sums = self.model.loss_sums(sample_features, training=False)
-            self.metric_names = tuple(sorted(k for k in sums if k not in self.objectives))
+        forward_order = None
+        if sample_features is not None and self._accumulators is None:
+            with tf.GradientTape() as tape:  # the variables in the order the forward pass creates and uses them
+                sums = self.model.loss_sums(sample_features, training=False)
+            self.metric_names = self.metric_names or tuple(sorted(k for k in sums if k not in self.objectives))
+            forward_order = first_use_order(self.model.trainable_variables, tape.watched_variables())
         if self._accumulators is None:
             self._accumulators = [
                 tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False, name="accum/" + v.name.replace(":", "_"))
@@ -215,7 +229,7 @@ class AccumulatingStep:
                                      trainable=False, name="accum/last_step")
             self.window = DeviceWindow(self.objectives, accuracy_names(self.objectives, self.metric_names))
             self._buckets = gradient_buckets([v.shape.num_elements() * 4 for v in self.model.trainable_variables],
-                                             self.bucket_mb)
+                                             self.bucket_mb, forward_order)
         return self
 
     def clear(self):
