@@ -71,6 +71,7 @@ def test_bad_input_and_bad_flags_give_one_line_errors(tmp_path):
         (["--input_files=%s" % empty], "input is empty"),
         (["--input_files=%s" % corpus, "--method=magic"], "--method"),
         (["--input_files=%s" % corpus, "--max_len=9"], "--max_len=9 is out of range"),
+        (["--input_files=%s" % corpus, "--fragment_share=1.5"], "--fragment_share=1.5 is out of range"),
         (["--input_files=%s" % (tmp_path / "nope.txt")], "does not exist"),
         (["--input_files=%s" % (tmp_path / "none_*.txt")], "matches no file"),
     ]

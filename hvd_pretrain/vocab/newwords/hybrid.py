@@ -90,7 +90,7 @@ def validate(config):
     if not 2 <= config.max_len <= 6:
         raise ConfigError("max_len %d is out of range; use 2..6" % config.max_len)
     if not 0.0 < config.fragment_share <= 1.0:
-        raise ConfigError("fragment_share %g is out of range; use a share in (0, 1] (default %g)"
+        raise ConfigError("--fragment_share=%g is out of range; use a share in (0, 1] (default %g)"
                           % (config.fragment_share, segmented.FRAGMENT_SHARE))
 
 
