@@ -19,6 +19,13 @@ One optimizer step on every rank:
    gradient), then apply. The optimizer's iteration counter, which drives the
    learning-rate schedule, advances once per optimizer step.
 
+Dropout and ELECTRA's generator samples are keyed statelessly by (run seed, optimizer
+step, micro-batch index, rank) (models/ops.step_seed). The step is read from the
+optimizer's iteration counter and the micro-batch index and rank are tensor inputs
+of the traced micro-step, so every step draws new masks without retracing, and a
+run resumed from a checkpoint (which holds the counter) draws the masks the
+uninterrupted run drew: no random state needs saving.
+
 The counts allreduce also carries the non-padding token count (for tokens/sec)
 and a stop flag (so a signal seen by one rank stops every rank at the same step).
 
@@ -38,6 +45,7 @@ results back (one read per step) for callers that want them at once.
 
 import numpy as np
 
+from hvd_pretrain.models import ops
 from hvd_pretrain.tfcompat import tf
 from hvd_pretrain.train.window import DeviceWindow, accuracy_names, step_accuracies, to_host
 
@@ -114,11 +122,13 @@ class AccumulatingStep:
     """Runs optimizer steps of `accum_steps` micro-batches each, over `comm`.
 
     loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile the micro-step.
+    seed: the run's --seed, mixed into every forward pass's dropout seed (models/ops.step_seed).
     The trainer calls `run` (no host read) and reads `window` at its read points; `step` is `run`
     plus one read of that step's results.
     """
 
-    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False):
+    def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False,
+                 seed=0):
         if accum_steps < 1:
             raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
         self.model = model
@@ -127,6 +137,7 @@ class AccumulatingStep:
         self.accum_steps = int(accum_steps)
         self.clip_norm = float(clip_norm)
         self.loss_scale = loss_scale
+        self.seed = int(seed)
         self.objectives = tuple(model.objectives)
         self.weights = dict(model.loss_weights)
         self._accumulators = None
@@ -196,9 +207,13 @@ class AccumulatingStep:
     def _counts_body(self, micro_batches, stop):
         return self.comm.allreduce_sum(self._local_counts(micro_batches, stop))
 
-    def _micro_step_body(self, features, global_counts, scale):
+    def forward_seed(self, micro_key):
+        """The int32 [2] seed of a micro-batch's forward pass; micro_key: int32 [micro-batch index, rank]."""
+        return ops.step_seed(self.seed, self.optimizer.iterations, micro_key[0], micro_key[1])
+
+    def _micro_step_body(self, features, global_counts, scale, micro_key):
         with tf.GradientTape() as tape:
-            sums = self.model.loss_sums(features, training=True)
+            sums = self.model.loss_sums(features, training=True, seed=self.forward_seed(micro_key))
             loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
             scaled = loss * scale
         variables = self.model.trainable_variables
@@ -260,8 +275,10 @@ class AccumulatingStep:
         self.build()
         global_counts = self._counts(list(micro_batches), tf.constant(1.0 if stop else 0.0))
         scale = self.loss_scale.scale.read_value() if self.loss_scale is not None else tf.constant(1.0)
-        for features in micro_batches:
-            self._micro_step(features, global_counts[: len(self.objectives)], scale)
+        rank = self.comm.rank  # read at each step: an elastic job's rank may change
+        for index, features in enumerate(micro_batches):
+            self._micro_step(features, global_counts[: len(self.objectives)], scale,
+                             tf.constant([index, rank], tf.int32))
         return global_counts
 
     # -- public ------------------------------------------------------------

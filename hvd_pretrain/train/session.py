@@ -121,7 +121,7 @@ class Session:
         self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
         self.stepper = AccumulatingStep(self.model, self.optimizer, HorovodCommunicator(self.hvd, self.compression),
                                         cfg.accum_steps, cfg.clip_norm, loss_scale=self.loss_scale,
-                                        jit_compile=cfg.xla)
+                                        jit_compile=cfg.xla, seed=cfg.seed)
         features = dummy_features(1, cfg.max_seq_length, cfg.max_predictions_per_seq, masked_weight=1.0)
         self.model.loss_sums(features, training=False)  # creates the model's variables
         self.optimizer.build(self.model.trainable_variables)
