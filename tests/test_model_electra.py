@@ -92,9 +92,12 @@ def test_model_labels_follow_generator_samples():
 def test_gumbel_max_samples_the_softmax():
     probs = np.array([0.2, 0.5, 0.3], np.float32)
     logits = tf.constant(np.log(np.tile(probs, [40000, 1])))
-    samples = ops.gumbel_argmax(logits, seed=1).numpy()
+    samples = ops.gumbel_argmax(logits, seed=tf.constant([1, 2])).numpy()
     freq = np.bincount(samples, minlength=3) / len(samples)
     np.testing.assert_allclose(freq, probs, atol=0.01)
+    # Stateless: the same seed gives the same samples, another seed others.
+    np.testing.assert_array_equal(ops.gumbel_argmax(logits, seed=tf.constant([1, 2])).numpy(), samples)
+    assert np.mean(ops.gumbel_argmax(logits, seed=tf.constant([1, 3])).numpy() != samples) > 0.3
 
 
 def test_sampling_is_under_stop_gradient(model):

@@ -132,7 +132,7 @@ def _wait_for(job, metrics, predicate, what, timeout):
     raise AssertionError("no %s after %ss:\n%s" % (what, timeout, job.output()[-6000:]))
 
 
-def _elastic_job(tmp_path, tiny_data, hosts_text, steps, commit_every, log_every):
+def _elastic_job(tmp_path, tiny_data, hosts_text, steps, commit_every, log_every, **extra):
     hosts = tmp_path / "hosts"
     hosts.write_text(hosts_text)
     discover = tmp_path / "discover.sh"
@@ -140,7 +140,7 @@ def _elastic_job(tmp_path, tiny_data, hosts_text, steps, commit_every, log_every
     discover.chmod(discover.stat().st_mode | stat.S_IEXEC)
     run_dir = tmp_path / "run"
     flags = tiny_train_flags(tiny_data, str(run_dir), steps=steps, accum_steps=2, save_checkpoints_steps=50,
-                             warmup_steps=10, learning_rate=1e-3, log_every=log_every)
+                             warmup_steps=10, learning_rate=1e-3, log_every=log_every, **extra)
     flags += ["--elastic", "--elastic_commit_every=%d" % commit_every]
     cmd = [os.path.join(BIN, "horovodrun"), "-np", "2", "--min-np", "1", "--max-np", "2",
            "--network-interface", "lo", "--host-discovery-script", str(discover),
@@ -162,10 +162,84 @@ def _resets(records, world):
     return [r for r in records if r.get("event") == "elastic_reset" and r["world_size"] == world]
 
 
+def _surviving_batches(run_dir):
+    """The batch records (--record_batch_digests) of the optimizer steps that survived, by (step, rank).
+
+    Each record carries the step it trains and the `entry` into a world that trained it (1 for the
+    launch, +1 at every change of world). A new entry starts from the last commit and trains every
+    step after it again, so a step recorded in several entries survived only in the latest: records
+    of earlier entries for that step belong to steps that were rolled back, whose examples are read
+    again legitimately. Within one entry a rank's later record of a step wins.
+    """
+    records = [r for rank in (0, 1) for r in _records(run_dir / "ranks" / ("%d.batches.jsonl" % rank))]
+    latest = {}
+    for r in records:
+        latest[r["step"]] = max(latest.get(r["step"], 0), r["entry"])
+    kept = {(r["step"], r["rank"]): r for r in records if r["entry"] == latest[r["step"]]}
+    return kept, len(records) - len(kept)
+
+
+def _unread_of_the_epoch(run_dir, data_dir, steps):
+    """(epoch, keys {(shard, record)}, skipped, examples) the final checkpoint's data cursor has left to
+    read in its epoch: every rank's run from `consumed` on, read with the trainer's own reader."""
+    from hvd_pretrain.data import list_shards
+    from hvd_pretrain.data.cursor import DataCursor
+    from hvd_pretrain.data.stream import rank_stream, record_counts
+    with open(run_dir / "checkpoints" / ("ckpt-%09d" % steps) / "state.json") as f:
+        cursor = DataCursor.from_dict(json.load(f)["data_cursor"])
+    files = list_shards(data_dir)
+    unread = set()
+    for rank in range(cursor.world):
+        stream = rank_stream(files, record_counts(files), cursor, rank)
+        for _ in range(cursor.run_length - cursor.consumed):
+            key, _ = next(stream)
+            unread.add((int(key[2]), int(key[3])))
+    return cursor.epoch, unread, cursor.skipped, cursor.examples
+
+
+def _check_every_example_once(run_dir, data_dir, records, steps, worlds):
+    """Over the surviving steps every example is read at most once per epoch, and the epoch in progress
+    is fully accounted for: read once, left to read by the final data cursor, or counted in its
+    `skipped` (the < world examples each deal of the epoch could not place). Returns how many batch
+    records were left out as rolled back."""
+    kept, dropped = _surviving_batches(run_dir)
+    by_step = {}
+    for (step, rank), r in kept.items():
+        by_step.setdefault(step, []).append(r)
+    assert sorted(by_step) == list(range(1, steps + 1))
+    for step, rs in by_step.items():  # every rank of the step's world, 16 examples between them
+        assert sorted(r["rank"] for r in rs) == list(range(rs[0]["world"])), step
+        assert sum(len(r["examples"]) for r in rs) == 16, step
+    seen = {}
+    for r in kept.values():
+        for epoch, shard, record in r["examples"]:
+            seen.setdefault(epoch, []).append((shard, record))
+    for epoch, keys in seen.items():
+        assert len(keys) == len(set(keys)), "an example of epoch %d was read twice" % epoch
+    epoch, unread, skipped, total = _unread_of_the_epoch(run_dir, data_dir, steps)
+    read = set(seen.get(epoch, ()))
+    assert not read & unread, "the cursor would read again an example already read"
+    starts = [r for r in records if r.get("event") in ("start", "elastic_reset")]
+    # The worlds changed inside this epoch, and its last deal is the one the final cursor holds.
+    assert [r["world_size"] for r in starts if r["data_epoch"] == epoch][:len(worlds)] == worlds, starts
+    if starts[-1]["data_epoch"] == epoch:
+        assert starts[-1]["data_skipped"] == skipped
+    print("MEASURED elastic %s: epoch %d of %d examples: %d read once, %d left to read, %d skipped"
+          " by the deals; %d rolled-back step records left out (%s)"
+          % (" -> ".join(map(str, worlds)), epoch, total, len(read), len(unread), skipped, dropped,
+                                  ", ".join("%s: world %d, skipped %d" % (r["event"], r["world_size"],
+                                                                          r["data_skipped"]) for r in starts)))
+    assert len(read) + len(unread) + skipped == total
+    return dropped
+
+
 @pytest.mark.timeout(300)
 def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
+    """The world goes 2 -> 1 -> 2 ranks; the trainer keeps the global batch, the schedule, identical weights on
+    every rank, and reads every example of the epoch once (see _check_every_example_once)."""
     steps = 100
-    hosts, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:2\n", steps, commit_every=2, log_every=2)
+    hosts, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:2\n", steps, commit_every=2, log_every=2,
+                                       record_batch_digests=True)
     metrics = run_dir / "metrics.jsonl"
     with job:
         _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= 6 for r in rs), "step 6", 150)
@@ -205,6 +279,7 @@ def test_slots_go_from_two_to_one_and_back_while_training(tmp_path, tiny_data):
     assert ends[0][-1]["weights_sha256"] == ends[1][-1]["weights_sha256"]
     losses = [r["loss"] for r in windows]
     assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.3
+    _check_every_example_once(run_dir, tiny_data["data_dir"], records, steps, [2, 1, 2])
 
 
 @pytest.mark.timeout(240)
@@ -212,7 +287,7 @@ def test_a_killed_rank_rolls_the_survivor_back_to_the_last_commit(tmp_path, tiny
     # Two host names for this machine: Horovod excludes the host of a failed rank, and the other goes on.
     steps, commit_every = 30, 5
     _, run_dir, job = _elastic_job(tmp_path, tiny_data, "localhost:1\n127.0.0.1:1\n", steps, commit_every,
-                                   log_every=1)
+                                   log_every=1, record_batch_digests=True)
     metrics = run_dir / "metrics.jsonl"
     with job:
         records = _wait_for(job, metrics, lambda rs: any("loss" in r and r["step"] >= 12 for r in rs),
@@ -234,3 +309,5 @@ def test_a_killed_rank_rolls_the_survivor_back_to_the_last_commit(tmp_path, tiny
     # Restored, not merely continued: the step counter, the schedule and the example count are the
     # committed ones (steps trained after the commit would otherwise be counted twice).
     _check_schedule_and_examples(run_dir, after, steps)
+    # The steps after the commit were read again by the survivor: only their later reading counts.
+    assert _check_every_example_once(run_dir, tiny_data["data_dir"], records, steps, [2, 1]) > 0

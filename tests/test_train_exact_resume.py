@@ -1,7 +1,9 @@
 """Exact resume: a run stopped with SIGTERM and resumed trains on exactly the batches of a run that never stopped.
 
-Each rank records a digest of every micro-batch (--record_batch_digests); with dropout off the final
-weights must be identical too. Static and dynamic masking (masks keyed by seed, epoch, shard, record).
+Each rank records a digest of every micro-batch (--record_batch_digests), and the final weights must be
+bit-identical too: with dropout off (static masking) and with dropout on (dynamic masking), since the
+dropout masks are keyed by (seed, optimizer step, micro-batch, rank), all saved or known at a resume.
+Static and dynamic masking (masks keyed by seed, epoch, shard, record).
 """
 
 import json
@@ -50,12 +52,12 @@ def _weights(run_dir, step):
 
 
 @pytest.mark.timeout(420)
-@pytest.mark.parametrize("masking", ["static", "dynamic"])
+@pytest.mark.parametrize("masking,dropout", [("static", 0.0), ("dynamic", 0.1)])
 def test_stopped_and_resumed_run_sees_the_batches_of_an_uninterrupted_run(tmp_path, tiny_flags, dynamic_data,
-                                                                          masking):
+                                                                          masking, dropout):
     data = {} if masking == "static" else {"data_dir": dynamic_data}
-    flags = dict(steps=STEPS, log_every=1, save_checkpoints_steps=1000, accum_steps=2, hidden_dropout=0.0,
-                 attention_dropout=0.0, record_batch_digests=True, **data)
+    flags = dict(steps=STEPS, log_every=1, save_checkpoints_steps=1000, accum_steps=2, hidden_dropout=dropout,
+                 attention_dropout=dropout, record_batch_digests=True, **data)
     straight, stopped = str(tmp_path / "straight"), str(tmp_path / "stopped")
     run([HVD_PRETRAIN] + tiny_flags(straight, **flags), timeout=180)
 
@@ -85,8 +87,8 @@ def test_stopped_and_resumed_run_sees_the_batches_of_an_uninterrupted_run(tmp_pa
     wa, wb = _weights(straight, STEPS), _weights(stopped, STEPS)
     assert wa.keys() == wb.keys() and len(wa) > 10
     worst = max(float(np.max(np.abs(wa[k] - wb[k]))) for k in wa)
-    print("MEASURED exact resume (%s): stop at %d, max |weight diff| at step %d = %g" % (masking, stop_step, STEPS,
-                                                                                          worst))
+    print("MEASURED exact resume (%s masking, dropout %.1f): stop at %d, max |weight diff| at step %d = %g"
+          % (masking, dropout, stop_step, STEPS, worst))
     assert worst == 0.0
 
 

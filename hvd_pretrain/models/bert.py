@@ -6,7 +6,11 @@ cross-layer sharing). The trainer calls:
     model.objectives             ("mlm", "nsp") / ("mlm", "sop") / ("mlm",)
     model.loss_weights           {"mlm": 1.0, "nsp": 1.0}
     model.target_counts(feats)   name -> float32 number of targets (from the features only)
-    model.loss_sums(feats, training)  name -> float32 SUM of per-target losses (+ "<name>_correct")
+    model.loss_sums(feats, training, seed)  name -> float32 SUM of per-target losses (+ "<name>_correct")
+
+`seed` (training only) is the int32 [2] stateless seed of the forward pass's dropout masks (and ELECTRA's
+generator samples): the trainer passes ops.step_seed(run seed, step, micro-batch, rank), so a resumed run
+draws what the uninterrupted run drew. Without one, a seed is drawn from TensorFlow's global random stream.
 
 Losses are sums, not means, so that the trainer can normalise by global
 target counts across micro-batches and ranks.
@@ -68,17 +72,17 @@ class Pretrainer(PretrainerBase):
         if c.sentence_objective != "none":
             self.sentence_head = SentenceHead(2, c.initializer_range, name="%s_head" % c.sentence_objective)
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, seed=None):
         """features -> dict: sequence_output, pooled_output, mlm_logits [B, P, V], <nsp|sop>_logits [B, 2]."""
-        outputs = dict(self.encoder(features, training=training))
+        outputs = dict(self.encoder(features, training=training, seed=seed))
         outputs["mlm_logits"] = self.mlm_head(outputs["sequence_output"], self.encoder.embeddings.word_embeddings,
                                               positions=features["masked_lm_positions"])
         if self.sentence_head is not None:
             outputs["%s_logits" % self.config.sentence_objective] = self.sentence_head(outputs["pooled_output"])
         return outputs
 
-    def loss_sums(self, features, training=False):
-        outputs = self(features, training=training)
+    def loss_sums(self, features, training=False, seed=None):
+        outputs = self(features, training=training, seed=seed)
         weights = tf.cast(features["masked_lm_weights"], tf.float32)
         sums = {
             "mlm": ops.sparse_ce_sum(outputs["mlm_logits"], features["masked_lm_ids"], weights),

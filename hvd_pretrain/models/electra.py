@@ -62,30 +62,38 @@ class ElectraPretrainer(PretrainerBase):
         """The network users keep: the discriminator."""
         return self.discriminator
 
-    def call(self, features, training=None):
+    def call(self, features, training=None, seed=None):
         """features -> dict: mlm_logits [B, P, V], sampled_ids [B, P], corrupted_ids, rtd_labels,
-        rtd_logits [B, L], sequence_output (discriminator)."""
+        rtd_logits [B, L], sequence_output (discriminator).
+
+        seed: int32 [2] (training): split into the generator's dropout seed (0), the samples' (1) and the
+        discriminator's dropout seed (2); drawn from TensorFlow's global random stream when None.
+        """
         embeddings = self.discriminator.embeddings
         if not embeddings.built:  # name the shared tables after their owner, the discriminator
             with tf.name_scope(self.discriminator.name):
                 build_sublayer(embeddings, None)
-        generated = self.generator(features, training=training)
+        seeds = [None] * 3
+        if training:
+            seed = ops.fresh_seed() if seed is None else seed
+            seeds = [ops.split_seed(seed, salt) for salt in range(3)]
+        generated = self.generator(features, training=training, seed=seeds[0])
         mlm_logits = self.generator_head(generated["sequence_output"],
                                          self.discriminator.embeddings.word_embeddings,
                                          positions=features["masked_lm_positions"])
-        sampled = ops.gumbel_argmax(mlm_logits, example_seeds=features.get("sampling_seeds"))
+        sampled = ops.gumbel_argmax(mlm_logits, seed=seeds[1], example_seeds=features.get("sampling_seeds"))
         corrupted = corrupt_ids(features, sampled)
         labels = replaced_labels(original_ids(features), corrupted, features["input_mask"])
         disc_inputs = dict(features, input_ids=corrupted)
-        discriminated = self.discriminator(disc_inputs, training=training)
+        discriminated = self.discriminator(disc_inputs, training=training, seed=seeds[2])
         return {
             "mlm_logits": mlm_logits, "sampled_ids": sampled, "corrupted_ids": corrupted,
             "rtd_labels": labels, "rtd_logits": self.rtd_head(discriminated["sequence_output"]),
             "sequence_output": discriminated["sequence_output"],
         }
 
-    def loss_sums(self, features, training=False):
-        outputs = self(features, training=training)
+    def loss_sums(self, features, training=False, seed=None):
+        outputs = self(features, training=training, seed=seed)
         weights = tf.cast(features["masked_lm_weights"], tf.float32)
         mask = tf.cast(features["input_mask"], tf.float32)
         labels, logits = outputs["rtd_labels"], outputs["rtd_logits"]

@@ -21,6 +21,40 @@ def activation(name):
     raise ValueError("model.hidden_act=%r is unknown" % (name,))
 
 
+# Keys the training-time random streams apart (mixed into the run seed by `step_seed`).
+DROPOUT_STREAM = 0x64726f70
+
+
+def step_seed(run_seed, step, micro_batch, rank):
+    """The int32 [2] seed of one training forward pass: a pure function of what the run already knows.
+
+    run_seed: the run's --seed (a Python int, fixed for the run); step: the optimizer step counter
+    (optimizer.iterations, saved in every checkpoint); micro_batch: the micro-batch's index within the
+    step; rank: the Horovod rank. The last three may be tensors, so a traced (tf.function, XLA) step
+    reads them when it runs rather than when it is traced. Every dropout mask and ELECTRA's generator
+    samples are derived from this seed (stateless_fold_in), so nothing random needs saving: a resumed
+    run computes the masks the uninterrupted run computed, and each step, micro-batch and rank gets
+    its own. Seeds follow the counter-based stateless scheme of Salmon et al. 2011 (Philox, "Parallel
+    random numbers: as easy as 1, 2, 3") that TensorFlow's stateless ops implement.
+    """
+    seed = tf.constant([int(run_seed) % (2 ** 31 - 1), DROPOUT_STREAM], tf.int32)
+    for data in (step, micro_batch, rank):
+        seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(data, tf.int32))
+    return seed
+
+
+def split_seed(seed, salt):
+    """A seed for one consumer of `seed` (int32 [2]): distinct salts give independent streams."""
+    return tf.random.experimental.stateless_fold_in(seed, salt)
+
+
+def fresh_seed():
+    """An int32 [2] seed drawn from TensorFlow's global random stream, for training forward passes
+    that were given no seed (direct model calls, fine-tuning). That stream is not checkpointed: the
+    trainer always passes `step_seed` instead."""
+    return tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
+
+
 def seeded_dropout(x, rate, seed, salt):
     """Dropout whose mask is a pure function of (seed, salt): the same mask every time it is computed.
 
@@ -31,8 +65,7 @@ def seeded_dropout(x, rate, seed, salt):
     """
     if not rate:
         return x
-    site = tf.random.experimental.stateless_fold_in(seed, salt)
-    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=site)
+    return tf.nn.experimental.stateless_dropout(x, rate=rate, seed=split_seed(seed, salt))
 
 
 def gather_positions(sequence, positions):
@@ -65,16 +98,21 @@ def gumbel_argmax(logits, seed=None, example_seeds=None):
     """One sample per row from softmax(logits) at temperature 1 (Gumbel-max).
 
     The logits are put under stop-gradient: sampling is not differentiated.
+    seed: int32 [2], the stateless seed of the whole batch's samples (training: derived from
+    `step_seed`, so a resumed run samples what the uninterrupted run sampled).
     example_seeds: optional [batch, 2] int32, one stateless seed per example (evaluation: the sample of an
-    example depends on its seed only, not on the batch it is in, and no random state is consumed).
+    example depends on its seed only, not on the batch it is in). With neither, the samples are drawn
+    from TensorFlow's global random stream.
     """
     logits = tf.stop_gradient(tf.cast(logits, tf.float32))
     if example_seeds is not None:
         uniform = tf.map_fn(lambda s: tf.random.stateless_uniform(tf.shape(logits)[1:], seed=s, minval=1e-9,
                                                                   maxval=1.0),
                             tf.cast(example_seeds, tf.int32), fn_output_signature=tf.float32)
+    elif seed is not None:
+        uniform = tf.random.stateless_uniform(tf.shape(logits), seed=seed, minval=1e-9, maxval=1.0)
     else:
-        uniform = tf.random.uniform(tf.shape(logits), minval=1e-9, maxval=1.0, seed=seed)
+        uniform = tf.random.uniform(tf.shape(logits), minval=1e-9, maxval=1.0)
     gumbel = -tf.math.log(-tf.math.log(uniform))
     return tf.argmax(logits + gumbel, axis=-1, output_type=tf.int32)
 

@@ -27,6 +27,13 @@ One optimizer step on every rank:
    gradient), then apply. The optimizer's iteration counter, which drives the
    learning-rate schedule, advances once per optimizer step.
 
+Dropout and ELECTRA's generator samples are keyed statelessly by (run seed, optimizer
+step, micro-batch index, rank) (models/ops.step_seed). The step is read from the
+optimizer's iteration counter and the micro-batch index and rank are tensor inputs
+of the traced micro-step, so every step draws new masks without retracing, and a
+run resumed from a checkpoint (which holds the counter) draws the masks the
+uninterrupted run drew: no random state needs saving.
+
 The counts allreduce also carries the non-padding token count (for tokens/sec)
 and a stop flag (so a signal seen by one rank stops every rank at the same step).
 
@@ -50,6 +57,7 @@ results back (one read per step) for callers that want them at once.
 
 import numpy as np
 
+from hvd_pretrain.models import ops
 from hvd_pretrain.tfcompat import tf
 from hvd_pretrain.train.communicate import (
     DEFAULT_BUCKET_MB, HorovodCommunicator, LocalCommunicator, first_use_order, gradient_buckets)
@@ -93,12 +101,13 @@ class AccumulatingStep:
 
     loss_scale: a DynamicLossScale for fp16, else None. jit_compile: XLA-compile each micro-batch's
     forward and backward pass. bucket_mb: size of the gradient groups whose allreduce overlaps the last
-    micro-batch's backward (0: one group after backward). The trainer calls `run` (no host read) and
+    micro-batch's backward (0: one group after backward). seed: the run's --seed, mixed into every forward
+    pass's dropout seed (models/ops.step_seed). The trainer calls `run` (no host read) and
     reads `window` at its read points; `step` is `run` plus one read of that step's results.
     """
 
     def __init__(self, model, optimizer, comm, accum_steps, clip_norm=1.0, loss_scale=None, jit_compile=False,
-                 bucket_mb=DEFAULT_BUCKET_MB):
+                 bucket_mb=DEFAULT_BUCKET_MB, seed=0):
         if accum_steps < 1:
             raise ValueError("accum_steps must be >= 1, got %r" % accum_steps)
         self.model = model
@@ -107,6 +116,7 @@ class AccumulatingStep:
         self.accum_steps = int(accum_steps)
         self.clip_norm = float(clip_norm)
         self.loss_scale = loss_scale
+        self.seed = int(seed)
         self.objectives = tuple(model.objectives)
         self.weights = dict(model.loss_weights)
         self._accumulators = None
@@ -187,11 +197,15 @@ class AccumulatingStep:
     def _counts_body(self, micro_batches, stop):
         return self.comm.allreduce_sum(self._local_counts(micro_batches, stop))
 
-    def _grads_body(self, features, global_counts, scale):
+    def forward_seed(self, micro_key):
+        """The int32 [2] seed of a micro-batch's forward pass; micro_key: int32 [micro-batch index, rank]."""
+        return ops.step_seed(self.seed, self.optimizer.iterations, micro_key[0], micro_key[1])
+
+    def _grads_body(self, features, global_counts, scale, micro_key):
         """One micro-batch: (its fp32 gradients, unscaled, None for a variable it does not reach;
         its loss and metric sums, [objectives + metrics])."""
         with tf.GradientTape() as tape:
-            sums = self.model.loss_sums(features, training=True)
+            sums = self.model.loss_sums(features, training=True, seed=self.forward_seed(micro_key))
             loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
             scaled = loss * scale
         grads = tape.gradient(scaled, self.model.trainable_variables)
@@ -199,8 +213,8 @@ class AccumulatingStep:
         grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) / scale for g in grads]
         return grads, tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives + self.metric_names])
 
-    def _micro_step_body(self, features, global_counts, scale):
-        grads, sums = self._grads(features, global_counts, scale)
+    def _micro_step_body(self, features, global_counts, scale, micro_key):
+        grads, sums = self._grads(features, global_counts, scale, micro_key)
         for acc, grad in zip(self._accumulators, grads):
             if grad is not None:
                 acc.assign_add(grad)
@@ -233,9 +247,9 @@ class AccumulatingStep:
             sums_out = self.comm.grouped_allreduce_sum([sums])[0]
         return reduced, sums_out
 
-    def _last_micro_step_body(self, features, global_counts, scale):
+    def _last_micro_step_body(self, features, global_counts, scale, micro_key):
         """The step's last micro-batch: its gradients plus the accumulated ones, reduced while backward runs."""
-        grads, sums = self._grads(features, global_counts[: len(self.objectives)], scale)
+        grads, sums = self._grads(features, global_counts[: len(self.objectives)], scale, micro_key)
         total = [acc.read_value() if g is None else acc.read_value() + g
                  for acc, g in zip(self._accumulators, grads)]
         total_sums = self._loss_sums.read_value() + sums
@@ -244,10 +258,10 @@ class AccumulatingStep:
         self._loss_sums.assign(tf.zeros_like(self._loss_sums))
         self._apply_reduced(*self._overlapped_reduce(total, total_sums), global_counts)
 
-    def _whole_step_body(self, features, stop):
+    def _whole_step_body(self, features, stop, micro_key):
         """Accumulation 1: the counts allreduce, forward, backward, bucketed allreduce and update in one call."""
         global_counts = self._counts_body([features], stop)
-        grads, sums = self._grads(features, global_counts[: len(self.objectives)], self._scale())
+        grads, sums = self._grads(features, global_counts[: len(self.objectives)], self._scale(), micro_key)
         grads = [tf.zeros(v.shape, tf.float32) if g is None else g
                  for v, g in zip(self.model.trainable_variables, grads)]
         self._apply_reduced(*self._overlapped_reduce(grads, sums), global_counts)
@@ -296,9 +310,13 @@ class AccumulatingStep:
         self.build()
         global_counts = self._counts(list(micro_batches), tf.constant(1.0 if stop else 0.0))
         scale = self._scale()
-        for features in micro_batches if last else micro_batches[:-1]:
-            self._micro_step(features, global_counts[: len(self.objectives)], scale)
+        for index, features in enumerate(micro_batches if last else micro_batches[:-1]):
+            self._micro_step(features, global_counts[: len(self.objectives)], scale, self._micro_key(index))
         return global_counts, scale
+
+    def _micro_key(self, index):
+        # The rank is read at each step: an elastic job's rank may change.
+        return tf.constant([index, self.comm.rank], tf.int32)
 
     # -- public ------------------------------------------------------------
     def run(self, micro_batches, stop=False):
@@ -310,10 +328,10 @@ class AccumulatingStep:
         """
         if self.accum_steps == 1 and len(micro_batches) == 1:
             self.build()
-            self._whole_step(micro_batches[0], tf.constant(1.0 if stop else 0.0))
+            self._whole_step(micro_batches[0], tf.constant(1.0 if stop else 0.0), self._micro_key(0))
             return
         global_counts, scale = self._begin(micro_batches, stop, last=False)
-        self._last_micro_step(micro_batches[-1], global_counts, scale)
+        self._last_micro_step(micro_batches[-1], global_counts, scale, self._micro_key(len(micro_batches) - 1))
 
     def compute_gradients(self, micro_batches, stop=False):
         """Allreduced, not yet clipped gradients of the global mean loss (for inspection and tests).

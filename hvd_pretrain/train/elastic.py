@@ -22,8 +22,9 @@ How a run survives a change of world size:
   divides; otherwise the nearest accumulation is used and a warning names
   the new global batch. The learning-rate schedule counts optimizer steps,
   so it carries on where it was.
-* Each worker rebuilds its input pipeline for its new rank and world size,
-  reshuffled from the seed and the current step (as on a resume).
+* Each worker rebuilds its input pipeline for its new rank and world size
+  from the committed data position (data/cursor.py): the examples of the
+  epoch no rank has read are dealt again, so each is still read once.
 
 Horovod's own TensorFlowState does not broadcast variables on sync in eager
 mode, and its Keras state calls ``optimizer.variables()``, which Keras 2

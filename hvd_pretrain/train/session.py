@@ -90,6 +90,7 @@ class Session:
         self.tb_writer = None
         self.peak = None
         self.cursor = None  # the data position (data/cursor.py), advanced every optimizer step
+        self.entry = 1  # which entry into a world this is (an elastic job counts them; see train/elastic.py)
 
     @property
     def is_root(self):
@@ -121,7 +122,7 @@ class Session:
         self.loss_scale = DynamicLossScale() if cfg.precision == "fp16" else None
         self.stepper = AccumulatingStep(self.model, self.optimizer, HorovodCommunicator(self.hvd, self.compression),
                                         cfg.accum_steps, cfg.clip_norm, loss_scale=self.loss_scale,
-                                        jit_compile=cfg.xla, bucket_mb=cfg.allreduce_bucket_mb)
+                                        jit_compile=cfg.xla, bucket_mb=cfg.allreduce_bucket_mb, seed=cfg.seed)
         features = dummy_features(1, cfg.max_seq_length, cfg.max_predictions_per_seq, masked_weight=1.0)
         self.model.loss_sums(features, training=False)  # creates the model's variables
         self.optimizer.build(self.model.trainable_variables)
@@ -180,11 +181,12 @@ class Session:
         if event in ("start", "resume"):
             self.announce_start(step)
         iterator = self.open_data(self.hvd.rank(), plan.world_size, cursor)
+        self.entry = int(event_fields.get("entries", 1))
         if self.is_root:
             self.write_plan(plan)
         logger = self.metrics_logger(plan)
         logger.event(event, step, world_size=plan.world_size, pid=os.getpid(), global_batch=plan.global_batch,
-                     accum_steps=plan.accum_steps, **event_fields)
+                     accum_steps=plan.accum_steps, **dict(self.data_position(), **event_fields))
         self.record_weights(step, "start" if event == "resume" else event)
         if self.evaluation is not None and event == "start":
             self.evaluation.evaluate(step, logger)  # the starting point of the curves
@@ -221,6 +223,14 @@ class Session:
         dataset = make_stream_dataset(sources, cursor, rank, cfg.per_rank_batch, cfg.max_seq_length,
                                       cfg.max_predictions_per_seq, with_keys=cfg.record_batch_digests)
         return checked_iterator(dataset, files)  # a damaged shard stops with a DataError naming it
+
+    def data_position(self):
+        """The data position at the start of a world, for its start/resume/elastic_reset event: data_epoch
+        and data_skipped (examples of that epoch no deal could place, data/cursor.py); {} for a mix."""
+        cursor = self.cursor
+        if not hasattr(cursor, "skipped"):
+            return {}
+        return {"data_epoch": int(cursor.epoch), "data_skipped": int(cursor.skipped)}
 
     def data_sources(self, world_size):
         """(sources, fresh(), matches(cursor), restore(dict)) for the run's data: one corpus or a mix."""
@@ -305,7 +315,8 @@ class Session:
             if cfg.record_batch_digests:  # the step it trains when no step since the last read was skipped
                 keys = [b.pop("example_keys").numpy() for b in micro]
                 append_jsonl(self.rundir.batch_log(hvd.rank()), {
-                    "step": step + pending + 1, "rank": hvd.rank(), "digests": [batch_digest(b) for b in micro],
+                    "step": step + pending + 1, "rank": hvd.rank(), "world": plan.world_size, "entry": self.entry,
+                    "digests": [batch_digest(b) for b in micro],
                     "examples": [[int(e), int(sh), int(r)] for k in keys for _, e, sh, r in k]})
             t1 = time.time()
             stepper.run(micro, stop=stop.requested)

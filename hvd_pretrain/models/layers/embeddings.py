@@ -1,5 +1,6 @@
 """Token + position + token-type embeddings, LayerNorm and dropout."""
 
+from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.building import build_sublayer
 from hvd_pretrain.tfcompat import keras, tf
 
@@ -46,7 +47,9 @@ class Embeddings(keras.layers.Layer):
         build_sublayer(self.layer_norm, [None, None, self.width])
         super().build(input_shape)
 
-    def call(self, input_ids, segment_ids=None, training=None):
+    def call(self, input_ids, segment_ids=None, training=None, seed=None):
+        """input_ids, segment_ids [B, L] ints -> [B, L, width]. seed: an int [2] tensor keying the
+        dropout mask (ops.seeded_dropout); None: Keras dropout."""
         dtype = self.compute_dtype
         input_ids = tf.cast(input_ids, tf.int32)
         length = tf.shape(input_ids)[1]
@@ -60,6 +63,8 @@ class Embeddings(keras.layers.Layer):
             segment_ids = tf.zeros_like(input_ids)
         types = tf.gather(tf.cast(self.type_embeddings, dtype), tf.cast(segment_ids, tf.int32))
         out = self.layer_norm(words + positions + types)
+        if training and seed is not None:
+            return ops.seeded_dropout(out, self.dropout_rate, seed, 0)
         return self.dropout(out, training=training)
 
     def get_config(self):

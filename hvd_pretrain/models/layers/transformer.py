@@ -46,7 +46,7 @@ class AttentionSublayer(keras.layers.Layer):
         """seed: an int [2] tensor keying the dropout masks (ops.seeded_dropout); None: Keras dropout."""
         if training and seed is not None:
             attended = self.attention(hidden, bias=bias, training=training,
-                                      seed=tf.random.experimental.stateless_fold_in(seed, 0))
+                                      seed=ops.split_seed(seed, 0))
             return self.layer_norm(hidden + ops.seeded_dropout(attended, self.hidden_dropout, seed, 1))
         attended = self.attention(hidden, bias=bias, training=training)
         return self.layer_norm(hidden + self.dropout(attended, training=training))

@@ -36,20 +36,27 @@ class TransformerEncoder(keras.Model):
         discriminator's); a new one is made when None.
       with_pooler: add the tanh [CLS] pooler; defaults to the family's choice.
 
-    call(inputs) takes a dict with input_ids, input_mask and segment_ids
-    ([B, L] ints) and returns a dict with sequence_output [B, L, H] and, with
-    a pooler, pooled_output [B, H].
+    call(inputs, training, seed) takes a dict with input_ids, input_mask and
+    segment_ids ([B, L] ints) and returns a dict with sequence_output
+    [B, L, H] and, with a pooler, pooled_output [B, H].
+
+    Dropout (training only) is stateless: every mask is keyed by `seed`, an
+    int32 [2] tensor (the trainer's ops.step_seed: run seed, optimizer step,
+    micro-batch, rank), split per site with ops.split_seed: -1 for the
+    embeddings, the layer index for each block. Without a seed one is drawn
+    from TensorFlow's global random stream (ops.fresh_seed).
 
     Activation recompute (`recompute`, the trainer's --recompute): "block"
     keeps only each transformer block's input for backward and computes the
     block again there (tf.recompute_grad), trading one more forward pass of
     the blocks for their activations. The blocks' dropout masks are keyed by
-    one seed drawn per training forward pass (ops.seeded_dropout), so the
+    the forward pass's seed (ops.seeded_dropout), so the
     recomputed block drops the same units and the gradients are those without
     recompute; both settings train identically.
     """
 
     RECOMPUTE = ("none", "block")
+    EMBEDDINGS_SITE = -1  # the embeddings' dropout seed: split_seed(seed, -1); block i's: split_seed(seed, i)
 
     def __init__(self, config, embeddings=None, with_pooler=None, **kwargs):
         kwargs.setdefault("name", "encoder")
@@ -89,21 +96,22 @@ class TransformerEncoder(keras.Model):
         return FeedForwardSublayer(c.hidden_size, c.intermediate_size, c.hidden_act, c.hidden_dropout,
                                    c.initializer_range, c.layer_norm_eps, name="ffn_%d" % index)
 
-    def call(self, inputs, training=None):
+    def call(self, inputs, training=None, seed=None):
         input_ids = inputs["input_ids"]
         input_mask = inputs.get("input_mask")
         if input_mask is None:
             input_mask = tf.ones_like(input_ids)
-        hidden = self.embeddings(input_ids, inputs.get("segment_ids"), training=training)
+        seed = (ops.fresh_seed() if seed is None else seed) if training else None
+        hidden = self.embeddings(input_ids, inputs.get("segment_ids"), training=training,
+                                 seed=None if seed is None else ops.split_seed(seed, self.EMBEDDINGS_SITE))
         if self.embedding_projection is not None:
             hidden = self.embedding_projection(hidden)
         bias = ops.attention_bias(input_mask, hidden.dtype)
-        seed = self.dropout_seed() if training else None
         # Recompute once the blocks exist: variables are created by a plain first call.
         recompute = (bool(training) and self.recompute == "block"
                      and all(b.attention.built and b.feed_forward.built for b in self.blocks))
         for index, block in enumerate(self.blocks):
-            block_seed = None if seed is None else tf.random.experimental.stateless_fold_in(seed, index)
+            block_seed = None if seed is None else ops.split_seed(seed, index)
             if recompute:
                 hidden = tf.recompute_grad(functools.partial(self._run_block, block, bias, block_seed))(hidden)
             else:
@@ -116,10 +124,6 @@ class TransformerEncoder(keras.Model):
     @staticmethod
     def _run_block(block, bias, seed, hidden):
         return block(hidden, bias=bias, training=True, seed=seed)
-
-    def dropout_seed(self):
-        """A fresh int32 [2] seed for this forward pass's dropout masks (from TF's seeded random stream)."""
-        return tf.random.uniform([2], maxval=2 ** 31 - 1, dtype=tf.int32)
 
     def get_config(self):
         return {"config": self.config.to_dict(), "with_pooler": self.with_pooler, "name": self.name}
