@@ -84,9 +84,10 @@ def numpy_batch(cfg, args, seed=0):
                                                             args.predictions, seed).items()}
 
 
-def ours_step(cfg, batch, xla):
+def ours_step(cfg, batch, xla, optimizer=None):
+    """optimizer: Keras' AdamW when None (benchmarks/profile_step.py passes the trainer's)."""
     model = build_pretrainer(cfg).build_for()
-    opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6)
+    opt = optimizer or keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6)
     features = {k: tf.constant(v) for k, v in batch.items()}
 
     @tf.function(jit_compile=xla)

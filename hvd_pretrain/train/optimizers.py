@@ -57,30 +57,69 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         self._m = [self.add_variable_from_reference(model_variable=v, variable_name="m") for v in var_list]
         self._v = [self.add_variable_from_reference(model_variable=v, variable_name="v") for v in var_list]
 
-    def update_step(self, gradient, variable):
-        gradient = tf.convert_to_tensor(gradient)
-        dtype = variable.dtype
+    def _step_scalars(self, dtype):
+        """The update's scalars, shared by every variable of one optimizer step.
+
+        AdamW folds the bias correction into the step size and epsilon, as the fused kernel
+        (ResourceApplyAdam) expects: m_hat / (sqrt(v_hat) + eps) = c * m / (sqrt(v) + eps * sqrt(1 - b2^t))
+        with c = sqrt(1 - b2^t) / (1 - b1^t).
+        """
         lr = tf.cast(self.learning_rate, dtype)
-        t = tf.cast(self.iterations + 1, dtype)
+        scalars = {"lr": lr, "b1": tf.constant(self.beta_1, dtype), "b2": tf.constant(self.beta_2, dtype),
+                   "eps": tf.constant(self.epsilon, dtype), "decay": lr * self.weight_decay_rate,
+                   "b1_power": tf.constant(0.0, dtype), "b2_power": tf.constant(0.0, dtype)}
+        if self.bias_correction:
+            t = tf.cast(self.iterations + 1, dtype)
+            scalars["b1_power"] = tf.pow(scalars["b1"], t)
+            scalars["b2_power"] = tf.pow(scalars["b2"], t)
+            scalars["eps_hat"] = scalars["eps"] * tf.sqrt(1.0 - scalars["b2_power"])
+        else:
+            scalars["eps_hat"] = scalars["eps"]
+        return scalars
+
+    def _internal_apply_gradients(self, grads_and_vars):
+        # One set of scalars per optimizer step instead of one per variable.
+        self._scalars = self._step_scalars(tf.float32)
+        try:
+            return super()._internal_apply_gradients(grads_and_vars)
+        finally:
+            self._scalars = None
+
+    def update_step(self, gradient, variable):
+        scalars = getattr(self, "_scalars", None)
+        if scalars is None or scalars["lr"].dtype != variable.dtype:
+            scalars = self._step_scalars(variable.dtype)
+        gradient = tf.cast(tf.convert_to_tensor(gradient), variable.dtype)
         index = self._index_dict[self._var_key(variable)]
         m, v = self._m[index], self._v[index]
+        excluded = self.excluded(variable)
+        if not self.layerwise_adaptation:
+            # AdamW: decay with the old weights, then one fused Adam kernel for m, v and the weights:
+            # w - lr * wd * w - lr * m_hat / (sqrt(v_hat) + eps), the update above.
+            if self.weight_decay_rate and not excluded:
+                tf.raw_ops.ResourceApplyGradientDescent(var=variable.handle, alpha=scalars["decay"],
+                                                        delta=variable.read_value())
+            tf.raw_ops.ResourceApplyAdam(
+                var=variable.handle, m=m.handle, v=v.handle, beta1_power=scalars["b1_power"],
+                beta2_power=scalars["b2_power"], lr=scalars["lr"], beta1=scalars["b1"], beta2=scalars["b2"],
+                epsilon=scalars["eps_hat"], grad=gradient)
+            return
         m.assign(self.beta_1 * m + (1.0 - self.beta_1) * gradient)
         v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
         if self.bias_correction:
-            m_hat = m / (1.0 - tf.pow(tf.cast(self.beta_1, dtype), t))
-            v_hat = v / (1.0 - tf.pow(tf.cast(self.beta_2, dtype), t))
+            m_hat = m / (1.0 - scalars["b1_power"])
+            v_hat = v / (1.0 - scalars["b2_power"])
         else:
             m_hat, v_hat = m, v
         update = m_hat / (tf.sqrt(v_hat) + self.epsilon)
-        excluded = self.excluded(variable)
         if self.weight_decay_rate and not excluded:
             update += self.weight_decay_rate * variable
-        if self.layerwise_adaptation and not excluded:
+        if not excluded:
             w_norm = tf.norm(variable)
             u_norm = tf.norm(update)
             trust = tf.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, tf.ones_like(w_norm))
             update *= trust
-        variable.assign_sub(lr * update)
+        variable.assign_sub(scalars["lr"] * update)
 
     def get_config(self):
         config = super().get_config()
