@@ -16,8 +16,9 @@ reports per optimizer step:
 
 Candidates:
 
-* ours:          bench_peers' bare step (tf.function of loss, gradients and Keras' AdamW).
-* ours (AdamWD): the same step with the trainer's optimizer (hvd_pretrain.train.optimizers.AdamWeightDecay).
+* ours:          bench_peers' bare step (tf.function of loss, gradients and the trainer's optimizer,
+                 hvd_pretrain.train.optimizers.AdamWeightDecay).
+* ours (Keras AdamW): the same step with Keras' AdamW.
 * trainer:       bench_peers' trainer step (AccumulatingStep, accumulation 1).
 * google:        bench_peers' Google candidate: bert-tensorflow's modeling.py, run_pretraining's heads and
                  AdamWeightDecayOptimizer in a tf.compat.v1 Session.
@@ -26,7 +27,6 @@ Candidates:
 """
 
 import argparse
-import bisect
 import collections
 import glob
 import os
@@ -42,8 +42,6 @@ import bench_peers  # noqa: E402
 import common  # noqa: E402
 from hvd_pretrain.models import preset  # noqa: E402
 from hvd_pretrain.tfcompat import tf  # noqa: E402
-from hvd_pretrain.train.optimization import make_optimizer  # noqa: E402
-from hvd_pretrain.train.config import TrainConfig  # noqa: E402
 
 CLASSES = ("matmul", "layernorm", "gelu/tanh", "softmax/xent", "dropout/rng", "optimizer", "grad clip",
            "reduction", "gather/scatter", "transpose/reshape", "elementwise", "variable read", "other")
@@ -198,20 +196,14 @@ def profile(fn, steps, logdir, tf1=False):
     }
 
 
-def ours_adamwd_step(cfg, batch, xla):
-    """bench_peers' bare step with the trainer's optimizer (AdamWeightDecay) in place of Keras' AdamW."""
-    optimizer = make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0))
-    return bench_peers.ours_step(cfg, batch, xla, optimizer=optimizer)
-
-
 def candidates(cfg, batch, xla, names, google):
     built = {}
     if "google" in names:  # first: Keras layers made before a tf.compat.v1 Graph are invalidated by it
         built["google"] = bench_peers.google_step(cfg, batch, xla, google)
     if "ours" in names:
-        built["ours"] = bench_peers.ours_step(cfg, batch, xla)
-    if "ours_adamwd" in names:
-        built["ours (AdamWD)"] = ours_adamwd_step(cfg, batch, xla)
+        built["ours"] = bench_peers.ours_step(cfg, batch, xla, "trainer")
+    if "ours_keras" in names:
+        built["ours (Keras AdamW)"] = bench_peers.ours_step(cfg, batch, xla, "keras")
     if "trainer" in names and not xla:
         built["trainer"] = bench_peers.trainer_step(cfg, batch)
     return built
@@ -256,7 +248,7 @@ def main():
     parser.add_argument("--seq_len", type=int, default=128)
     parser.add_argument("--predictions", type=int, default=20)
     parser.add_argument("--xla", default="off")
-    parser.add_argument("--candidates", default="ours,ours_adamwd,trainer,google")
+    parser.add_argument("--candidates", default="ours,ours_keras,trainer,google")
     parser.add_argument("--steps", type=int, default=5, help="profiled optimizer steps per candidate")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--logdir", default=None, help="keep the traces here (default: a temporary directory)")
