@@ -17,6 +17,12 @@ LAMBOptimizer; for a steady gradient its updates are (1 - b1^t) / sqrt(1 - b2^t)
 t = 1, 1.3x at t = 1000). Keras' Adam differs: it folds the bias correction into the learning rate,
 which scales eps by sqrt(1 - b2^t).
 
+AdamW runs per variable as the decay w -= lr * wd * w (ResourceApplyGradientDescent on the old weights)
+and then one fused Adam kernel (ResourceApplyAdam) for m, v and w, with the bias correction folded into
+its step size and epsilon; the scalars (learning rate, b^t, corrected epsilon) are computed once per
+optimizer step. That is 2-3 ops per variable instead of ~25 element-wise ones, the same update to float
+rounding. LAMB needs the whole update before the trust ratio and keeps the element-wise form.
+
 LayerNorm parameters and biases are excluded from weight decay and from the
 trust ratio. Gradients arrive dense (the trainer accumulates dense fp32 gradients).
 tensorflow-addons, which used to provide LAMB, is end-of-life.
@@ -36,7 +42,10 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
     def __init__(self, learning_rate=1e-3, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
                  layerwise_adaptation=False, exclude=DEFAULT_EXCLUDE, bias_correction=True, name=None, **kwargs):
         name = name or ("LAMB" if layerwise_adaptation else "AdamW")
-        super().__init__(name=name, **kwargs)
+        # Keras' own weight decay (w -= lr * weight_decay * w on every variable, even at 0: three ops per
+        # variable and step) stays off; the decoupled decay below, with its exclusions, is the one applied.
+        kwargs.pop("weight_decay", None)
+        super().__init__(name=name, weight_decay=None, **kwargs)
         self._learning_rate = self._build_learning_rate(learning_rate)
         self.weight_decay_rate = float(weight_decay_rate)
         self.beta_1 = float(beta_1)
@@ -64,7 +73,7 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         (ResourceApplyAdam) expects: m_hat / (sqrt(v_hat) + eps) = c * m / (sqrt(v) + eps * sqrt(1 - b2^t))
         with c = sqrt(1 - b2^t) / (1 - b1^t).
         """
-        lr = tf.cast(self.learning_rate, dtype)
+        lr = tf.cast(tf.convert_to_tensor(self.learning_rate), dtype)  # read once, not once per variable
         scalars = {"lr": lr, "b1": tf.constant(self.beta_1, dtype), "b2": tf.constant(self.beta_2, dtype),
                    "eps": tf.constant(self.epsilon, dtype), "decay": lr * self.weight_decay_rate,
                    "b1_power": tf.constant(0.0, dtype), "b2_power": tf.constant(0.0, dtype)}
