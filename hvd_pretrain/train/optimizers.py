@@ -21,7 +21,8 @@ AdamW runs per variable as the decay w -= lr * wd * w (ResourceApplyGradientDesc
 and then one fused Adam kernel (ResourceApplyAdam) for m, v and w, with the bias correction folded into
 its step size and epsilon; the scalars (learning rate, b^t, corrected epsilon) are computed once per
 optimizer step. That is 2-3 ops per variable instead of ~25 element-wise ones, the same update to float
-rounding. LAMB needs the whole update before the trust ratio and keeps the element-wise form.
+rounding. LAMB needs the whole update before the trust ratio: the fused kernel at step size 0
+updates its m and v, the rest stays element-wise.
 
 LayerNorm parameters and biases are excluded from weight decay and from the
 trust ratio. Gradients arrive dense (the trainer accumulates dense fp32 gradients).
@@ -113,8 +114,13 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
                 beta2_power=scalars["b2_power"], lr=scalars["lr"], beta1=scalars["b1"], beta2=scalars["b2"],
                 epsilon=scalars["eps_hat"], grad=gradient)
             return
-        m.assign(self.beta_1 * m + (1.0 - self.beta_1) * gradient)
-        v.assign(self.beta_2 * v + (1.0 - self.beta_2) * tf.square(gradient))
+        # LAMB: the same kernel at step size 0 updates m and v in one op (w -= 0 leaves w as it is); the
+        # trust ratio then needs the whole update, which stays element-wise.
+        tf.raw_ops.ResourceApplyAdam(
+            var=variable.handle, m=m.handle, v=v.handle, beta1_power=scalars["b1_power"],
+            beta2_power=scalars["b2_power"], lr=tf.zeros_like(scalars["lr"]), beta1=scalars["b1"],
+            beta2=scalars["b2"], epsilon=scalars["eps_hat"], grad=gradient)
+        m, v = m.read_value(), v.read_value()
         if self.bias_correction:
             m_hat = m / (1.0 - scalars["b1_power"])
             v_hat = v / (1.0 - scalars["b2_power"])
