@@ -7,7 +7,9 @@ sequence length and masked positions, MLM + NSP losses, one optimizer step
 process on the same TensorFlow build and are timed in alternation (A, B, C, A,
 B, C, ...); the table reports medians.
 
-* ours:      our Pretrainer; step = tf.function(jit_compile=XLA) of loss + gradients + AdamW.
+* ours:      our Pretrainer; step = tf.function(jit_compile=XLA) of loss + gradients + the trainer's
+             AdamW (hvd_pretrain.train.optimizers.AdamWeightDecay, as make_optimizer builds it;
+             --ours_optimizer=keras: Keras' AdamW, what this row measured before).
 * ours (trainer step): hvd_pretrain.train.accumulate.AccumulatingStep (no XLA option yet).
 * hf:        transformers TFBertForPreTraining, same step shape. Its MLM head runs on every
              position, ours and Google's on the masked ones only (see the FLOP column).
@@ -84,9 +86,15 @@ def numpy_batch(cfg, args, seed=0):
                                                             args.predictions, seed).items()}
 
 
-def ours_step(cfg, batch, xla):
+def ours_step(cfg, batch, xla, optimizer="trainer"):
+    """optimizer: "trainer" (our AdamWeightDecay), "keras" (Keras' AdamW) or an optimizer object."""
     model = build_pretrainer(cfg).build_for()
-    opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6)
+    if optimizer == "trainer":
+        opt = make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0))
+    elif optimizer == "keras":
+        opt = keras.optimizers.AdamW(learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6)
+    else:
+        opt = optimizer
     features = {k: tf.constant(v) for k, v in batch.items()}
 
     @tf.function(jit_compile=xla)
@@ -172,6 +180,8 @@ def main():
     parser.add_argument("--predictions", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--xla", default="off,on")
+    parser.add_argument("--ours_optimizer", default="trainer", choices=["trainer", "keras"],
+                        help="the bare step's optimizer: the trainer's AdamWeightDecay or Keras' AdamW")
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
     hf, google = import_hf(), import_google()
@@ -185,7 +195,7 @@ def main():
             # Google's graph first: Keras layers made inside a tf.compat.v1 Graph invalidate
             # Keras layers made before it.
             google_fn = google_step(cfg, batch, xla, google)
-            candidates = {"ours": ours_step(cfg, batch, xla), "hf": hf_step(cfg, batch, xla, hf),
+            candidates = {"ours": ours_step(cfg, batch, xla, args.ours_optimizer), "hf": hf_step(cfg, batch, xla, hf),
                           "google": google_fn}
             if not xla:
                 candidates["ours (trainer step)"] = trainer_step(cfg, batch)
@@ -200,11 +210,11 @@ def main():
     table = common.markdown_table(["size", "XLA", "implementation", "examples/s", "train GFLOP/seq",
                                    "ours / this"], rows)
     notes = ("BERT %s, batch %d x seq %d, %d masked positions, MLM+NSP, one optimizer step per call, fp32; "
-             "alternating candidates, medians of %d rounds. transformers %s."
-             % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds,
+             "alternating candidates, medians of %d rounds; ours uses the %s optimizer. transformers %s."
+             % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds, args.ours_optimizer,
                 sys.modules["transformers"].__version__))
-    command = "python benchmarks/bench_peers.py --sizes=%s --batch=%d --xla=%s --rounds=%d" % (
-        args.sizes, args.batch, args.xla, args.rounds)
+    command = "python benchmarks/bench_peers.py --sizes=%s --batch=%d --xla=%s --rounds=%d --ours_optimizer=%s" % (
+        args.sizes, args.batch, args.xla, args.rounds, args.ours_optimizer)
     if args.no_write:
         print(table)
     else:
