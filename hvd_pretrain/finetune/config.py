@@ -22,6 +22,9 @@ class FinetuneConfig(Config):
     max_train_examples: int = option(0, "Fine-tune on at most this many training examples (0: all), drawn with"
                                      " a fixed seed, the same for every checkpoint and seed.")
     max_dev_examples: int = option(0, "Evaluate on at most this many dev examples (0: all).")
+    freeze_encoder: bool = option(False, "Train only the classification head on the frozen encoder's output (a"
+                                  " linear probe for BERT and ALBERT: the pooled [CLS] vector; Devlin et al. 2019,"
+                                  " 5.3, feature-based): measures what pre-training put into the encoder.")
     dropout: float = option(-1.0, "Dropout in the encoder and before the output layer (-1: the checkpoint's"
                             " hidden dropout).")
 

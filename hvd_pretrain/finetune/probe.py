@@ -8,6 +8,8 @@ from the seed, and the optimizer's moments and step counter are zeroed, so runs 
 The recipe is BERT's (Devlin et al. 2019, 4.1; google-research/bert run_classifier.py): softmax
 cross-entropy on the classifier's logits, AdamW with linear warmup and linear decay to 0, gradient
 clipping, weight decay on everything but LayerNorm and biases, dropout on. Single process.
+With freeze_encoder only the head is trained (BERT's feature-based approach, section 5.3): a linear
+probe of the pooled [CLS] vector for BERT and ALBERT.
 """
 
 import dataclasses
@@ -64,6 +66,8 @@ class Prober:
         dropout = config.hidden_dropout if cfg.dropout < 0 else cfg.dropout
         if cfg.dropout >= 0:
             config = dataclasses.replace(config, hidden_dropout=cfg.dropout, attention_dropout=cfg.dropout)
+        if cfg.freeze_encoder:  # a fixed feature extractor: no dropout inside it, only before the output layer
+            config = dataclasses.replace(config, hidden_dropout=0.0, attention_dropout=0.0)
         self.config = config
         self.pretrainer = build_pretrainer(config).build_for(2, 8, 2)
         self.classifier = SequenceClassifier(pretrainer_encoder(self.pretrainer), len(self.label_order),
@@ -74,7 +78,8 @@ class Prober:
         self.optimizer = AdamWeightDecay(
             learning_rate=WarmupPolynomialDecay(cfg.learning_rate, self.steps, warmup, end=0.0),
             weight_decay_rate=cfg.weight_decay)
-        self.variables = self.classifier.trainable_variables
+        # Frozen encoder: only the head's variables get gradients and optimizer state.
+        self.variables = self.classifier.head_variables() if cfg.freeze_encoder else self.classifier.trainable_variables
         self.optimizer.build(self.variables)
         spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("input_ids", "input_mask", "segment_ids")}
         self._train_step = tf.function(self._train_step_body,
