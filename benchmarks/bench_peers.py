@@ -26,6 +26,7 @@ $HVD_PRETRAIN_CACHE/bench-peers when the installed one lacks TFBertForPreTrainin
 
 import argparse
 import os
+import subprocess
 import sys
 import types
 
@@ -110,10 +111,11 @@ def ours_step(cfg, batch, xla, optimizer="trainer"):
     return lambda: float(step(features))
 
 
-def trainer_step(cfg, batch):
+def trainer_step(cfg, batch, xla=False):
     step = AccumulatingStep(build_pretrainer(cfg).build_for(), make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0)),
-                            LocalCommunicator(), 1)
+                            LocalCommunicator(), 1, jit_compile=xla)
     features = [{k: tf.constant(v) for k, v in batch.items()}]
+    step.build(features[0])  # as the trainer: the gradient groups follow the forward pass
     return lambda: step.step(features)
 
 
@@ -182,8 +184,23 @@ def main():
     parser.add_argument("--xla", default="off,on")
     parser.add_argument("--ours_optimizer", default="trainer", choices=["trainer", "keras"],
                         help="the bare step's optimizer: the trainer's AdamWeightDecay or Keras' AdamW")
+    parser.add_argument("--busy", type=int, default=0, help="single-threaded CPU-bound processes running beside")
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
+    busy = [subprocess.Popen([sys.executable, "-c", BUSY_LOOP], env=dict(os.environ, OMP_NUM_THREADS="1"))
+            for _ in range(args.busy)]
+    try:
+        run(args)
+    finally:
+        for p in busy:
+            p.kill()
+
+
+# One single-threaded CPU-bound process: a 384 x 384 float64 matmul in a loop.
+BUSY_LOOP = "import numpy as np\na = np.random.rand(384, 384)\nwhile True:\n    a = a @ a; a /= np.abs(a).max()"
+
+
+def run(args):
     hf, google = import_hf(), import_google()
     rows = []
     for size in args.sizes.split(","):
@@ -197,8 +214,7 @@ def main():
             google_fn = google_step(cfg, batch, xla, google)
             candidates = {"ours": ours_step(cfg, batch, xla, args.ours_optimizer), "hf": hf_step(cfg, batch, xla, hf),
                           "google": google_fn}
-            if not xla:
-                candidates["ours (trainer step)"] = trainer_step(cfg, batch)
+            candidates["ours (trainer step)"] = trainer_step(cfg, batch, xla)
             times = common.alternate(candidates, args.rounds, warmup=2)
             ours = args.batch / common.median(times["ours"])
             for name, values in times.items():
@@ -210,11 +226,11 @@ def main():
     table = common.markdown_table(["size", "XLA", "implementation", "examples/s", "train GFLOP/seq",
                                    "ours / this"], rows)
     notes = ("BERT %s, batch %d x seq %d, %d masked positions, MLM+NSP, one optimizer step per call, fp32; "
-             "alternating candidates, medians of %d rounds; ours uses the %s optimizer. transformers %s."
-             % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds, args.ours_optimizer,
+             "alternating candidates, medians of %d rounds; ours uses the %s optimizer; %d single-threaded "
+             "CPU-bound process(es) running beside. transformers %s."
+             % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds, args.ours_optimizer, args.busy,
                 sys.modules["transformers"].__version__))
-    command = "python benchmarks/bench_peers.py --sizes=%s --batch=%d --xla=%s --rounds=%d --ours_optimizer=%s" % (
-        args.sizes, args.batch, args.xla, args.rounds, args.ours_optimizer)
+    command = "python benchmarks/bench_peers.py " + " ".join(sys.argv[1:])
     if args.no_write:
         print(table)
     else:
