@@ -64,7 +64,7 @@ from hvd_pretrain.train.communicate import (
 from hvd_pretrain.train.window import DeviceWindow, accuracy_names, step_accuracies, to_host
 
 __all__ = ["AccumulatingStep", "DynamicLossScale", "HorovodCommunicator", "LocalCommunicator", "accuracies",
-           "all_finite", "gradient_buckets", "weighted_loss"]
+           "gradient_buckets", "weighted_loss"]
 
 
 def weighted_loss(sums, counts, objectives, weights):
@@ -273,11 +273,12 @@ class AccumulatingStep:
     def _reduce(self):
         return self._reduce_body()
 
-    def _clip_and_apply_body(self, grads):
-        if self.clip_norm > 0:
-            grads, norm = tf.clip_by_global_norm(grads, self.clip_norm)
-        else:
+    def _clip_and_apply_body(self, grads, norm=None):
+        """Clip by the global norm (computed here unless given), apply; returns the pre-clip norm."""
+        if norm is None:
             norm = tf.linalg.global_norm(grads)
+        if self.clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=norm)
         self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
         return norm
 
@@ -291,9 +292,12 @@ class AccumulatingStep:
         counts = global_counts[:n]
         losses = [tf.math.divide_no_nan(loss_sums[i], counts[i]) for i in range(n)]
         loss = tf.add_n([float(self.weights.get(name, 1.0)) * losses[i] for i, name in enumerate(self.objectives)])
-        finite = all_finite_body(grads)
-        # Identical on every rank: the decision is taken on the allreduced gradient.
-        norm = tf.cond(finite, lambda: self._clip_and_apply_body(grads), lambda: tf.constant(float("nan")))
+        # One pass over the gradients: an inf or NaN anywhere makes the global norm non-finite (and so does
+        # a norm beyond fp32's range, ~1.8e19, which clipping could only turn into NaN weights). Identical
+        # on every rank: the decision is taken on the allreduced gradient.
+        norm = tf.linalg.global_norm(grads)
+        finite = tf.math.is_finite(norm)
+        norm = tf.cond(finite, lambda: self._clip_and_apply_body(grads, norm), lambda: tf.constant(float("nan")))
         if self.loss_scale is not None:
             self.loss_scale.update(finite)
         metrics = {name: loss_sums[n + i] for i, name in enumerate(self.metric_names)}
@@ -390,10 +394,3 @@ def accuracies(metric_sums, counts):
     if "rtd_replaced" in metric_sums and counts.get("rtd", 0) > 0:
         out["rtd_all_original_baseline"] = 1.0 - metric_sums["rtd_replaced"] / counts["rtd"]
     return out
-
-
-def all_finite_body(tensors):
-    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
-
-
-all_finite = tf.function(all_finite_body)
