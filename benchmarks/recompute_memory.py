@@ -54,10 +54,12 @@ def measure(args):
     features = dummy_features(args.batch, args.seq, args.preds, masked_weight=1.0)
     rng = np.random.RandomState(0)
     features["input_ids"] = tf.constant(rng.randint(5, config.vocab_size, (args.batch, args.seq)), tf.int32)
-    model.loss_sums(features, training=False)
+    # Variables, slots and accumulators from a one-token batch, so that the baseline holds no activations.
+    small = dummy_features(1, 8, 1, masked_weight=1.0)
+    model.loss_sums(small, training=False)
     optimizer = make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0))
     optimizer.build(model.trainable_variables)
-    step = AccumulatingStep(model, optimizer, LocalCommunicator(), 1).build(features)
+    step = AccumulatingStep(model, optimizer, LocalCommunicator(), 1).build(small)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     baseline = rss_mb()  # weights, slots, accumulators, TensorFlow; no step yet
     for _ in range(args.warmup):
