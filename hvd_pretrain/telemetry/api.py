@@ -7,7 +7,7 @@ import warnings
 import numpy as np
 
 from hvd_pretrain.numbered import numbered_key
-from hvd_pretrain.telemetry import scaling, status
+from hvd_pretrain.telemetry import probes, scaling, status
 from hvd_pretrain.telemetry.series import bucket_means, downsample, is_sorted, to_json_list, window
 
 DEFAULT_POINTS = 1500
@@ -88,6 +88,7 @@ def run_detail(run, now=None):
         "events": events,
         "keys": sorted(keys),
         "ranks": sorted(run.ranks),
+        "probes": probes.run_probes(run),  # finetune/*.json: the "Downstream probe" charts
     }
 
 

@@ -66,6 +66,7 @@ HVD.markersPlugin = function (getMarkers) {
 HVD.lineChart = function (container, spec, data) {
   const existing = HVD.charts[spec.id];
   if (existing) {
+    if (spec.errors && existing._hvdErrors) existing._hvdErrors.bars = spec.errors;
     if (existing._hvdZoomed) {
       const x = existing.scales.x;
       existing.setData(data, false);
@@ -76,13 +77,15 @@ HVD.lineChart = function (container, spec, data) {
     return existing;
   }
   const box = HVD.el("div", { class: "chart", id: "chart-" + spec.id, "data-chart": spec.id });
+  const errors = spec.errors ? { bars: spec.errors } : null;  // read by the plugin and the y range at each draw
   container.appendChild(box);
   const width = Math.max(300, (box.clientWidth || container.clientWidth || 600) - 10);
   const opts = {
     title: spec.title,
     width: width,
     height: spec.height || 220,
-    scales: { x: { time: spec.time !== false } },
+    scales: spec.errors ? { x: { time: spec.time !== false }, y: { range: HVD.errorRange(errors) } }
+                        : { x: { time: spec.time !== false } },
     legend: { live: true },
     cursor: spec.sync ? { drag: { x: true, y: false }, sync: { key: spec.sync } } : { drag: { x: true, y: false } },
     series: [{ label: spec.time !== false ? "time" : (spec.xLabel || "x") }].concat(spec.series.map(function (s, i) {
@@ -92,12 +95,13 @@ HVD.lineChart = function (container, spec, data) {
         width: s.width || 1.5,
         dash: s.dash,
         spanGaps: true,
-        points: { show: false },
-        value: function (u, v) { return v === null || v === undefined ? "-" : HVD.num(v, 4); },
+        points: { show: !!s.points },
+        value: s.value || function (u, v) { return v === null || v === undefined ? "-" : HVD.num(v, 4); },
       };
     })),
-    axes: [{}, { label: spec.yLabel, size: 60, values: function (u, vals) { return vals.map(function (v) { return HVD.num(v); }); } }],
-    plugins: spec.markers ? [HVD.markersPlugin(spec.markers)] : [],
+    axes: [{ label: spec.time === false ? spec.xLabel : undefined },
+           { label: spec.yLabel, size: 60, values: function (u, vals) { return vals.map(function (v) { return HVD.num(v); }); } }],
+    plugins: (spec.markers ? [HVD.markersPlugin(spec.markers)] : []).concat(errors ? [HVD.errorBarsPlugin(errors)] : []),
     hooks: {
       setSelect: [function (u) {
         if (u.select.width <= 0) return;
@@ -109,6 +113,7 @@ HVD.lineChart = function (container, spec, data) {
     },
   };
   const chart = new uPlot(opts, data, box);
+  chart._hvdErrors = errors;
   chart._hvdGroup = spec.sync || null;
   chart.over.addEventListener("dblclick", function () {
     chart._hvdZoomed = false;
@@ -116,6 +121,59 @@ HVD.lineChart = function (container, spec, data) {
   });
   HVD.charts[spec.id] = chart;
   return chart;
+};
+
+/* Error bars (mean +- std) on the series of `holder.bars`: {seriesIndex: [std per x, or null]}. */
+HVD.errorBarsPlugin = function (holder) {
+  return {
+    hooks: {
+      draw: [function (u) {
+        const errors = holder.bars || {};
+        const ctx = u.ctx;
+        const cap = 4 * devicePixelRatio;
+        ctx.save();
+        ctx.lineWidth = devicePixelRatio;
+        ctx.setLineDash([]);
+        for (const [idx, stds] of Object.entries(errors)) {
+          const s = Number(idx), ys = u.data[s];
+          if (!ys || !u.series[s] || !u.series[s].show) continue;
+          ctx.strokeStyle = u.series[s]._stroke || u.series[s].stroke;
+          if (typeof ctx.strokeStyle !== "string") ctx.strokeStyle = "#555";
+          for (let i = 0; i < ys.length; i++) {
+            const sd = stds[i];
+            if (ys[i] === null || ys[i] === undefined || sd === null || sd === undefined) continue;
+            const x = Math.round(u.valToPos(u.data[0][i], "x", true));
+            const lo = u.valToPos(ys[i] - sd, "y", true), hi = u.valToPos(ys[i] + sd, "y", true);
+            ctx.beginPath();
+            ctx.moveTo(x, lo); ctx.lineTo(x, hi);
+            ctx.moveTo(x - cap, lo); ctx.lineTo(x + cap, lo);
+            ctx.moveTo(x - cap, hi); ctx.lineTo(x + cap, hi);
+            ctx.stroke();
+          }
+        }
+        ctx.restore();
+      }],
+    },
+  };
+};
+
+/* The y range of a chart with error bars: every mean +- std in view, padded by 5%. */
+HVD.errorRange = function (holder) {
+  return function (u, min, max) {
+    const errors = holder.bars || {};
+    for (const [idx, stds] of Object.entries(errors)) {
+      const ys = u.data[Number(idx)] || [];
+      for (let i = 0; i < ys.length; i++) {
+        if (ys[i] === null || ys[i] === undefined) continue;
+        const sd = stds[i] || 0;
+        min = min === null ? ys[i] - sd : Math.min(min, ys[i] - sd);
+        max = max === null ? ys[i] + sd : Math.max(max, ys[i] + sd);
+      }
+    }
+    if (min === null || max === null) return [0, 1];
+    const pad = Math.max((max - min) * 0.05, 0.005);
+    return [min - pad, max + pad];
+  };
 };
 
 /* Zoom every chart of a sync group to [min, max] of x, or back to all data (min === null). */

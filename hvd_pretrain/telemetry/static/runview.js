@@ -46,6 +46,9 @@
       this.slots[spec.id] = E("div", { class: "slot", hidden: true });
       this.metricBox.appendChild(this.slots[spec.id]);
     }
+    this.probeHead = E("h2", { text: "Downstream probe (finetune/*.json)", hidden: true });
+    this.probeNotes = E("ul", { class: "problems probe-notes" });
+    this.probeBox = E("section", { class: "grid probes" });
     this.straggler = E("div", { class: "straggler", id: this.ids("straggler") });
     this.rankGrid = E("section", { class: "grid" });
     for (const id of ["step_time", "data_wait", "per_rank"]) {
@@ -63,6 +66,7 @@
     this.history = E("div", { class: "history" });
     root.append(this.head, this.cards, this.problems,
       E("h2", { text: "Throughput and training" }), this.metricBox,
+      this.probeHead, this.probeNotes, this.probeBox,
       E("h2", { text: "Stragglers: per-rank step time" }), this.straggler, this.rankGrid, this.rankTable,
       E("h2", { text: "Host" }), this.systemNote, this.systemGrid,
       E("h2", { text: "Batch / step plan" }), this.plan,
@@ -92,6 +96,7 @@
     this.renderCards(detail.summary, series);
     this.renderProblems(detail.summary.problems || []);
     if (series) this.renderMetrics(series);
+    this.renderProbes(detail.probes);
     if (ranks) this.renderRanks(ranks);
     this.renderSystem(system);
     this.renderPlan(detail.plan || {}, detail.summary);
@@ -148,6 +153,88 @@
         title: spec.title, sync: "time", markers: this.markers(),
         series: use.map(function (k) { return { label: k }; }),
       }, data);
+    }
+  };
+
+  /* One chart per finetune/<task>.json: accuracy and F1 (mean, error bars +- std over the seeds) against
+   * the checkpoint's pre-training step; rows without a step (random init) as dashed horizontal lines. */
+  RunView.prototype.renderProbes = function (probes) {
+    const E = HVD.el;
+    const tasks = (probes && probes.tasks) || [], notes = (probes && probes.notes) || [];
+    this.probeHead.hidden = !(tasks.length || notes.length);
+    this.probeNotes.replaceChildren.apply(this.probeNotes, notes.map(function (n) { return E("li", { class: "probe-note", text: n }); }));
+    const seen = {};
+    for (const t of tasks) {
+      const slotId = "probe-" + t.id;
+      seen[slotId] = true;
+      let slot = this.slots[slotId];
+      if (!slot) {
+        slot = this.slots[slotId] = E("div", { class: "slot probe", "data-task": t.task, "data-file": t.file });
+        slot._host = E("div");
+        slot._caption = E("p", { class: "muted probe-caption" });
+        slot.append(slot._host, slot._caption);
+        this.probeBox.appendChild(slot);
+      }
+      slot.hidden = false;
+      const protocol = [t.protocol, t.learning_rate === null ? null : "lr " + HVD.num(t.learning_rate),
+        t.seeds ? t.seeds + " seed" + (t.seeds > 1 ? "s" : "") : null].filter(Boolean).join(", ");
+      const title = "Downstream probe: " + t.task + (protocol ? " (" + protocol + ")" : "");
+      const caption = t.file + (t.dev_examples !== null ? ", " + t.dev_examples + " dev examples" : "") +
+        "; mean \u00b1 std over the seeds";
+      const refs = t.references.map(function (r) {
+        return r.random ? "random init" : r.source;
+      });
+      if (!t.points.length) {  // nothing against steps: the results as text
+        slot._host.replaceChildren(E("p", { class: "probe-text", text: title + ": " + t.references.map(function (r, i) {
+          return refs[i] + " accuracy " + HVD.num(r.accuracy.mean, 4) + " \u00b1 " + HVD.num(r.accuracy.std, 4) +
+            (r.f1 ? ", " + t.f1_name + " " + HVD.num(r.f1.mean, 4) + " \u00b1 " + HVD.num(r.f1.std, 4) : "");
+        }).join("; ") }));
+        slot._caption.textContent = caption;
+        continue;
+      }
+      const xs = t.points.map(function (p) { return p.step; });
+      const hasF1 = t.points.some(function (p) { return p.f1; });
+      const series = [], data = [xs], errors = {};
+      const meanOf = function (key) { return t.points.map(function (p) { return p[key] ? p[key].mean : null; }); };
+      const stdOf = function (key) { return t.points.map(function (p) { return p[key] ? p[key].std : null; }); };
+      const withStd = function (stds) {
+        return function (u, v, si, i) {
+          if (v === null || v === undefined) return "-";
+          const sd = i === null || i === undefined ? null : stds[i];
+          return HVD.num(v, 4) + (sd === null || sd === undefined ? "" : " \u00b1 " + HVD.num(sd, 3));
+        };
+      };
+      const metrics = [["accuracy", "accuracy", "#1f77b4"]].concat(hasF1 ? [["f1", t.f1_name, "#ff7f0e"]] : []);
+      for (const [key, label, color] of metrics) {
+        const stds = stdOf(key);
+        series.push({ label: label, color: color, width: 2, points: true, value: withStd(stds) });
+        data.push(meanOf(key));
+        errors[data.length - 1] = stds;
+      }
+      t.references.forEach(function (r, i) {
+        for (const [key, label, color] of metrics) {
+          if (!r[key]) continue;
+          series.push({ label: refs[i] + " " + label, color: r.random ? color : "#7f7f7f", width: 1, dash: [6, 4],
+            value: withStd(xs.map(function () { return r[key].std; })) });
+          data.push(xs.map(function () { return r[key].mean; }));
+        }
+      });
+      slot._host.querySelectorAll("p.probe-text").forEach(function (n) { n.remove(); });
+      const chartId = this.ids(slotId);
+      const shape = JSON.stringify([title, series.map(function (x) { return x.label; })]);
+      const old = HVD.charts[chartId];
+      if (old && old._hvdShape !== shape) {  // other series or title (the file was rewritten): draw anew
+        old.root.parentNode.remove();
+        old.destroy();
+        delete HVD.charts[chartId];
+      }
+      const chart = HVD.lineChart(slot._host, { id: chartId, title: title, time: false, xLabel: "pre-training step",
+        series: series, errors: errors }, data);
+      chart._hvdShape = shape;
+      slot._caption.textContent = caption;
+    }
+    for (const id of Object.keys(this.slots)) {
+      if (id.indexOf("probe-") === 0 && !seen[id]) this.slots[id].hidden = true;
     }
   };
 
