@@ -176,7 +176,7 @@
         this.probeBox.appendChild(slot);
       }
       slot.hidden = false;
-      const protocol = [t.protocol, t.learning_rate === null ? null : "lr " + HVD.num(t.learning_rate),
+      const protocol = [t.protocol, t.learning_rate === null ? null : "lr " + String(t.learning_rate),
         t.seeds ? t.seeds + " seed" + (t.seeds > 1 ? "s" : "") : null].filter(Boolean).join(", ");
       const title = "Downstream probe: " + t.task + (protocol ? " (" + protocol + ")" : "");
       const caption = t.file + (t.dev_examples !== null ? ", " + t.dev_examples + " dev examples" : "") +
