@@ -30,6 +30,7 @@ METRICS, RANKS, TENSORBOARD = "metrics.jsonl", "ranks", "tb"
 JOB, LOGS, STOP_REQUEST = "job.json", "logs", "stop_request.json"
 TRAIN_LOG, SUPERVISOR_LOG = "train.log", "supervisor.log"  # in logs/
 FINETUNE = "finetune"  # hvd-finetune's results, one <task>.json each
+RANDOM_INIT = "random init"  # in finetune/<task>.json: the source label of the --random_init row begins so
 MANIFEST = "manifest.json"  # in a data directory
 BEST = "best"  # in checkpoints/: the best checkpoint by an eval metric (--keep_best), outside the rotation
 EVAL = "eval"  # evaluation results (hvd-pretrain --eval_only)

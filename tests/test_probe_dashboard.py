@@ -149,7 +149,8 @@ def test_run_page_draws_a_probe_chart_per_task(tmp_path, browser):  # noqa: F811
         shown = browser.execute_script("""
             return [Object.keys(window.hvdCharts).filter(k => k.startsWith("probe-")).length,
                     document.querySelectorAll("li.probe-note").length,
-                    Array.from(document.querySelectorAll("h2")).some(h => !h.hidden && h.textContent.includes("Downstream"))];
+                    Array.from(document.querySelectorAll("h2"))
+                         .some(h => !h.hidden && h.textContent.includes("Downstream"))];
         """)
         assert shown == [0, 0, False]
         no_js_errors(browser)

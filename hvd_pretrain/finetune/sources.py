@@ -11,7 +11,7 @@ import os
 import sys
 
 from hvd_pretrain.errors import CheckpointDamaged, ConfigError, DataError
-from hvd_pretrain.rundir import RunDir, read_json
+from hvd_pretrain.rundir import RANDOM_INIT, RunDir, read_json
 
 
 def _has_vocab(path):
@@ -77,7 +77,7 @@ class Source:
 
     def random(self):
         """The same architecture and vocab, randomly initialised: the baseline a probe should beat."""
-        return Source("random init (%s)" % self.label, self.config, self.vocab, lambda pretrainer: None)
+        return Source("%s (%s)" % (RANDOM_INIT, self.label), self.config, self.vocab, lambda pretrainer: None)
 
     def require_vocab(self):
         if not self.vocab:

@@ -17,7 +17,6 @@ from hvd_pretrain.numbered import numbered_key
 
 MAX_FILES = 100
 MAX_BYTES = 8 << 20  # a results file is a few kB; anything this large is not one
-RANDOM_PREFIX = "random init"  # hvd-finetune's label of the --random_init row
 
 
 def _number(value):
@@ -74,7 +73,7 @@ def parse_result(report, stem):
         if isinstance(step, int) and not isinstance(step, bool) and step >= 0:
             points[step] = dict(entry, step=step)
         elif step is None:
-            references.append(dict(entry, random=source.startswith(RANDOM_PREFIX)))
+            references.append(dict(entry, random=source.startswith(rundir.RANDOM_INIT)))
         else:
             bad += 1
     if not points and not references:
