@@ -158,3 +158,16 @@ def test_run_page_draws_a_probe_chart_per_task(tmp_path, browser):  # noqa: F811
         srv.shutdown()
         srv.server_close()
 
+
+
+def test_static_report_embeds_the_probe_results(tmp_path):
+    from hvd_pretrain.telemetry import report
+    synthetic.write_run(str(tmp_path), "r", steps=5)
+    run = RunMonitor(os.path.join(str(tmp_path), "r"))
+    run.refresh()
+    _write(run.dir.root, "sentiment.json", _report())
+    page = report.build([run])
+    data = json.loads(page.split('<script type="application/json" id="report-data">')[1].split("</script>")[0])
+    (task,) = data["runs"][0]["detail"]["probes"]["tasks"]
+    assert task["task"] == "sentiment" and len(task["points"]) == 3
+    assert "renderProbes" in page  # the run view that draws them is inlined
