@@ -76,7 +76,7 @@ def test_masks_change_with_step_micro_batch_and_rank_and_repeat_for_the_same_one
     other_rank = losses(stepper.step([f]))
     assert np.max(np.abs(alone - other_rank)) > 1e-4, (alone, other_rank)
     # The step, micro-batch and rank are read when the traced micro-step runs, not baked in when it is traced.
-    for traced in (stepper._micro_step, stepper._last_micro_step, stepper._whole_step):
+    for traced in (stepper._micro_step, stepper._last_micro_step, stepper._single_micro_step):
         assert traced.experimental_get_tracing_count() == 1, traced.python_function.__name__
     print("MEASURED %s%s: step 0 %s, step 1 %s, step 0 again %s, rank 1 %s"
           % (name, " (XLA)" if jit else "", first, second, again, other_rank))

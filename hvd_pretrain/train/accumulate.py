@@ -16,13 +16,15 @@ One optimizer step on every rank:
    compute it, even when micro-batches hold different numbers of masked tokens.
    The last micro-batch's forward and backward pass run in the same
    `tf.function` as this allreduce, which is issued in groups of about
-   `bucket_mb` MB in reverse variable order (the heads and the last layer
+   `bucket_mb` MB in the reverse of the forward pass's first use (the heads and the last layer
    first, the embeddings last): each group is reduced as soon as backward has
    produced it, behind the rest of backward (PyTorch DDP's gradient buckets,
    Li et al. 2020, arXiv:2006.15704; Horovod's DistributedGradientTape does the
-   same per tensor). Earlier micro-batches only accumulate. At accumulation 1
-   the counts allreduce, forward, backward, allreduce, clip and apply are one
-   `tf.function` call; the forward pass runs while the counts are reduced.
+   same per tensor). Earlier micro-batches only accumulate; at accumulation 1
+   no accumulator is touched. The counts allreduce stays a call of its own:
+   a rank that fails outside the step (a damaged record, say) leaves the
+   others waiting in that one small collective, which Horovod's shutdown
+   ends at once, so they stop with one line instead of being killed.
 4. Clip by global norm (after the allreduce, so every rank clips the same
    gradient), then apply. The optimizer's iteration counter, which drives the
    learning-rate schedule, advances once per optimizer step.
@@ -132,7 +134,7 @@ class AccumulatingStep:
         self._micro_step = tf.function(self._micro_step_body)
         self._counts = tf.function(self._counts_body)
         self._last_micro_step = tf.function(self._last_micro_step_body)
-        self._whole_step = tf.function(self._whole_step_body)
+        self._single_micro_step = tf.function(self._single_micro_step_body)
 
     def reconfigure(self, world_size, accum_steps):
         """Train on in a new world (elastic): `accum_steps` micro-batches per optimizer step from now on."""
@@ -258,10 +260,9 @@ class AccumulatingStep:
         self._loss_sums.assign(tf.zeros_like(self._loss_sums))
         self._apply_reduced(*self._overlapped_reduce(total, total_sums), global_counts)
 
-    def _whole_step_body(self, features, stop, micro_key):
-        """Accumulation 1: the counts allreduce, forward, backward, bucketed allreduce and update in one call."""
-        global_counts = self._counts_body([features], stop)
-        grads, sums = self._grads(features, global_counts[: len(self.objectives)], self._scale(), micro_key)
+    def _single_micro_step_body(self, features, global_counts, scale, micro_key):
+        """Accumulation 1: forward, backward, the bucketed allreduce and the update, no accumulators."""
+        grads, sums = self._grads(features, global_counts[: len(self.objectives)], scale, micro_key)
         grads = [tf.zeros(v.shape, tf.float32) if g is None else g
                  for v, g in zip(self.model.trainable_variables, grads)]
         self._apply_reduced(*self._overlapped_reduce(grads, sums), global_counts)
@@ -330,12 +331,9 @@ class AccumulatingStep:
         scale is then halved. The results go into `self.window`. stop: this rank asks every rank to stop
         (carried by the counts allreduce; seen in the window's next read).
         """
-        if self.accum_steps == 1 and len(micro_batches) == 1:
-            self.build()
-            self._whole_step(micro_batches[0], tf.constant(1.0 if stop else 0.0), self._micro_key(0))
-            return
         global_counts, scale = self._begin(micro_batches, stop, last=False)
-        self._last_micro_step(micro_batches[-1], global_counts, scale, self._micro_key(len(micro_batches) - 1))
+        last = self._single_micro_step if len(micro_batches) == 1 else self._last_micro_step
+        last(micro_batches[-1], global_counts, scale, self._micro_key(len(micro_batches) - 1))
 
     def compute_gradients(self, micro_batches, stop=False):
         """Allreduced, not yet clipped gradients of the global mean loss (for inspection and tests).
