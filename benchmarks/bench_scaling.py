@@ -9,7 +9,15 @@ batch, one intra-op thread per rank. Rows:
 * ceiling: two independent np=1 processes at the same time (no allreduce): what two ranks can reach
   on this machine's shared cores and memory bandwidth;
 * np=2 with the overlapped allreduce (`--bucket_mb`, default 25), and with one group after backward
-  (`bucket_mb` 0), and with fp16 compression.
+  (`bucket_mb` 0), and with fp16 compression;
+* np=2 allreduce only: the same gradient groups allreduced with no forward or backward, to time the
+  communication alone.
+
+Every row also reports the CPU seconds that all its processes spent per example (process CPU time of
+every rank, all threads, over the timed steps) and the machine's busy share (CPU seconds / (wall seconds
+x cores)). When two ranks keep every core busy, the share of the ceiling np=2 can reach is bounded by
+the ceiling's CPU per example over np=2's: CPU time the allreduce adds cannot hide behind backward on
+cores that backward already fills.
 
 Weak-scaling efficiency = examples/s at np=2 / (2 x np=1); "of ceiling" = np=2 / ceiling. The variants
 run in alternation for `--rounds` rounds; medians are reported.
@@ -51,15 +59,34 @@ def worker(args):
     step.build(batch[0])
     step.step(batch)
     broadcast_state(hvd, model, optimizer)
+    if args.allreduce_only:
+        from hvd_pretrain.train.communicate import gradient_buckets
+        variables = model.trainable_variables
+        groups = gradient_buckets([v.shape.num_elements() * 4 for v in variables], args.bucket_mb)
+        grads = [tf.ones_like(v) for v in variables]
+
+        @tf.function
+        def allreduce_once(tensors):
+            return [comm.grouped_allreduce_sum([tensors[i] for i in group]) for group in groups]
+
+        def run_once():
+            allreduce_once(grads)
+
+        def read_once():
+            tf.nest.flatten(allreduce_once(grads))[0].numpy()
+    else:
+        run_once, read_once = (lambda: step.run(batch)), (lambda: step.step(batch))
     for _ in range(args.warmup):
-        step.step(batch)
-    start = time.perf_counter()
+        read_once()
+    start, cpu_start = time.perf_counter(), time.process_time()
     for _ in range(args.steps - 1):
-        step.run(batch)
-    step.step(batch)  # the one read: waits for every step before it
+        run_once()
+    read_once()  # the one read: waits for every step before it
     seconds = (time.perf_counter() - start) / args.steps
+    cpu = (time.process_time() - cpu_start) / args.steps
+    cpu_all_ranks = float(hvd.allreduce(tf.constant(cpu, tf.float64), op=hvd.Sum).numpy())
     if hvd.rank() == 0:
-        print("RESULT " + json.dumps({"seconds": seconds, "size": hvd.size(),
+        print("RESULT " + json.dumps({"seconds": seconds, "size": hvd.size(), "cpu_per_step": cpu_all_ranks,
                                       "examples_per_sec": args.batch * hvd.size() / seconds}), flush=True)
 
 
@@ -67,6 +94,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", action="store_true")
     parser.add_argument("--fp16", action="store_true")
+    parser.add_argument("--allreduce_only", action="store_true", help="worker: allreduce the gradient groups only")
     parser.add_argument("--model", default="small")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--seq_len", type=int, default=128)
@@ -95,24 +123,40 @@ def main():
         variants[(c, "np=2 overlapped")] = [launch(2, bucket)]
         variants[(c, "np=2 one group")] = [launch(2, ["--bucket_mb", "0"])]
         variants[(c, "np=2 fp16")] = [launch(2, bucket + ["--fp16"])]
+        variants[(c, "np=2 allreduce only")] = [launch(2, bucket + ["--allreduce_only"])]
     results = {key: [] for key in variants}
+    cpu = {key: [] for key in variants}  # CPU seconds of all processes per example
+    busy = {key: [] for key in variants}  # CPU seconds / (wall seconds x cores)
+    cores = os.cpu_count()
     for _ in range(args.rounds):
         for key, cmds in variants.items():
             with concurrent.futures.ThreadPoolExecutor(len(cmds)) as pool:
                 outs = list(pool.map(lambda cmd: run_variant(cmd, args.timeout), cmds))
             results[key].append(sum(o["examples_per_sec"] for o in outs))
-            print(key, "%.2f" % results[key][-1], flush=True)
+            cpu_per_step = sum(o["cpu_per_step"] for o in outs)
+            cpu[key].append(cpu_per_step / (args.batch * sum(o["size"] for o in outs)))
+            busy[key].append(sum(o["cpu_per_step"] / o["seconds"] for o in outs) / cores)
+            print(key, "%.2f ex/s, %.3f CPU s/ex, busy %.2f" % (results[key][-1], cpu[key][-1], busy[key][-1]),
+                  flush=True)
     rows = []
     for c in controllers:
         single = common.median(results[(c, "np=1")])
         ceiling = common.median(results[(c, "ceiling")])
-        for label in ("np=1", "ceiling", "np=2 overlapped", "np=2 one group", "np=2 fp16"):
-            value = common.median(results[(c, label)])
-            rows.append([c, label, "%.2f" % value, ", ".join("%.2f" % v for v in results[(c, label)]),
-                         "%.2f" % (value / (2 * single)) if label != "np=1" else "-",
-                         "%.2f" % (value / ceiling) if label.startswith("np=2") else "-"])
+        ceiling_cpu = common.median(cpu[(c, "ceiling")])
+        for label in ("np=1", "ceiling", "np=2 overlapped", "np=2 one group", "np=2 fp16", "np=2 allreduce only"):
+            value, cpu_ex = common.median(results[(c, label)]), common.median(cpu[(c, label)])
+            compute = label != "np=2 allreduce only"
+            rows.append([c, label, "%.2f" % value if compute else "-",
+                         ", ".join("%.2f" % v for v in results[(c, label)]) if compute else "-",
+                         "%.2f" % (value / (2 * single)) if compute and label != "np=1" else "-",
+                         "%.2f" % (value / ceiling) if compute and label.startswith("np=2") else "-",
+                         "%.1f" % (1000 * cpu_ex) if compute else "%.1f" % (1000 * cpu_ex * args.batch * 2),
+                         "%.2f" % common.median(busy[(c, label)]),
+                         "%.2f" % (ceiling_cpu / cpu_ex) if compute and label.startswith("np=2") else "-"])
     table = common.markdown_table(["controller", "variant", "examples/s (all ranks)", "rounds",
-                                   "weak-scaling efficiency", "of ceiling"], rows)
+                                   "weak-scaling efficiency", "of ceiling",
+                                   "CPU ms per example (allreduce only: per step, both ranks)", "busy share",
+                                   "bound: ceiling CPU / this CPU"], rows)
     notes = ("BERT %s, %d x %d per rank, one intra-op thread per rank, the trainer's optimizer step (allreduce in "
              "%g MB groups overlapping backward unless stated); %d timed steps after %d warm-up, median of %d "
              "alternating rounds; load average %.1f at the end." % (
