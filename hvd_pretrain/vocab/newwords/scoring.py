@@ -38,6 +38,7 @@ class Candidate:
     source: str = "stats"   # stats | rules | both
     score: float = 0.0
     index: tuple = None     # (length, index) of its pass-2 statistics, for the neighbour pairs
+    hmm_share: float = float("nan")  # share of its occurrences jieba's HMM yields as one piece (hmmwords.py)
 
     @property
     def freedom(self):
