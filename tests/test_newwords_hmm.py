@@ -91,6 +91,6 @@ def test_a_word_only_jiebas_hmm_isolates_is_proposed(results):
 
 
 def test_words_the_hmm_never_isolates_rank_last(results):
-    shares = [c.hmm_share >= hmmwords.HMM_SHARE for c in results[True].words]
-    assert shares == sorted(shares, reverse=True)
-    assert results[True].stage_counts["hmm_share_low"] == shares.count(False)
+    shares = [hmmwords.evidence(c) for c in results[True].words]
+    assert shares == sorted(shares)
+    assert results[True].stage_counts["hmm_share_low"] == shares.count(2)

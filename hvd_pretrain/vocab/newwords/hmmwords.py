@@ -12,14 +12,18 @@ uses:
   of a reporter always follows 记者, so its left entropy is 0, though each occurrence is
   bounded by jieba's known word on the left.
 - ranking: the HMM share of a word is the share of its occurrences that jieba's HMM yields
-  as one piece. A word with an HMM share below HMM_SHARE is ranked after every word at or
-  above it: character statistics alone rank highly strings that jieba never isolates in
-  context (斯坦, 耶夫, 较低, 今天在京). On People's Daily (jieba's dictionary removed), of the
-  252 hybrid words before this change, the 125 below 0.1 held 8 of the 78 words that agree
-  with the gold segmentation.
+  as one piece. It is defined for the words jieba's dictionary splits into single characters
+  (the only strings its HMM can join). The words with a share of at least HMM_SHARE come
+  first, then the words with a dictionary piece (no evidence either way), then the words
+  with a lower share: character statistics alone rank highly strings that jieba never
+  isolates in context (斯坦, 耶夫, 较低). On People's Daily (jieba's dictionary removed), of the
+  252 hybrid words before this change, the 125 with a share below 0.1 held 8 of the 78 words
+  that agree with the gold segmentation.
 
 The count streams the input once more, in the main process, with the jieba tokenizer of
-segmented.JiebaSegmentation: about 45 MB of text per CPU-minute. The table holds only the
+segmented.JiebaSegmentation. jieba segments each block of Chinese characters, letters and
+digits on its own, so the new pieces of the most recent CACHE_BLOCKS distinct blocks are
+remembered: repeated text (duplicate reviews, datelines) is segmented once. The table holds only the
 unknown pieces; when it outgrows max_entries, the rarest are dropped with one common floor
 (reported), as in pass 1.
 """
@@ -30,6 +34,7 @@ from hvd_pretrain.vocab.newwords import textio
 
 HMM_SHARE = 0.1
 MAX_ENTRIES = 2_000_000
+CACHE_BLOCKS = 100_000  # blocks whose new pieces are remembered (repeated text is common: reviews, datelines)
 
 
 class HmmPieces:
@@ -42,6 +47,7 @@ class HmmPieces:
         self.count = collections.Counter()
         self.floor = 0
         self.lines = 0
+        self.cache = {}  # block -> its new pieces (exact: jieba segments each block on its own)
 
     def share(self, word, freq):
         """Share of the `freq` occurrences of `word` that jieba's HMM yields as one piece."""
@@ -62,15 +68,49 @@ def count_pieces(seg, lines, max_len, known, max_entries=MAX_ENTRIES, into=None)
     Returns an HmmPieces (`into`, when given, is updated)."""
     out = into if into is not None else HmmPieces()
     is_known = known if callable(known) else known.__contains__
-    count = out.count
+    count, cache = out.count, out.cache
     for line in lines:
         out.lines += 1
-        for piece in seg.cut(line, hmm=True):
-            if len(piece) >= 2 and is_candidate(piece, max_len) and not is_known(piece):
+        for block in seg.blocks(line):
+            new = cache.get(block)
+            if new is None:
+                # most long pieces are dictionary words: test that before the characters
+                new = tuple(piece for piece in seg.cut(block, hmm=True)
+                            if 2 <= len(piece) <= max_len and not is_known(piece) and is_candidate(piece, max_len))
+                if len(cache) >= CACHE_BLOCKS:
+                    cache.clear()
+                cache[block] = new
+            for piece in new:
                 count[piece] += 1
         if len(count) > max_entries:
             _prune(out, max_entries)
     return out
+
+
+def evidence(cand):
+    """0: jieba's HMM yields the word as one piece in at least HMM_SHARE of its occurrences;
+    1: no evidence (hmm_share NaN: the word holds a piece of jieba's dictionary, which the HMM
+    never joins); 2: the HMM could join it but rarely or never does."""
+    if cand.hmm_share != cand.hmm_share:
+        return 1
+    return 0 if cand.hmm_share >= HMM_SHARE else 2
+
+
+def ranked_last(cand):
+    """True for a word the HMM could join but yields as one piece in fewer than HMM_SHARE of
+    its occurrences (set by rank)."""
+    return evidence(cand) == 2
+
+
+def rank(words, pieces, seg):
+    """`words` (ranked scoring.Candidate) with their hmm_share set, reordered by evidence():
+    the words jieba's HMM isolates first, then those it cannot judge, then those it could
+    join but does not; the score order is kept within each part. A word with a piece of
+    jieba's dictionary (完美屏 = 完美/屏) is never joined by the HMM, so its share says
+    nothing and is left NaN."""
+    for c in words:
+        c.hmm_share = pieces.share(c.word, c.freq) if seg.splits_into_characters(c.word) else float("nan")
+    return sorted(words, key=evidence)
 
 
 def _prune(pieces, max_entries):
@@ -85,7 +125,7 @@ def _prune(pieces, max_entries):
 def count_files(seg, paths, reading, max_len, chunk_bytes=textio.DEFAULT_CHUNK_BYTES, max_entries=MAX_ENTRIES):
     """count_pieces over every line of the input files (any corpus format of the data
     tools); the known words are those of jieba's own dictionary."""
-    known = seg.knows
+    known = seg.knows_function()
     out = HmmPieces()
     for raw in textio.iter_chunks(paths, chunk_bytes, reading):
         lines, _ = textio.decode_lines(raw)

@@ -249,11 +249,9 @@ def discover(input_files, config, log=lambda msg: None):
         if seg is not None and rule_words:
             rule_words = _segmented_filter(rule_words, seg, {}, vetoes, stage, config.fragment_share)
         words = _combine(stats_words, rule_words, thresholds)
-        if hmm is not None:  # words jieba's HMM never isolates go last (stable: score order within)
-            for c in words:
-                c.hmm_share = hmm.share(c.word, c.freq)
-            words.sort(key=lambda c: c.hmm_share < hmmwords.HMM_SHARE)
-            stage["hmm_share_low"] = sum(c.hmm_share < hmmwords.HMM_SHARE for c in words)
+        if hmm is not None:
+            words = hmmwords.rank(words, hmm, seg)
+            stage["hmm_share_low"] = sum(hmmwords.ranked_last(c) for c in words)
     timings["total"] = time.time() - t0
     return NewWordsResult(
         words=words, method=config.method, thresholds=thresholds, corpus=corpus,

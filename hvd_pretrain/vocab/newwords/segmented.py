@@ -66,6 +66,7 @@ class JiebaSegmentation:
             jieba.setLogLevel(logging.WARNING)
             self._tokenizer = jieba.Tokenizer()
             self._tokenizer.initialize()
+            self._han = jieba.re_han_default
         return self._tokenizer
 
     def cut(self, text, hmm=False):
@@ -73,9 +74,26 @@ class JiebaSegmentation:
         runs of single characters the dictionary cannot place."""
         return self._load().lcut(text, HMM=hmm)
 
+    def blocks(self, text):
+        """The blocks of `text` that jieba segments each on its own (runs of Chinese
+        characters, letters, digits and a few joiners, jieba's re_han_default); the rest
+        (punctuation, spaces) never joins a piece."""
+        self._load()
+        return self._han.split(text)[1::2]  # the pattern is one group: matches at the odd places
+
     def knows(self, word):
         """True when `word` is a word of jieba's dictionary (not only a prefix of one)."""
         return self._load().FREQ.get(word, 0) > 0
+
+    def knows_function(self):
+        """knows() as a plain function over jieba's frequency table, for tight loops."""
+        freq = self._load().FREQ.get
+        return lambda word: freq(word, 0) > 0
+
+    def splits_into_characters(self, word):
+        """True when jieba's dictionary cannot place any piece of `word` longer than one
+        character (王磊 = 王/磊): only then can its HMM yield `word` as one piece."""
+        return all(len(piece) == 1 for piece in self.cut(word))
 
     def load_tags(self, words):
         """Read the dictionary tags (third column of dict.txt) of `words`."""
