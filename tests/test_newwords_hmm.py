@@ -13,9 +13,16 @@ NAME = "龚雯"  # always in 记者龚雯报道: no character statistic isolates
 
 
 class FakeSegmenter:
-    """Splits on spaces: the pieces are given by the test."""
+    """Blocks split on '|', pieces on spaces: given by the test. Counts the blocks it cuts."""
+
+    def __init__(self):
+        self.cuts = 0
+
+    def blocks(self, text):
+        return text.split("|")
 
     def cut(self, text, hmm=False):
+        self.cuts += 1
         return text.split()
 
 
@@ -40,6 +47,13 @@ def test_count_pieces_keeps_unknown_cjk_pieces_of_two_to_max_len():
     assert pieces.share("龚雯", 0) == 0.0
     assert pieces.share("报道", 5) == 0.0
     assert pieces.select(3) == ["龚雯"] and pieces.select(4) == []
+
+
+def test_a_repeated_block_is_segmented_once():
+    fake = FakeSegmenter()
+    pieces = hmmwords.count_pieces(fake, ["记者 龚雯|报道", "记者 龚雯|评论", "记者 龚雯"], 4, {"记者"})
+    assert fake.cuts == 3                          # 记者 龚雯 once, 报道, 评论
+    assert pieces.count["龚雯"] == 3 and pieces.count["报道"] == 1
 
 
 def test_pruning_drops_the_rarest_with_one_floor():
@@ -94,3 +108,11 @@ def test_words_the_hmm_never_isolates_rank_last(results):
     shares = [hmmwords.evidence(c) for c in results[True].words]
     assert shares == sorted(shares)
     assert results[True].stage_counts["hmm_share_low"] == shares.count(2)
+
+
+def test_blocks_segment_as_the_whole_line(seg):
+    line = "新华社北京１月１日电，记者龚雯报道：ABC-3型号好！"
+    blocks = seg.blocks(line)
+    assert blocks == ["新华社北京", "月", "日电", "记者龚雯报道", "ABC-3型号好"]
+    whole = [p for p in seg.cut(line, hmm=True) if p.strip() and p in "".join(blocks)]
+    assert [p for b in blocks for p in seg.cut(b, hmm=True)] == whole
