@@ -24,8 +24,9 @@ route, no HMM; https://github.com/fxsjy/jieba) can:
   仍有 = 仍/d 有). A first piece that is one numeral character (一 .. 十, 两) makes a
   numeral phrase (两国, 三人, 五好, 一胜). Other numeral, time and direction tags are left out:
   jieba's tags of single characters are too coarse for them (克 in the name 王克 is tagged as
-  the unit of weight; 万 and 百 are also surnames). A last piece of one character tagged as
-  a localizer (f: 上 下 中 里 前 后 外) makes a noun + localizer phrase (书中, 床前, 灯下). Two
+  the unit of weight; 万 and 百 are also surnames). A last piece that is one of the common
+  localizers 上 下 中 里 前 后 外 makes a noun + localizer phrase (书中, 床前, 灯下); jieba's tag f
+  alone is too wide (it also tags 间, the room of 标间). Two
   single characters both tagged as place names or abbreviations (ns, j) are a coordination
   of places (美欧, 俄法: the United States and Europe, Russia and France).
 - verb + object: a one-character verb followed by a known noun or verb of two or more
@@ -43,6 +44,7 @@ FRAGMENT_SHARE = 0.5
 STEM_TAGS = frozenset({"ns", "nt"})  # known word = candidate + suffix: place or organization (唐山市)
 NUMERALS = frozenset("〇零一二三四五六七八九十百千万亿两")  # with ngrams.DIGIT: a number on the left
 FIRST_NUMERALS = frozenset("一二三四五六七八九十两")  # a first piece of one numeral: 两国, 三人, 五好
+LOCALIZERS = frozenset("上下中里前后外")  # a last piece of one of these: noun + localizer (书中, 灯下)
 FIRST_TAGS = frozenset("d c p u".split())
 ABBREVIATION_TAGS = frozenset(("ns", "j"))  # 美/ns 欧/ns, 俄/j 法/j: a pair of place abbreviations
 LAST_TAGS = frozenset("u y p c".split())
@@ -188,8 +190,8 @@ def function_edge(seg, word):
         return "phrase:first:" + first
     if pieces[0] in FIRST_NUMERALS:
         return "phrase:first:numeral"
-    if len(pieces[-1]) == 1 and last == "f":
-        return "phrase:last:f"
+    if pieces[-1] in LOCALIZERS:
+        return "phrase:last:localizer"
     if len(pieces) == 2 and len(word) == 2 and first in ABBREVIATION_TAGS and last in ABBREVIATION_TAGS:
         return "phrase:abbreviations"
     if last in LAST_TAGS:
