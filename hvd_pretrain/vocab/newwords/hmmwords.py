@@ -87,13 +87,18 @@ def count_pieces(seg, lines, max_len, known, max_entries=MAX_ENTRIES, into=None)
     return out
 
 
-def evidence(cand):
+def evidence_of(share):
     """0: jieba's HMM yields the word as one piece in at least HMM_SHARE of its occurrences;
-    1: no evidence (hmm_share NaN: the word holds a piece of jieba's dictionary, which the HMM
-    never joins); 2: the HMM could join it but rarely or never does."""
-    if cand.hmm_share != cand.hmm_share:
+    1: no evidence (share NaN: the word holds a piece of jieba's dictionary, which the HMM
+    never joins; or no HMM pass); 2: the HMM could join it but rarely or never does."""
+    if share != share:
         return 1
-    return 0 if cand.hmm_share >= HMM_SHARE else 2
+    return 0 if share >= HMM_SHARE else 2
+
+
+def evidence(cand):
+    """evidence_of(cand.hmm_share): the part of the ranking a scoring.Candidate is in."""
+    return evidence_of(cand.hmm_share)
 
 
 def ranked_last(cand):

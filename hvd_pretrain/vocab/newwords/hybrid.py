@@ -309,20 +309,20 @@ def _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, threshold
 
 def _hmm_candidates(hmm, have, candidates, stats2, pass1, thresholds, stage):
     """Candidates for the pieces jieba's HMM yields at least min_count times that are not
-    among `have`. jieba's HMM vouches for their boundaries in context, so their cohesion and
-    freedom enter the score floored at the thresholds: they rank among the words that just
-    pass them (source 'hmm')."""
+    among `have` and whose cohesion passes the threshold (source 'hmm'). jieba's HMM vouches
+    for their boundaries in context, not for the bond of their characters: the cohesion
+    threshold still rejects characters that meet by chance, while the freedom enters the
+    score floored at its threshold, so they rank among the words that just pass it."""
     tables = _tables(pass1, candidates, stats2)
     out = []
     for word in hmm.select(thresholds.min_count):
         if word in have:
             continue
         cand = _lookup(word, candidates, stats2, pass1, tables)
-        if cand is None:
+        if cand is None or cand.cohesion < thresholds.min_cohesion:
             continue
         cand.source = "hmm"
-        cand.score = float(scoring.score(cand.freq, max(cand.cohesion, thresholds.min_cohesion),
-                                         max(cand.freedom, thresholds.min_entropy)))
+        cand.score = float(scoring.score(cand.freq, cand.cohesion, max(cand.freedom, thresholds.min_entropy)))
         out.append(cand)
     stage["hmm_pieces"] = len(hmm.count)
     stage["hmm_proposed"] = len(out)
