@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from proc import BIN, run
 
-from hvd_pretrain.vocab.newwords import evaluation, report
+from hvd_pretrain.vocab.newwords import evaluation, hmmwords, report
 from test_newwords_support import PLANTED, excerpt, planted_corpus
 
 HVD_DATA = os.path.join(BIN, "hvd-data")
@@ -41,8 +41,9 @@ def test_outputs_ranked_tsv_userdict_and_report(discovered):
         assert f.readline().rstrip("\n").split("\t") == list(report.TSV_COLUMNS)
     words = [r["word"] for r in rows]
     assert PLANTED in words and int(rows[words.index(PLANTED)]["freq"]) == 60
-    scores = [float(r["score"]) for r in rows]
-    assert scores == sorted(scores, reverse=True)
+    # ranked in the parts of jieba's HMM evidence (hmm_share empty: no evidence), each by score
+    keys = [(hmmwords.evidence_of(float(r["hmm_share"] or "nan")), -float(r["score"])) for r in rows]
+    assert keys == sorted(keys)
     with open(os.path.join(out, report.USERDICT_NAME), encoding="utf-8") as f:
         assert [line.strip() for line in f] == words
     rep = json.load(open(os.path.join(out, report.REPORT_JSON), encoding="utf-8"))

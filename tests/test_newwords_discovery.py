@@ -5,7 +5,7 @@ import this
 
 import pytest
 
-from hvd_pretrain.vocab.newwords import evaluation, hybrid, scoring, textio
+from hvd_pretrain.vocab.newwords import evaluation, hmmwords, hybrid, scoring, textio
 from hvd_pretrain.vocab.newwords.counting import CountConfig
 from test_newwords_support import CHANCE, PLANTED, excerpt, planted_corpus
 
@@ -60,7 +60,8 @@ def test_hybrid_removes_known_words_and_applies_the_rules(results):
     assert not any(c.word[0] in "的了是在" or c.word[-1] in "的了是在" for c in hyb.words)
     stats_words = {c.word for c in results["stats"].words}
     assert any(w[-1] in "的了" for w in stats_words)  # what the rules take out
-    assert [c.score for c in hyb.words] == sorted((c.score for c in hyb.words), reverse=True)
+    keys = [(hmmwords.evidence(c), -c.score) for c in hyb.words]  # the parts of jieba's HMM evidence, by score
+    assert keys == sorted(keys)
     assert hyb.stage_counts["stats_known"] > 0
 
 

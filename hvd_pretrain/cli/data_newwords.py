@@ -49,6 +49,9 @@ def define_flags(fv):
     flags.DEFINE_float("fragment_share", segmented.FRAGMENT_SHARE, "Hybrid with --segmented_filters: a candidate"
                        " is a fragment when at least this share of its occurrences start or end inside a word"
                        " jieba knows (0 < share <= 1; lower drops more).", flag_values=fv)
+    flags.DEFINE_boolean("hmm_words", True, "Hybrid with --segmented_filters: add the new words jieba's HMM"
+                         " finds in context, and rank words it never yields as one piece last (one more pass"
+                         " over the input, in the main process).", flag_values=fv)
     flags.DEFINE_float("compound_keep_cohesion", 6.0, "Hybrid: a known word plus one character is kept "
                        "when its cohesion reaches this (e.g. a name such as 杜拉拉).", flag_values=fv)
     flags.DEFINE_integer("workers", min(2, os.cpu_count() or 1), "Counting processes (1: in process).",
@@ -93,7 +96,7 @@ def config_from_flags(fv):
         thresholds=scoring.Thresholds(fv.min_count, fv.min_cohesion, fv.min_entropy),
         rule_min_entropy=fv.rule_min_entropy, rules_dirs=[fv.rules_dir] + list(fv.extra_rules_dirs),
         base_dict=base, veto_compounds=fv.veto_compounds, compound_keep_cohesion=fv.compound_keep_cohesion,
-        segmented_filters=fv.segmented_filters, fragment_share=fv.fragment_share,
+        segmented_filters=fv.segmented_filters, fragment_share=fv.fragment_share, hmm_words=fv.hmm_words,
         count_config=counting.CountConfig(workers=fv.workers, chunk_bytes=int(fv.chunk_mb * (1 << 20)),
                                           memory_budget_bytes=fv.memory_budget_mb << 20, reading=reading))
 

@@ -7,7 +7,9 @@ Methods:
           statistical support (branching entropy >= rule_min_entropy on both sides).
           With jieba's dictionary as the base, the filters of segmented.py also apply:
           fragments of known words and phrases with a function word at an edge are
-          removed, and a known word + unknown rest is replaced by the rest.
+          removed, and a known word + unknown rest is replaced by the rest; the new
+          words jieba's HMM finds in context join the candidates, and words it never
+          yields as one piece are ranked last (hmmwords.py).
 Words the base dictionary already knows are removed in every method.
 """
 
@@ -20,7 +22,7 @@ import time
 
 import numpy as np
 
-from hvd_pretrain.vocab.newwords import counting, ngrams, rules, scoring, segmented, textio
+from hvd_pretrain.vocab.newwords import counting, hmmwords, ngrams, rules, scoring, segmented, textio
 from hvd_pretrain.errors import ConfigError
 
 METHODS = ("stats", "rules", "hybrid")
@@ -41,6 +43,7 @@ class NewWordsConfig:
     compound_keep_cohesion: float = 6.0  # ... but keep known word + char if this tightly bound
     segmented_filters: bool = True       # hybrid with base_dict jieba: the filters of segmented.py
     fragment_share: float = segmented.FRAGMENT_SHARE  # ... a fragment starts or ends inside a unit this often
+    hmm_words: bool = True               # hybrid with base_dict jieba: the words of jieba's HMM (hmmwords.py)
 
 
 @dataclasses.dataclass
@@ -190,10 +193,17 @@ def discover(input_files, config, log=lambda msg: None):
         else:
             scored, candidates, stats2 = [], {}, {}
         selected = pass1.proposals.select(thresholds.min_count) if use_rules and pass1.proposals else []
-        known = load_base_dict(config.base_dict, only=_queries([c.word for c in scored] + selected))
-        seg = None
+        seg = hmm = None
         if config.method == "hybrid" and config.base_dict == "jieba" and config.segmented_filters:
             seg = segmented.JiebaSegmentation(jieba_dict_path())
+            if config.hmm_words:
+                t = time.time()
+                log("jieba's HMM words: segmenting the input once more")
+                hmm = hmmwords.count_files(seg, input_files, ccfg.reading, config.max_len, ccfg.chunk_bytes)
+                scored += _hmm_candidates(hmm, {c.word for c in scored}, candidates, stats2, pass1, thresholds,
+                                          stage)
+                timings["hmm"] = time.time() - t
+        known = load_base_dict(config.base_dict, only=_queries([c.word for c in scored] + selected))
         rests = {}
         if scored:
             t = time.time()
@@ -220,6 +230,8 @@ def discover(input_files, config, log=lambda msg: None):
                     cand.rule = ruleset.exempt_rule(cand.word)
                 stats_words.append(cand)
             if seg is not None:
+                have = {c.word for c in stats_words}  # an HMM candidate may also be a rest
+                rests = {r: side for r, side in rests.items() if r not in have}
                 stats_words += _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, thresholds, stage)
                 stats_words = _segmented_filter(stats_words, seg, stats2, vetoes, stage, config.fragment_share)
             timings["filters"] = time.time() - t
@@ -237,6 +249,9 @@ def discover(input_files, config, log=lambda msg: None):
         if seg is not None and rule_words:
             rule_words = _segmented_filter(rule_words, seg, {}, vetoes, stage, config.fragment_share)
         words = _combine(stats_words, rule_words, thresholds)
+        if hmm is not None:
+            words = hmmwords.rank(words, hmm, seg)
+            stage["hmm_share_low"] = sum(hmmwords.ranked_last(c) for c in words)
     timings["total"] = time.time() - t0
     return NewWordsResult(
         words=words, method=config.method, thresholds=thresholds, corpus=corpus,
@@ -247,32 +262,71 @@ def discover(input_files, config, log=lambda msg: None):
                   "chunk_bytes": ccfg.chunk_bytes})
 
 
+def _lookup(word, candidates, stats2, pass1, tables):
+    """The pass-2 statistics of `word` as a Candidate (score 0), or None when it is no
+    pass-2 candidate. tables: the cohesion tables ({1: unigrams, n: (codes, freq)})."""
+    n = len(word)
+    codes = candidates.get(n)
+    if codes is None or len(codes) == 0:
+        return None
+    i = int(np.searchsorted(codes, np.uint64(ngrams.hash_string(word))))
+    st = stats2[n]
+    if i >= len(codes) or st.words[i] != word:
+        return None
+    freq = int(st.freq[i])
+    cohesion = float(scoring.cohesion_of(n, [word], np.array([freq]), tables, pass1.positions)[0])
+    return scoring.Candidate(word=word, freq=freq, cohesion=cohesion, left_entropy=float(st.left_entropy[i]),
+                             right_entropy=float(st.right_entropy[i]), index=(n, i))
+
+
+def _tables(pass1, candidates, stats2):
+    tables = {1: pass1.unigrams}
+    tables.update({n: (candidates[n], stats2[n].freq) for n in candidates})
+    return tables
+
+
 def _rest_candidates(rests, known, ruleset, candidates, stats2, pass1, thresholds, stage):
     """Candidates for the unknown rests of `known word + rest` strings ({rest: side of the
     known word}): a rest is kept when its own cohesion and its branching entropy on the side
     away from the known word pass the thresholds (on the known word's side a word boundary
     is given by the known word)."""
-    tables = {1: pass1.unigrams}
-    tables.update({n: (candidates[n], stats2[n].freq) for n in candidates})
+    tables = _tables(pass1, candidates, stats2)
     out = []
     for rest, side in sorted(rests.items()):
-        n = len(rest)
-        codes = candidates.get(n)
-        if rest in known or codes is None or len(codes) == 0 or ruleset.veto(rest):
+        if rest in known or ruleset.veto(rest):
             continue
-        i = int(np.searchsorted(codes, np.uint64(ngrams.hash_string(rest))))
-        st = stats2[n]
-        if i >= len(codes) or st.words[i] != rest:
+        cand = _lookup(rest, candidates, stats2, pass1, tables)
+        if cand is None:
             continue
-        freq = int(st.freq[i])
-        cohesion = float(scoring.cohesion_of(n, [rest], np.array([freq]), tables, pass1.positions)[0])
-        free = float(st.right_entropy[i] if side == "left" else st.left_entropy[i])
-        if freq < thresholds.min_count or cohesion < thresholds.min_cohesion or free < thresholds.min_entropy:
+        free = cand.right_entropy if side == "left" else cand.left_entropy
+        if cand.freq < thresholds.min_count or cand.cohesion < thresholds.min_cohesion or free < thresholds.min_entropy:
             continue
-        out.append(scoring.Candidate(word=rest, freq=freq, cohesion=cohesion, left_entropy=float(st.left_entropy[i]),
-                                     right_entropy=float(st.right_entropy[i]), index=(n, i),
-                                     score=float(scoring.score(freq, cohesion, free))))
+        cand.score = float(scoring.score(cand.freq, cand.cohesion, free))
+        out.append(cand)
     stage["rests_proposed"] = len(out)
+    return out
+
+
+def _hmm_candidates(hmm, have, candidates, stats2, pass1, thresholds, stage):
+    """Candidates for the pieces jieba's HMM yields at least min_count times that are not
+    among `have` and whose cohesion passes the threshold (source 'hmm'). jieba's HMM vouches
+    for their boundaries in context, not for the bond of their characters: the cohesion
+    threshold still rejects characters that meet by chance, while the freedom enters the
+    score floored at its threshold, so they rank among the words that just pass it."""
+    tables = _tables(pass1, candidates, stats2)
+    out = []
+    for word in hmm.select(thresholds.min_count):
+        if word in have:
+            continue
+        cand = _lookup(word, candidates, stats2, pass1, tables)
+        if cand is None or cand.cohesion < thresholds.min_cohesion:
+            continue
+        cand.source = "hmm"
+        cand.score = float(scoring.score(cand.freq, cand.cohesion, max(cand.freedom, thresholds.min_entropy)))
+        out.append(cand)
+    stage["hmm_pieces"] = len(hmm.count)
+    stage["hmm_proposed"] = len(out)
+    stage["hmm_floor"] = hmm.floor
     return out
 
 

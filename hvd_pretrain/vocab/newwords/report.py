@@ -16,7 +16,7 @@ TSV_NAME = "newwords.tsv"
 USERDICT_NAME = "userdict.txt"
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
-TSV_COLUMNS = ("word", "freq", "cohesion", "left_entropy", "right_entropy", "rule", "source", "score")
+TSV_COLUMNS = ("word", "freq", "cohesion", "left_entropy", "right_entropy", "rule", "source", "score", "hmm_share")
 GB = 1 << 30
 MB = 1 << 20
 

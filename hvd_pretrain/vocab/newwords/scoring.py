@@ -35,9 +35,10 @@ class Candidate:
     left_entropy: float = float("nan")
     right_entropy: float = float("nan")
     rule: str = ""
-    source: str = "stats"   # stats | rules | both
+    source: str = "stats"   # stats | rules | both | hmm (hmmwords.py)
     score: float = 0.0
     index: tuple = None     # (length, index) of its pass-2 statistics, for the neighbour pairs
+    hmm_share: float = float("nan")  # share of its occurrences jieba's HMM yields as one piece (hmmwords.py)
 
     @property
     def freedom(self):

@@ -21,8 +21,14 @@ route, no HMM; https://github.com/fxsjy/jieba) can:
 - function edge: jieba segments the candidate; a first piece tagged in jieba's dictionary
   as adverb, conjunction, preposition or particle (d c p u), or a last piece tagged
   particle, modal, preposition or conjunction (u y p c), makes it a phrase (不忘 = 不/d 忘,
-  仍有 = 仍/d 有). Numeral, time and direction tags are left out: jieba's tags of single
-  characters are too coarse for them (克 in the name 王克 is tagged as the unit of weight).
+  仍有 = 仍/d 有). A first piece that is one numeral character (一 .. 十, 两) makes a
+  numeral phrase (两国, 三人, 五好, 一胜). Other numeral, time and direction tags are left out:
+  jieba's tags of single characters are too coarse for them (克 in the name 王克 is tagged as
+  the unit of weight; 万 and 百 are also surnames). A last piece that is one of the common
+  localizers 上 下 中 里 前 后 外 makes a noun + localizer phrase (书中, 床前, 灯下); jieba's tag f
+  alone is too wide (it also tags 间, the room of 标间). Two
+  single characters both tagged as place names or abbreviations (ns, j) are a coordination
+  of places (美欧, 俄法: the United States and Europe, Russia and France).
 - verb + object: a one-character verb followed by a known noun or verb of two or more
   characters (包/v 饺子/n, 写/v 春联/nz) is a phrase.
 - rest of a known word: a candidate made of a known word of two or more characters and a
@@ -37,7 +43,10 @@ from hvd_pretrain.vocab.newwords import ngrams
 FRAGMENT_SHARE = 0.5
 STEM_TAGS = frozenset({"ns", "nt"})  # known word = candidate + suffix: place or organization (唐山市)
 NUMERALS = frozenset("〇零一二三四五六七八九十百千万亿两")  # with ngrams.DIGIT: a number on the left
+FIRST_NUMERALS = frozenset("一二三四五六七八九十两")  # a first piece of one numeral: 两国, 三人, 五好
+LOCALIZERS = frozenset("上下中里前后外")  # a last piece of one of these: noun + localizer (书中, 灯下)
 FIRST_TAGS = frozenset("d c p u".split())
+ABBREVIATION_TAGS = frozenset(("ns", "j"))  # 美/ns 欧/ns, 俄/j 法/j: a pair of place abbreviations
 LAST_TAGS = frozenset("u y p c".split())
 MAX_NEIGHBOURS = 40  # the most frequent neighbours per side that are segmented; the rest count as clean
 
@@ -52,14 +61,41 @@ class JiebaSegmentation:
         self._tokenizer = None
         self._tags = {}
 
-    def cut(self, text):
+    def _load(self):
         if self._tokenizer is None:
             import jieba
 
             jieba.setLogLevel(logging.WARNING)
             self._tokenizer = jieba.Tokenizer()
             self._tokenizer.initialize()
-        return self._tokenizer.lcut(text, HMM=False)
+            self._han = jieba.re_han_default
+        return self._tokenizer
+
+    def cut(self, text, hmm=False):
+        """jieba's pieces of `text`: dictionary only, or with `hmm` its HMM joining the
+        runs of single characters the dictionary cannot place."""
+        return self._load().lcut(text, HMM=hmm)
+
+    def blocks(self, text):
+        """The blocks of `text` that jieba segments each on its own (runs of Chinese
+        characters, letters, digits and a few joiners, jieba's re_han_default); the rest
+        (punctuation, spaces) never joins a piece."""
+        self._load()
+        return self._han.split(text)[1::2]  # the pattern is one group: matches at the odd places
+
+    def knows(self, word):
+        """True when `word` is a word of jieba's dictionary (not only a prefix of one)."""
+        return self._load().FREQ.get(word, 0) > 0
+
+    def knows_function(self):
+        """knows() as a plain function over jieba's frequency table, for tight loops."""
+        freq = self._load().FREQ.get
+        return lambda word: freq(word, 0) > 0
+
+    def splits_into_characters(self, word):
+        """True when jieba's dictionary cannot place any piece of `word` longer than one
+        character (王磊 = 王/磊): only then can its HMM yield `word` as one piece."""
+        return all(len(piece) == 1 for piece in self.cut(word))
 
     def load_tags(self, words):
         """Read the dictionary tags (third column of dict.txt) of `words`."""
@@ -152,6 +188,12 @@ def function_edge(seg, word):
     first, last = seg.tag(pieces[0]), seg.tag(pieces[-1])
     if first in FIRST_TAGS:
         return "phrase:first:" + first
+    if pieces[0] in FIRST_NUMERALS:
+        return "phrase:first:numeral"
+    if pieces[-1] in LOCALIZERS:
+        return "phrase:last:localizer"
+    if len(pieces) == 2 and len(word) == 2 and first in ABBREVIATION_TAGS and last in ABBREVIATION_TAGS:
+        return "phrase:abbreviations"
     if last in LAST_TAGS:
         return "phrase:last:" + last
     if (len(pieces) == 2 and len(pieces[0]) == 1 and first == "v" and len(pieces[1]) >= 2
