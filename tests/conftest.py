@@ -7,6 +7,13 @@ import pytest
 TINY_SEQ = 64
 TINY_PREDS = 10
 TINY_VOCAB = 1000
+# A fixed MFU denominator (TFLOP/s per rank, about what a core of this class measures). Without
+# --peak_tflops a CPU run times matmuls at start-up and again after logging windows 1, 2, 4, 8, ...
+# (~0.7 s each, the other ranks waiting): most of a short test run's wall time. The measured path is
+# covered by test_mfu_peak.py and end to end by the runs that do not use these flags (the prepared
+# run of test_job_faults.py checks its MFU line, docs blocks, the dashboard's real run). A test whose
+# timing depends on those pauses passes peak_tflops=0 (measure, the default).
+TINY_PEAK_TFLOPS = 0.25
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +72,29 @@ def vocab(corpus_file, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def probe_layouts(tmp_path_factory):
+    """tests/scripts/accum_probe.py's one-process layouts of its 16-example global batch, computed by one
+    process (one TensorFlow start-up): {"big": accum 1 x batch 16, "accum4": accum 4 x batch 4,
+    "fp16": accum 4 x batch 4 under a loss scale}, each a directory holding rank0.npz. Read-only."""
+    import sys
+
+    import proc
+
+    root = tmp_path_factory.mktemp("probe")
+    dirs = {name: str(root / name) for name in ("big", "accum4", "fp16")}
+    proc.run([sys.executable, os.path.join(proc.REPO, "tests", "scripts", "accum_probe.py"),
+              "--out", dirs["big"], "--accum", "1", "--batch", "16",
+              "--also", "%s:4:4" % dirs["accum4"], "--also", "%s:4:4:fp16" % dirs["fp16"]], timeout=150)
+    return dirs
+
+
 def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
     """hvd-pretrain flags for a fast tiny-BERT run on the session's shards."""
     flags = {
         "run_dir": run_dir, "data_dir": tiny_data["data_dir"], "max_seq_length": tiny_data["seq"],
         "max_predictions_per_seq": tiny_data["preds"], "num_train_steps": steps, "micro_batch_size": 4,
-        "log_every": 2, "save_checkpoints_steps": 2, "threads": 1,
+        "log_every": 2, "save_checkpoints_steps": 2, "threads": 1, "peak_tflops": TINY_PEAK_TFLOPS,
     }
     flags.update(extra)
     return ["--%s=%s" % (k, v) for k, v in flags.items()]

@@ -19,6 +19,8 @@ import psutil
 import pytest
 
 import proc
+from conftest import TINY_PEAK_TFLOPS
+from hvd_pretrain.rundir import read_jsonl
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV
 from jobtools import HVD_JOB, JobsHarness
 
@@ -33,7 +35,8 @@ SUPERVISION = ["--poll", "0.2", "--backoff", "1", "--grace", "60", "--hang-grace
 def trainer(steps, prepared):
     return ["horovodrun", "-np", "2", "--gloo", "hvd-pretrain", "--num_train_steps=%d" % steps,
             "--data_dir=%s/data" % prepared, "--vocab_dir=%s/vocab" % prepared,
-            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--micro_batch_size=4", "--threads=1"]
+            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--micro_batch_size=4", "--threads=1",
+            "--peak_tflops=%g" % TINY_PEAK_TFLOPS]  # no MFU-peak measuring pauses (conftest.TINY_PEAK_TFLOPS)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,12 @@ def prepared(tmp_path_factory):
         assert os.path.isdir(os.path.join(reuse, "data")) and os.path.isdir(os.path.join(reuse, "vocab")), reuse
         return reuse
     run_dir = str(tmp_path_factory.mktemp("prepared") / "run")
-    proc.run([os.path.join(proc.BIN, "hvd-pretrain"), "--run_dir=" + run_dir, "--num_train_steps=1",
-              "--micro_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300)
+    out = proc.run([os.path.join(proc.BIN, "hvd-pretrain"), "--run_dir=" + run_dir, "--num_train_steps=1",
+                    "--micro_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300).stdout
+    # Without --peak_tflops a CPU run measures its MFU denominator and reports MFU against it.
+    assert "measured on this host" in out, out[-3000:]
+    windows = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl"))[0] if "loss" in r]
+    assert windows and windows[-1]["peak_tflops_per_rank"] > 0 and windows[-1]["mfu"] > 0, windows
     return run_dir
 
 
@@ -107,7 +114,8 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     run_dir = jobs.run_dir(name)
 
     # 1. A rank killed with SIGKILL: horovodrun fails, the supervisor restarts it, the run resumes.
-    jobs.wait_step(name, CKPT_EVERY + 5, 150)
+    # Killed 3 steps past a checkpoint, as the hang below: 7 steps (~0.5 s) before the next checkpoint.
+    jobs.wait_step(name, CKPT_EVERY + 3, 150)
     victim = rank_process(run_dir, 1)
     assert victim is not None, "rank 1 not found"
     victim.send_signal(signal.SIGKILL)
