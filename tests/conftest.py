@@ -51,6 +51,35 @@ def tiny_sop_data(tiny_data, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_split_data(tiny_data, tmp_path_factory):
+    """tiny_data's corpus, vocab and layout with 5% of the documents held out into eval/."""
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+
+    data_dir = str(tmp_path_factory.mktemp("split") / "data")
+    config = DataConfig(max_seq_length=TINY_SEQ, max_predictions_per_seq=TINY_PREDS, dupe_factor=1,
+                        num_shards=4, seed=7, eval_fraction=0.05)
+    create_pretraining_data([default_corpus()], tiny_data["vocab_dir"], data_dir, config, num_workers=1)
+    return dict(tiny_data, data_dir=data_dir)
+
+
+@pytest.fixture(scope="session")
+def evaluated_run(tiny_split_data, tmp_path_factory):
+    """A finished 4-step tiny run on tiny_split_data evaluated after every step on 24 held-out examples,
+    keeping the best eval/mlm_loss checkpoint beside a rotation of one.
+
+    Returns dict(run_dir, runs_dir (its parent, holding only this run), output (its stdout)). Read-only."""
+    import proc
+
+    runs_dir = str(tmp_path_factory.mktemp("eval_runs") / "runs")
+    run_dir = os.path.join(runs_dir, "evaluated")
+    out = proc.run([os.path.join(proc.BIN, "hvd-pretrain")]
+                   + tiny_train_flags(tiny_split_data, run_dir, steps=4, eval_every=1, eval_examples=24,
+                                      keep_best="eval/mlm_loss", keep_checkpoints=1), timeout=180).stdout
+    return dict(run_dir=run_dir, runs_dir=runs_dir, output=out)
+
+
+@pytest.fixture(scope="session")
 def corpus_file(tmp_path_factory):
     """The first ~400 kB of the embedded corpus (whole documents): quick data-creation tests."""
     from hvd_pretrain.corpus import default_corpus
@@ -100,6 +129,19 @@ def tiny_train_flags(tiny_data, run_dir, steps=4, **extra):
     return ["--%s=%s" % (k, v) for k, v in flags.items()]
 
 
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    """A finished 4-step tiny-BERT run on tiny_data (tiny_train_flags: checkpoints at steps 2 and 4).
+
+    Read-only, shared by the tests that only read a trained run: copy it (shutil.copytree) to resume,
+    damage or extend it."""
+    import proc
+
+    run_dir = str(tmp_path_factory.mktemp("tiny_run") / "run")
+    proc.run([os.path.join(proc.BIN, "hvd-pretrain")] + tiny_train_flags(tiny_data, run_dir, steps=4), timeout=200)
+    return run_dir
+
+
 @pytest.fixture
 def tiny_flags(tiny_data):
     return lambda run_dir, **kw: tiny_train_flags(tiny_data, str(run_dir), **kw)
@@ -111,7 +153,7 @@ def pytest_configure(config):
 
 
 # Fixtures whose tests start real training or supervised jobs: `make test-fast` leaves them out.
-PROCESS_FIXTURES = {"tiny_flags", "jobs"}
+PROCESS_FIXTURES = {"tiny_flags", "tiny_run", "evaluated_run", "jobs"}
 
 
 def pytest_collection_modifyitems(config, items):
