@@ -153,7 +153,9 @@ def pytest_configure(config):
 
 
 # Fixtures whose tests start real training or supervised jobs: `make test-fast` leaves them out.
-PROCESS_FIXTURES = {"tiny_flags", "tiny_run", "evaluated_run", "jobs"}
+# (tiny_run and evaluated_run stand in for runs their tests used to start themselves: each test keeps
+# the selection it had.)
+PROCESS_FIXTURES = {"tiny_flags", "jobs"}
 
 
 def pytest_collection_modifyitems(config, items):
