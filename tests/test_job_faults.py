@@ -114,8 +114,9 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     run_dir = jobs.run_dir(name)
 
     # 1. A rank killed with SIGKILL: horovodrun fails, the supervisor restarts it, the run resumes.
-    # Killed 3 steps past a checkpoint, as the hang below: 7 steps (~0.5 s) before the next checkpoint.
-    jobs.wait_step(name, CKPT_EVERY + 3, 150)
+    # Killed 3 steps past a checkpoint, as the hang below: 7 steps (~0.5 s) before the next checkpoint,
+    # so the step is polled often.
+    jobs.wait_step(name, CKPT_EVERY + 3, 150, poll=0.05)
     victim = rank_process(run_dir, 1)
     assert victim is not None, "rank 1 not found"
     victim.send_signal(signal.SIGKILL)
@@ -125,7 +126,7 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     assert crash["kind"] == "error" and ("137" in crash["reason"] or "SIGKILL" in crash["reason"]), crash
 
     # 2. A rank stopped with SIGSTOP: no step advances, the supervisor declares a hang within 2x the timeout.
-    jobs.wait_step(name, 3 * CKPT_EVERY + 3, 180)
+    jobs.wait_step(name, 3 * CKPT_EVERY + 3, 180, poll=0.05)
     victim = rank_process(run_dir, 1)
     victim.send_signal(signal.SIGSTOP)
     stopped_at = time.time()
