@@ -9,10 +9,10 @@ TINY_PREDS = 10
 TINY_VOCAB = 1000
 # A fixed MFU denominator (TFLOP/s per rank, about what a core of this class measures). Without
 # --peak_tflops a CPU run times matmuls at start-up and again after logging windows 1, 2, 4, 8, ...
-# (~0.7 s each, the other ranks waiting): most of a short test run's wall time. The measured path is
-# covered by test_mfu_peak.py and end to end by the runs that do not use these flags (the prepared
-# run of test_job_faults.py checks its MFU line, docs blocks, the dashboard's real run). A test whose
-# timing depends on those pauses passes peak_tflops=0 (measure, the default).
+# (~0.7 s each, the other ranks waiting): seconds of every short test run. The measured path is
+# covered by test_mfu_peak.py and end to end by the runs that pass peak_tflops=0 (measure, the default:
+# test_train_horovod.py checks the MFU it reports) or do not use these flags (docs blocks, the
+# dashboard's real run). A test whose timing depends on those pauses passes peak_tflops=0 too.
 TINY_PEAK_TFLOPS = 0.25
 
 

@@ -20,7 +20,6 @@ import pytest
 
 import proc
 from conftest import TINY_PEAK_TFLOPS
-from hvd_pretrain.rundir import read_jsonl
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV
 from jobtools import HVD_JOB, JobsHarness
 
@@ -41,21 +40,24 @@ def trainer(steps, prepared):
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """A run directory whose vocab/ and data/ are built once (single process) and shared read-only.
+    """A directory with the vocab/ and data/ hvd-pretrain builds by default (the embedded corpus, an
+    8000-piece vocab, seq 128; --dupe_factor=1), built once in this process and shared read-only.
 
     HVD_PRETRAIN_TEST_PREPARED=DIR reuses a run directory prepared earlier (it must have vocab/ and data/).
     """
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+    from hvd_pretrain.vocab import train_sentencepiece
+
     reuse = os.environ.get("HVD_PRETRAIN_TEST_PREPARED")
     if reuse:
         assert os.path.isdir(os.path.join(reuse, "data")) and os.path.isdir(os.path.join(reuse, "vocab")), reuse
         return reuse
     run_dir = str(tmp_path_factory.mktemp("prepared") / "run")
-    out = proc.run([os.path.join(proc.BIN, "hvd-pretrain"), "--run_dir=" + run_dir, "--num_train_steps=1",
-                    "--micro_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300).stdout
-    # Without --peak_tflops a CPU run measures its MFU denominator and reports MFU against it.
-    assert "measured on this host" in out, out[-3000:]
-    windows = [r for r in read_jsonl(os.path.join(run_dir, "metrics.jsonl"))[0] if "loss" in r]
-    assert windows and windows[-1]["peak_tflops_per_rank"] > 0 and windows[-1]["mfu"] > 0, windows
+    corpus = [default_corpus()]
+    train_sentencepiece(corpus, os.path.join(run_dir, "vocab"), 8000)
+    create_pretraining_data(corpus, os.path.join(run_dir, "vocab"), os.path.join(run_dir, "data"),
+                            DataConfig(dupe_factor=1), num_workers=1)
     return run_dir
 
 
