@@ -76,7 +76,7 @@ class JobsHarness:
             return None
         return self.wait(reached, timeout, "job %r to reach %s" % (name, "/".join(states)), poll=0.1)
 
-    def wait_step(self, name, step, timeout):
+    def wait_step(self, name, step, timeout, poll=0.2):
         """Wait until metrics.jsonl of `name` reaches `step`; fail at once if the job ends first."""
         def reached():
             if (self.last_step(name) or 0) >= step:
@@ -86,7 +86,7 @@ class JobsHarness:
                 raise AssertionError("job %r ended %s before step %d: %s; error: %s" % (
                     name, job["state"], step, job.get("reason"), job.get("error")))
             return False
-        return self.wait(reached, timeout, "job %r to reach step %d" % (name, step), poll=0.2)
+        return self.wait(reached, timeout, "job %r to reach step %d" % (name, step), poll=poll)
 
     def close(self):
         for name in self.names:

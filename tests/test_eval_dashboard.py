@@ -6,35 +6,18 @@ import pytest
 
 from hvd_pretrain import rundir
 from hvd_pretrain.telemetry import server
-from tests import proc
 from tests.test_monitor_browser import browser, no_js_errors, screenshot, wait_for  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.slow]
 
 
-@pytest.fixture(scope="module")
-def eval_run(tiny_data, tmp_path_factory):
-    from conftest import tiny_train_flags
-    from hvd_pretrain.corpus import default_corpus
-    from hvd_pretrain.data import DataConfig, create_pretraining_data
-
-    root = tmp_path_factory.mktemp("eval_runs")
-    data_dir = str(root / "data")
-    create_pretraining_data([default_corpus()], tiny_data["vocab_dir"], data_dir,
-                            DataConfig(max_seq_length=tiny_data["seq"], max_predictions_per_seq=tiny_data["preds"],
-                                       dupe_factor=1, num_shards=2, seed=7, eval_fraction=0.05))
-    runs = root / "runs"
-    proc.run([os.path.join(proc.BIN, "hvd-pretrain")]
-             + tiny_train_flags(dict(tiny_data, data_dir=data_dir), str(runs / "evaluated"), steps=6,
-                                eval_every=2, eval_examples=32), timeout=200)
-    return str(runs)
-
-
 @pytest.mark.timeout(400)
-def test_run_and_compare_pages_chart_the_eval_records(eval_run, browser):  # noqa: F811 - the fixture
+def test_run_and_compare_pages_chart_the_eval_records(evaluated_run, browser):  # noqa: F811 - the fixture
+    # conftest.evaluated_run: a real 4-step run evaluated after every step, alone in its runs directory.
+    eval_run = evaluated_run["runs_dir"]
     evals = [r for r in rundir.read_jsonl(os.path.join(eval_run, "evaluated", "metrics.jsonl"))[0]
              if r.get("event") == "eval"]
-    assert [r["step"] for r in evals] == [0, 2, 4, 6]
+    assert [r["step"] for r in evals] == [0, 1, 2, 3, 4]
     srv = server.start_in_thread(eval_run, refresh_interval=0.3)
     url = "http://127.0.0.1:%d" % srv.server_address[1]
     try:

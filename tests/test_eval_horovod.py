@@ -13,18 +13,10 @@ HVD_PRETRAIN = os.path.join(BIN, "hvd-pretrain")
 
 
 @pytest.mark.timeout(400)
-def test_two_ranks_evaluate_exactly_what_one_rank_does(tiny_data, tmp_path):
-    from conftest import tiny_train_flags
-    from hvd_pretrain.corpus import default_corpus
-    from hvd_pretrain.data import DataConfig, create_pretraining_data
-
-    data_dir = str(tmp_path / "data")
-    create_pretraining_data([default_corpus()], tiny_data["vocab_dir"], data_dir,
-                            DataConfig(max_seq_length=tiny_data["seq"], max_predictions_per_seq=tiny_data["preds"],
-                                       dupe_factor=1, num_shards=2, seed=7, eval_fraction=0.05))
-    run_dir = str(tmp_path / "run")
-    run([HVD_PRETRAIN] + tiny_train_flags(dict(tiny_data, data_dir=data_dir), run_dir, steps=3, eval_every=0),
-        timeout=150)
+def test_two_ranks_evaluate_exactly_what_one_rank_does(tiny_split_data, tiny_run, tmp_path):
+    # The held-out split of tiny_data's corpus (same vocab and sequence length) and the shared 4-step
+    # tiny run (conftest, read only).
+    data_dir, run_dir = tiny_split_data["data_dir"], tiny_run
     results = {}
     for np_ in (1, 2):
         out = str(tmp_path / ("np%d.json" % np_))

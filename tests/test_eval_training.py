@@ -11,19 +11,6 @@ HVD_PRETRAIN = os.path.join(BIN, "hvd-pretrain")
 HVD_EXPORT = os.path.join(BIN, "hvd-export")
 
 
-@pytest.fixture(scope="module")
-def split_data(tiny_data, tmp_path_factory):
-    """tiny_data's corpus and vocab with 5% of the documents held out into eval/."""
-    from hvd_pretrain.corpus import default_corpus
-    from hvd_pretrain.data import DataConfig, create_pretraining_data
-
-    data_dir = str(tmp_path_factory.mktemp("split") / "data")
-    config = DataConfig(max_seq_length=tiny_data["seq"], max_predictions_per_seq=tiny_data["preds"], dupe_factor=1,
-                        num_shards=4, seed=7, eval_fraction=0.05)
-    create_pretraining_data([default_corpus()], tiny_data["vocab_dir"], data_dir, config, num_workers=1)
-    return dict(tiny_data, data_dir=data_dir)
-
-
 def _records(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -44,13 +31,13 @@ def _fails_with_one_line(cmd, *needles, timeout=150):
 
 
 @pytest.mark.timeout(700)
-def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp_path):
+def test_evaluating_leaves_training_unchanged_and_keeps_the_best(tiny_split_data, evaluated_run, tmp_path):
     from conftest import tiny_train_flags
 
-    with_eval, without = str(tmp_path / "with"), str(tmp_path / "without")
-    out = run([HVD_PRETRAIN] + tiny_train_flags(split_data, with_eval, steps=4, eval_every=1, eval_examples=24,
-                                                keep_best="eval/mlm_loss", keep_checkpoints=1), timeout=180).stdout
-    run([HVD_PRETRAIN] + tiny_train_flags(split_data, without, steps=4, eval_every=0), timeout=180)
+    # evaluated_run (conftest, read only): these flags with eval_every=1, eval_examples=24,
+    # keep_best=eval/mlm_loss and keep_checkpoints=1; the dashboard tests chart it too.
+    with_eval, out, without = evaluated_run["run_dir"], evaluated_run["output"], str(tmp_path / "without")
+    run([HVD_PRETRAIN] + tiny_train_flags(tiny_split_data, without, steps=4, eval_every=0), timeout=180)
     # The weights after 4 steps are bitwise the same with and without evaluation after every step.
     assert _end_digest(with_eval) == _end_digest(without)
     assert not [r for r in _records(os.path.join(without, "metrics.jsonl")) if r.get("event") == "eval"]
@@ -88,13 +75,13 @@ def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp
     # --eval_only on the best checkpoint reproduces the number recorded during training.
     result_file = str(tmp_path / "best.json")
     out = run([HVD_PRETRAIN, "--eval_only", "--checkpoint=%s" % os.path.join(checkpoints, "best"),
-               "--data_dir=%s" % split_data["data_dir"], "--eval_examples=24", "--micro_batch_size=5",
+               "--data_dir=%s" % tiny_split_data["data_dir"], "--eval_examples=24", "--micro_batch_size=5",
                "--eval_output=%s" % result_file, "--threads=1"], timeout=120).stdout
     assert "eval/mlm_accuracy" in out
     with open(result_file) as f:
         result = json.load(f)
     recorded = next(r["eval"] for r in evals if r["step"] == best_step)
-    assert result["step"] == best_step and result["eval_data"] == os.path.join(split_data["data_dir"], "eval")
+    assert result["step"] == best_step and result["eval_data"] == os.path.join(tiny_split_data["data_dir"], "eval")
     for key in ("mlm_loss", "mlm_accuracy", "nsp_loss", "nsp_accuracy"):
         assert result["eval"][key] == pytest.approx(recorded[key], rel=1e-5, abs=1e-7), key
 
@@ -105,9 +92,9 @@ def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp
 
     # --eval_only --init_from a transformers directory (the exported best) gives the checkpoint's numbers.
     hf_file = str(tmp_path / "hf.json")
-    run([HVD_PRETRAIN, "--eval_only", "--init_from=%s" % (tmp_path / "exported"), "--data_dir=%s" % split_data["data_dir"],
-         "--eval_examples=24", "--micro_batch_size=8", "--eval_output=%s" % hf_file, "--threads=1",
-         "--run_dir=%s" % (tmp_path / "hf_run")], timeout=120)
+    run([HVD_PRETRAIN, "--eval_only", "--init_from=%s" % (tmp_path / "exported"),
+         "--data_dir=%s" % tiny_split_data["data_dir"], "--eval_examples=24", "--micro_batch_size=8",
+         "--eval_output=%s" % hf_file, "--threads=1", "--run_dir=%s" % (tmp_path / "hf_run")], timeout=120)
     with open(hf_file) as f:
         from_hf = json.load(f)
     assert from_hf["init_from"] == str(tmp_path / "exported")
@@ -116,7 +103,7 @@ def test_evaluating_leaves_training_unchanged_and_keeps_the_best(split_data, tmp
 
 
 @pytest.mark.timeout(300)
-def test_eval_flag_errors_are_one_line(split_data, tiny_data, tmp_path):
+def test_eval_flag_errors_are_one_line(tiny_split_data, tiny_data, tmp_path):
     from conftest import tiny_train_flags
 
     _fails_with_one_line([HVD_PRETRAIN, "--keep_best=eval/mlm_acuracy"], "unknown metric", "eval/mlm_accuracy")
@@ -124,13 +111,14 @@ def test_eval_flag_errors_are_one_line(split_data, tiny_data, tmp_path):
     _fails_with_one_line([HVD_PRETRAIN, "--keep_best=eval/mlm_accuracy:up"], "neither max nor min")
     _fails_with_one_line([HVD_PRETRAIN] + tiny_train_flags(tiny_data, str(tmp_path / "a"), eval_every=2),
                          "--eval_every=2 needs held-out data", "--eval_fraction")
-    _fails_with_one_line([HVD_PRETRAIN] + tiny_train_flags(split_data, str(tmp_path / "b"),
-                                                           keep_best="eval/rtd_accuracy"), "reports no eval/rtd_accuracy")
-    _fails_with_one_line([HVD_PRETRAIN] + tiny_train_flags(split_data, str(tmp_path / "c"),
-                                                           eval_data_dir=split_data["data_dir"] + "/missing"),
+    _fails_with_one_line([HVD_PRETRAIN] + tiny_train_flags(tiny_split_data, str(tmp_path / "b"),
+                                                           keep_best="eval/rtd_accuracy"),
+                         "reports no eval/rtd_accuracy")
+    _fails_with_one_line([HVD_PRETRAIN] + tiny_train_flags(tiny_split_data, str(tmp_path / "c"),
+                                                           eval_data_dir=tiny_split_data["data_dir"] + "/missing"),
                          "does not exist")
     os.makedirs(tmp_path / "empty_run")
     _fails_with_one_line([HVD_PRETRAIN, "--eval_only", "--run_dir=%s" % (tmp_path / "empty_run"),
-                          "--data_dir=%s" % split_data["data_dir"]], "--run_dir=", "no complete checkpoint")
+                          "--data_dir=%s" % tiny_split_data["data_dir"]], "--run_dir=", "no complete checkpoint")
     _fails_with_one_line([HVD_EXPORT, "--run_dir=%s" % (tmp_path / "a"), "--best", "--out=%s" % (tmp_path / "x")],
                          "no best checkpoint")

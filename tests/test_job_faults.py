@@ -19,6 +19,7 @@ import psutil
 import pytest
 
 import proc
+from conftest import TINY_PEAK_TFLOPS
 from hvd_pretrain.supervisor.names import RUN_DIR_ENV
 from jobtools import HVD_JOB, JobsHarness
 
@@ -33,22 +34,30 @@ SUPERVISION = ["--poll", "0.2", "--backoff", "1", "--grace", "60", "--hang-grace
 def trainer(steps, prepared):
     return ["horovodrun", "-np", "2", "--gloo", "hvd-pretrain", "--num_train_steps=%d" % steps,
             "--data_dir=%s/data" % prepared, "--vocab_dir=%s/vocab" % prepared,
-            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--micro_batch_size=4", "--threads=1"]
+            "--save_checkpoints_steps=%d" % CKPT_EVERY, "--log_every=1", "--micro_batch_size=4", "--threads=1",
+            "--peak_tflops=%g" % TINY_PEAK_TFLOPS]  # no MFU-peak measuring pauses (conftest.TINY_PEAK_TFLOPS)
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    """A run directory whose vocab/ and data/ are built once (single process) and shared read-only.
+    """A directory with the vocab/ and data/ hvd-pretrain builds by default (the embedded corpus, an
+    8000-piece vocab, seq 128; --dupe_factor=1), built once in this process and shared read-only.
 
     HVD_PRETRAIN_TEST_PREPARED=DIR reuses a run directory prepared earlier (it must have vocab/ and data/).
     """
+    from hvd_pretrain.corpus import default_corpus
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+    from hvd_pretrain.vocab import train_sentencepiece
+
     reuse = os.environ.get("HVD_PRETRAIN_TEST_PREPARED")
     if reuse:
         assert os.path.isdir(os.path.join(reuse, "data")) and os.path.isdir(os.path.join(reuse, "vocab")), reuse
         return reuse
     run_dir = str(tmp_path_factory.mktemp("prepared") / "run")
-    proc.run([os.path.join(proc.BIN, "hvd-pretrain"), "--run_dir=" + run_dir, "--num_train_steps=1",
-              "--micro_batch_size=4", "--dupe_factor=1", "--save_checkpoints_steps=1000"], timeout=300)
+    corpus = [default_corpus()]
+    train_sentencepiece(corpus, os.path.join(run_dir, "vocab"), 8000)
+    create_pretraining_data(corpus, os.path.join(run_dir, "vocab"), os.path.join(run_dir, "data"),
+                            DataConfig(dupe_factor=1), num_workers=1)
     return run_dir
 
 
@@ -107,7 +116,9 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     run_dir = jobs.run_dir(name)
 
     # 1. A rank killed with SIGKILL: horovodrun fails, the supervisor restarts it, the run resumes.
-    jobs.wait_step(name, CKPT_EVERY + 5, 150)
+    # Killed 3 steps past a checkpoint, as the hang below: 7 steps (~0.5 s) before the next checkpoint,
+    # so the step is polled often.
+    jobs.wait_step(name, CKPT_EVERY + 3, 150, poll=0.05)
     victim = rank_process(run_dir, 1)
     assert victim is not None, "rank 1 not found"
     victim.send_signal(signal.SIGKILL)
@@ -117,7 +128,7 @@ def test_rank_killed_then_rank_hung_both_recover_from_checkpoints(jobs):
     assert crash["kind"] == "error" and ("137" in crash["reason"] or "SIGKILL" in crash["reason"]), crash
 
     # 2. A rank stopped with SIGSTOP: no step advances, the supervisor declares a hang within 2x the timeout.
-    jobs.wait_step(name, 3 * CKPT_EVERY + 3, 180)
+    jobs.wait_step(name, 3 * CKPT_EVERY + 3, 180, poll=0.05)
     victim = rank_process(run_dir, 1)
     victim.send_signal(signal.SIGSTOP)
     stopped_at = time.time()

@@ -26,16 +26,15 @@ def _load(path):
 
 @pytest.mark.horovod
 @pytest.mark.timeout(300)
-def test_three_layouts_give_the_same_gradient_and_sgd_step(tmp_path):
+def test_three_layouts_give_the_same_gradient_and_sgd_step(tmp_path, probe_layouts):
     python = os.path.join(BIN, "python")
     run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", python, PROBE, "--out", str(tmp_path / "np2"),
          "--accum", "2", "--batch", "4"], timeout=150)
-    run([python, PROBE, "--out", str(tmp_path / "accum4"), "--accum", "4", "--batch", "4"], timeout=100)
-    run([python, PROBE, "--out", str(tmp_path / "big"), "--accum", "1", "--batch", "16"], timeout=100)
     np2_r0 = _load(tmp_path / "np2" / "rank0.npz")
     np2_r1 = _load(tmp_path / "np2" / "rank1.npz")
-    acc4 = _load(tmp_path / "accum4" / "rank0.npz")
-    big = _load(tmp_path / "big" / "rank0.npz")
+    # The one-process layouts (conftest.probe_layouts): accum 4 x batch 4 and accum 1 x batch 16.
+    acc4 = _load(os.path.join(probe_layouts["accum4"], "rank0.npz"))
+    big = _load(os.path.join(probe_layouts["big"], "rank0.npz"))
     layouts = {"np2_rank0": np2_r0, "np2_rank1": np2_r1, "accum4": acc4}
 
     assert len({str(z["init_digest"]) for z in (np2_r0, np2_r1, acc4, big)}) == 1, "initial weights differ"

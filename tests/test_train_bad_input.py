@@ -85,11 +85,11 @@ def test_corrupt_tfrecord_is_reported_and_left_in_place(tmp_path, tiny_data, tin
 
 
 @pytest.mark.timeout(240)
-def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path, tiny_flags):
+def test_checkpoint_of_another_model_is_refused_and_kept(tmp_path, tiny_run, tiny_flags):
     run_dir = tmp_path / "run"
-    run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=2), timeout=150)
+    shutil.copytree(tiny_run, run_dir)  # 4 steps of tiny_flags
     ckpts = run_dir / "checkpoints"
     before = _tree_digest(ckpts)
-    _fails_with_one_line([HVD_PRETRAIN, "--preset=mini"] + tiny_flags(run_dir, steps=4),
+    _fails_with_one_line([HVD_PRETRAIN, "--preset=mini"] + tiny_flags(run_dir, steps=6),
                          "different model config", "hidden_size")
     assert _tree_digest(ckpts) == before

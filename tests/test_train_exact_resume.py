@@ -32,6 +32,24 @@ def dynamic_data(tiny_data, tmp_path_factory):
     return data_dir
 
 
+@pytest.fixture(scope="module")
+def small_data(tiny_data, corpus_file, tmp_path_factory):
+    """tiny_data's vocab and layout (4 shards, seq 64, NSP) on the first ~150 kB of corpus_file: ~1,100
+    examples, an epoch short enough to be read to its end."""
+    from hvd_pretrain.data import DataConfig, create_pretraining_data
+
+    root = tmp_path_factory.mktemp("small")
+    with open(corpus_file, encoding="utf-8") as f:
+        text = f.read(150_000)
+    corpus = root / "small.txt"
+    corpus.write_text(text[:text.rfind("\n\n") + 1], encoding="utf-8")
+    data_dir = str(root / "data")
+    config = DataConfig(max_seq_length=tiny_data["seq"], max_predictions_per_seq=tiny_data["preds"], dupe_factor=1,
+                        num_shards=4, seed=7)
+    create_pretraining_data([str(corpus)], tiny_data["vocab_dir"], data_dir, config, num_workers=1)
+    return data_dir
+
+
 def _jsonl(path):
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
@@ -119,12 +137,12 @@ def test_weighted_mixture_trains_and_reports_each_corpus(tmp_path, tiny_data, ti
 
 @pytest.mark.horovod
 @pytest.mark.timeout(600)
-def test_a_restart_on_fewer_ranks_reads_every_example_of_the_epoch_once(tmp_path, tiny_data, tiny_flags):
+def test_a_restart_on_fewer_ranks_reads_every_example_of_the_epoch_once(tmp_path, small_data, tiny_flags):
     """2 ranks train part of epoch 0; the run goes on as 1 rank past the epoch's end (example ids counted)."""
-    with open(os.path.join(tiny_data["data_dir"], "manifest.json")) as f:
+    with open(os.path.join(small_data, "manifest.json")) as f:
         total = json.load(f)["num_instances"]
     run_dir, first = str(tmp_path / "run"), 25
-    flags = dict(log_every=5, save_checkpoints_steps=1000, record_batch_digests=True)
+    flags = dict(log_every=5, save_checkpoints_steps=1000, record_batch_digests=True, data_dir=small_data)
     run([os.path.join(BIN, "horovodrun"), "-np", "2", "--gloo", HVD_PRETRAIN]
         + tiny_flags(run_dir, steps=first, **flags), timeout=300)
     rest = total - 2 * 4 * first  # examples of epoch 0 no rank has read

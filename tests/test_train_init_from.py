@@ -12,9 +12,8 @@ pytest.importorskip("transformers", reason="the transformers export needs the te
 
 
 @pytest.mark.timeout(400)
-def test_init_from_a_transformers_directory_starts_from_its_exact_weights(tmp_path, tiny_data):
-    source, target = str(tmp_path / "source"), str(tmp_path / "target")
-    run([os.path.join(BIN, "hvd-pretrain")] + tiny_train_flags(tiny_data, source, steps=2), timeout=150)
+def test_init_from_a_transformers_directory_starts_from_its_exact_weights(tmp_path, tiny_data, tiny_run):
+    source, target = tiny_run, str(tmp_path / "target")  # the shared 4-step run, read only
     hf = str(tmp_path / "hf")
     run([os.path.join(BIN, "hvd-export"), "--run_dir=" + source, "--out=" + hf], timeout=150)
     assert os.path.isfile(os.path.join(hf, "config.json"))

@@ -24,9 +24,9 @@ def _rank_events(run_dir, rank, event):
 
 
 @pytest.mark.timeout(300)
-def test_phase_two_starts_from_phase_one_weights_and_continues_the_step(tmp_path, tiny_data):
-    phase1, phase2, fresh = (str(tmp_path / n) for n in ("phase1", "phase2", "fresh"))
-    run([HVD_PRETRAIN] + tiny_train_flags(tiny_data, phase1, steps=4), timeout=150)
+def test_phase_two_starts_from_phase_one_weights_and_continues_the_step(tmp_path, tiny_data, tiny_run):
+    phase1 = tiny_run  # 4 steps of tiny_train_flags(tiny_data, ...), read only
+    phase2, fresh = (str(tmp_path / n) for n in ("phase2", "fresh"))
     out = run([HVD_PRETRAIN, "--init_checkpoint=" + phase1, "--continue_global_step", "--learning_rate=1e-4",
                "--warmup_steps=2"] + tiny_train_flags(tiny_data, phase2, steps=4), timeout=150).stdout
     assert "global step continues from 4; this phase ends at step 8" in out

@@ -31,27 +31,28 @@ def _truncate_data_file(checkpoint):
 
 
 @pytest.mark.timeout(300)
-def test_damaged_newest_checkpoint_is_set_aside_and_training_resumes(tmp_path, tiny_flags):
+def test_damaged_newest_checkpoint_is_set_aside_and_training_resumes(tmp_path, tiny_run, tiny_flags):
     run_dir = tmp_path / "run"
-    run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=6, save_checkpoints_steps=2, keep_checkpoints=5), timeout=200)
+    shutil.copytree(tiny_run, run_dir)  # 4 steps of tiny_flags: checkpoints at steps 2 and 4
     ckpts = run_dir / "checkpoints"
-    _truncate_data_file(ckpts / "ckpt-000000006")
-    result = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=8, save_checkpoints_steps=2, keep_checkpoints=5),
+    assert sorted(os.listdir(ckpts)) == ["ckpt-000000002", "ckpt-000000004"]
+    _truncate_data_file(ckpts / "ckpt-000000004")
+    result = run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=6, save_checkpoints_steps=2, keep_checkpoints=5),
                  timeout=200)
     warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: checkpoint")]
-    assert len(warnings) == 1 and "ckpt-000000006" in warnings[0] and "ckpt-000000004" in warnings[0], result.stdout
-    assert "resumed from %s at step 4" % (ckpts / "ckpt-000000004") in result.stdout
+    assert len(warnings) == 1 and "ckpt-000000004" in warnings[0] and "ckpt-000000002" in warnings[0], result.stdout
+    assert "resumed from %s at step 2" % (ckpts / "ckpt-000000002") in result.stdout
     names = sorted(os.listdir(ckpts))
-    assert "ckpt-000000006.damaged" in names and "ckpt-000000008" in names, names
+    assert "ckpt-000000004.damaged" in names and "ckpt-000000006" in names, names
     resume = [r for r in _metrics(run_dir) if r.get("event") == "resume"]
-    assert resume[-1]["step"] == 4
-    assert [r for r in _metrics(run_dir) if r.get("event") == "end"][-1]["step"] == 8
+    assert resume[-1]["step"] == 2
+    assert [r for r in _metrics(run_dir) if r.get("event") == "end"][-1]["step"] == 6
 
 
 @pytest.mark.timeout(300)
-def test_every_checkpoint_damaged_stops_with_one_line_and_renames_nothing(tmp_path, tiny_flags):
+def test_every_checkpoint_damaged_stops_with_one_line_and_renames_nothing(tmp_path, tiny_run, tiny_flags):
     run_dir = tmp_path / "run"
-    run([HVD_PRETRAIN] + tiny_flags(run_dir, steps=4, save_checkpoints_steps=2), timeout=200)
+    shutil.copytree(tiny_run, run_dir)  # 4 steps of tiny_flags: checkpoints at steps 2 and 4
     ckpts = run_dir / "checkpoints"
     for path in ckpts.iterdir():
         _truncate_data_file(path)

@@ -8,6 +8,10 @@ Each rank writes D/rank<r>.npz with the initial-weights digest, the gradients
 and the weights after one plain-SGD step, computed twice from the same start: by
 `compute_gradients` + `apply` (one allreduce after backward) and by the trainer's
 `run` (the allreduce in small groups overlapping the last micro-batch's backward).
+
+`--also D2:ACCUM:BATCH[:PRECISION]` (repeatable) computes more layouts in the same
+process, each from a fresh model built with the same seed (one TensorFlow start-up
+for several layouts); D2/rank<r>.npz is written as if by a separate run.
 """
 
 import argparse
@@ -47,6 +51,15 @@ def global_batch():
                 masked_lm_ids=labels, masked_lm_weights=weights, next_sentence_labels=nsp)
 
 
+def _layout(text):
+    """OUT:ACCUM:BATCH[:PRECISION] -> argparse.Namespace like the main layout's."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4) or (len(parts) == 4 and parts[3] not in ("fp32", "fp16")):
+        raise argparse.ArgumentTypeError("--also wants OUT:ACCUM:BATCH[:fp32|fp16], got %r" % text)
+    return argparse.Namespace(out=parts[0], accum=int(parts[1]), batch=int(parts[2]),
+                              precision=parts[3] if len(parts) == 4 else "fp32", inject_inf_rank=-1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--out", required=True)
@@ -54,10 +67,18 @@ def main():
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"])
     p.add_argument("--inject_inf_rank", type=int, default=-1, help="this rank's loss becomes inf")
+    p.add_argument("--also", type=_layout, action="append", default=[],
+                   help="OUT:ACCUM:BATCH[:PRECISION]: one more layout computed in this process")
     args = p.parse_args()
-    if args.precision == "fp16":
-        keras.mixed_precision.set_global_policy("mixed_float16")
     hvd = distributed.init_horovod(threads=1)
+    for i, layout in enumerate([args] + args.also):
+        if i:
+            keras.backend.clear_session()  # layer names and random-op counters start over, as in a new process
+        probe(hvd, layout)
+
+
+def probe(hvd, args):
+    keras.mixed_precision.set_global_policy("mixed_float16" if args.precision == "fp16" else "float32")
     rank, size = hvd.rank(), hvd.size()
     assert args.accum * args.batch * size == GLOBAL, "layout must cover the 16 examples exactly"
     data = global_batch()
