@@ -209,10 +209,13 @@ class AccumulatingStep:
         with tf.GradientTape() as tape:
             sums = self.model.loss_sums(features, training=True, seed=self.forward_seed(micro_key))
             loss = weighted_loss(sums, global_counts, self.objectives, self.weights)
-            scaled = loss * scale
+            scaled = loss * scale if self.loss_scale is not None else loss
         grads = tape.gradient(scaled, self.model.trainable_variables)
-        # Unscale each micro-batch's gradient before it joins the fp32 sum.
-        grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) / scale for g in grads]
+        grads = [None if g is None else tf.cast(tf.convert_to_tensor(g), tf.float32) for g in grads]
+        if self.loss_scale is not None:
+            # Unscale each micro-batch's gradient before it joins the fp32 sum (fp32 has no scale:
+            # no pass over the gradients).
+            grads = [None if g is None else g / scale for g in grads]
         return grads, tf.stack([tf.cast(sums[name], tf.float32) for name in self.objectives + self.metric_names])
 
     def _micro_step_body(self, features, global_counts, scale, micro_key):
