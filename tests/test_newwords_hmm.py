@@ -1,14 +1,11 @@
 """The words of jieba's HMM in the hybrid method: candidates, HMM share ranking, phrase rules."""
 
-import random
-
 import pytest
 
 from hvd_pretrain.vocab.newwords import hmmwords, hybrid, segmented
 from hvd_pretrain.vocab.newwords.counting import CountConfig
+from newwordstools import write_planted_corpus
 
-FILLERS = ["我们", "今天", "发现", "问题", "朋友", "学生", "老师", "城市", "工作", "北京", "上海", "生活",
-           "认为", "知道", "已经", "非常", "时候", "地方", "国家", "历史", "文化", "经济", "社会", "电影"]
 NAME = "龚雯"  # always in 记者龚雯报道: no character statistic isolates it, jieba's HMM does
 
 
@@ -78,19 +75,14 @@ def test_jieba_knows_its_words_not_its_prefixes(seg):
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    rng = random.Random(11)
-    lines = []
-    for i in range(900):
-        words = [rng.choice(FILLERS) for _ in range(6)]
+    def plant(i, rng, words):
         if i % 3 == 0:
             words.insert(3, "记者" + NAME + "报道")
-        lines.append("".join(words) + rng.choice("。，！？"))
-    path = tmp_path_factory.mktemp("hmm") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path = write_planted_corpus(tmp_path_factory.mktemp("hmm") / "corpus.txt", 11, plant)
     out = {}
     for on in (True, False):
         config = hybrid.NewWordsConfig(method="hybrid", hmm_words=on, count_config=CountConfig(workers=1))
-        out[on] = hybrid.discover([str(path)], config)
+        out[on] = hybrid.discover([path], config)
     return out
 
 

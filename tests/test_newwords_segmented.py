@@ -1,14 +1,11 @@
 """The jieba-based filters of the hybrid method: fragments, function edges, verb + object, known word + rest."""
 
-import random
-
 import pytest
 
 from hvd_pretrain.vocab.newwords import hybrid, ngrams, segmented
 from hvd_pretrain.vocab.newwords.counting import CountConfig
+from newwordstools import write_planted_corpus
 
-FILLERS = ["我们", "今天", "发现", "问题", "朋友", "学生", "老师", "城市", "工作", "北京", "上海", "生活",
-           "认为", "知道", "已经", "非常", "时候", "地方", "国家", "历史", "文化", "经济", "社会", "电影"]
 FRAGMENT = "鼗鞨增"          # always followed by 长 加 强 多 进: ends inside 增长 增加 增强 增多 增进
 REST_WORD, KNOWN = "貘犸", "记者"  # always after 记者, varied on the right
 
@@ -20,18 +17,12 @@ def seg():
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    rng = random.Random(7)
-    lines = []
-    for i in range(900):
-        words = [rng.choice(FILLERS) for _ in range(6)]
+    def plant(i, rng, words):
         if i % 3 == 0:
             words.insert(3, FRAGMENT + rng.choice("长加强多进"))
         elif i % 3 == 1:
             words.insert(2, KNOWN + REST_WORD)
-        lines.append("".join(words) + rng.choice("。，！？"))
-    path = tmp_path_factory.mktemp("seg") / "corpus.txt"
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return str(path)
+    return write_planted_corpus(tmp_path_factory.mktemp("seg") / "corpus.txt", 7, plant)
 
 
 @pytest.fixture(scope="module")
