@@ -47,7 +47,6 @@ class HmmPieces:
         self.count = collections.Counter()
         self.floor = 0
         self.lines = 0
-        self.cache = {}  # block -> its new pieces (exact: jieba segments each block on its own)
 
     def share(self, word, freq):
         """Share of the `freq` occurrences of `word` that jieba's HMM yields as one piece."""
@@ -62,21 +61,22 @@ def is_candidate(piece, max_len):
     return 2 <= len(piece) <= max_len and all(textio.is_cjk_char(ch) for ch in piece)
 
 
-def count_pieces(seg, lines, max_len, known, max_entries=MAX_ENTRIES, into=None):
+def count_pieces(seg, lines, max_len, known, max_entries=MAX_ENTRIES, into=None, cache=None):
     """Segment `lines` (str) with jieba, HMM on; count the pieces of 2..max_len CJK
     characters that are not in `known` (a container, or a callable word -> bool).
-    Returns an HmmPieces (`into`, when given, is updated)."""
+    Returns an HmmPieces (`into`, when given, is updated). cache: {block: its new pieces},
+    kept by the caller across calls (exact: jieba segments each block on its own)."""
     out = into if into is not None else HmmPieces()
     is_known = known if callable(known) else known.__contains__
-    count, cache = out.count, out.cache
+    count = out.count
+    cache = {} if cache is None else cache
     for line in lines:
         out.lines += 1
         for block in seg.blocks(line):
             new = cache.get(block)
             if new is None:
-                # most long pieces are dictionary words: test that before the characters
                 new = tuple(piece for piece in seg.cut(block, hmm=True)
-                            if 2 <= len(piece) <= max_len and not is_known(piece) and is_candidate(piece, max_len))
+                            if is_candidate(piece, max_len) and not is_known(piece))
                 if len(cache) >= CACHE_BLOCKS:
                     cache.clear()
                 cache[block] = new
@@ -131,8 +131,8 @@ def count_files(seg, paths, reading, max_len, chunk_bytes=textio.DEFAULT_CHUNK_B
     """count_pieces over every line of the input files (any corpus format of the data
     tools); the known words are those of jieba's own dictionary."""
     known = seg.knows_function()
-    out = HmmPieces()
+    out, cache = HmmPieces(), {}
     for raw in textio.iter_chunks(paths, chunk_bytes, reading):
         lines, _ = textio.decode_lines(raw)
-        count_pieces(seg, lines, max_len, known, max_entries, into=out)
+        count_pieces(seg, lines, max_len, known, max_entries, into=out, cache=cache)
     return out
