@@ -153,8 +153,8 @@ def pytest_configure(config):
 
 
 # Fixtures whose tests start real training or supervised jobs: `make test-fast` leaves them out.
-# (tiny_run and evaluated_run stand in for runs their tests used to start themselves: each test keeps
-# the selection it had.)
+# Tests using a fixture here start processes and are marked slow. The shared runs (tiny_run,
+# evaluated_run) are not listed: the tests reading them carry their own marks.
 PROCESS_FIXTURES = {"tiny_flags", "jobs"}
 
 
