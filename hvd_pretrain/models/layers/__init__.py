@@ -3,7 +3,8 @@
 from hvd_pretrain.models.layers.attention import MultiHeadSelfAttention
 from hvd_pretrain.models.layers.embeddings import Embeddings
 from hvd_pretrain.models.layers.heads import MaskedLMHead, ReplacedTokenHead, SentenceHead
+from hvd_pretrain.models.layers.normalization import LayerNorm
 from hvd_pretrain.models.layers.transformer import AttentionSublayer, FeedForwardSublayer, TransformerBlock
 
 __all__ = ["Embeddings", "MultiHeadSelfAttention", "AttentionSublayer", "FeedForwardSublayer",
-           "TransformerBlock", "MaskedLMHead", "SentenceHead", "ReplacedTokenHead"]
+           "TransformerBlock", "LayerNorm", "MaskedLMHead", "SentenceHead", "ReplacedTokenHead"]

@@ -2,6 +2,7 @@
 
 from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.building import build_sublayer
+from hvd_pretrain.models.layers.normalization import LayerNorm
 from hvd_pretrain.tfcompat import keras, tf
 
 
@@ -30,7 +31,7 @@ class Embeddings(keras.layers.Layer):
         self.initializer_range = float(initializer_range)
         self.layer_norm_eps = float(layer_norm_eps)
         self.dropout_rate = float(dropout)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, name="layer_norm")
+        self.layer_norm = LayerNorm(epsilon=self.layer_norm_eps, name="layer_norm")
         self.dropout = keras.layers.Dropout(self.dropout_rate)
 
     def _initializer(self):

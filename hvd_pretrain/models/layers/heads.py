@@ -8,6 +8,7 @@ import functools
 
 from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.building import build_sublayer
+from hvd_pretrain.models.layers.normalization import LayerNorm
 from hvd_pretrain.tfcompat import keras, tf
 
 
@@ -37,7 +38,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.transform = keras.layers.Dense(
             self.embedding_width, kernel_initializer=keras.initializers.TruncatedNormal(
                 stddev=self.initializer_range), name="transform")
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, name="layer_norm")
+        self.layer_norm = LayerNorm(epsilon=self.layer_norm_eps, name="layer_norm")
 
     def build(self, input_shape):
         build_sublayer(self.transform, input_shape)

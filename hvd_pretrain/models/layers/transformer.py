@@ -11,6 +11,7 @@ import functools
 from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers.attention import MultiHeadSelfAttention
 from hvd_pretrain.models.layers.building import build_sublayer
+from hvd_pretrain.models.layers.normalization import LayerNorm
 from hvd_pretrain.tfcompat import keras, tf
 
 
@@ -35,7 +36,7 @@ class AttentionSublayer(keras.layers.Layer):
         self.attention = MultiHeadSelfAttention(self.hidden_size, self.num_heads, self.attention_dropout,
                                                 self.initializer_range, name="self_attention")
         self.dropout = keras.layers.Dropout(self.hidden_dropout)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, name="layer_norm")
+        self.layer_norm = LayerNorm(epsilon=self.layer_norm_eps, name="layer_norm")
 
     def build(self, input_shape):
         build_sublayer(self.attention, [None, None, self.hidden_size])
@@ -83,7 +84,7 @@ class FeedForwardSublayer(keras.layers.Layer):
                                                name="intermediate")
         self.output_dense = keras.layers.Dense(self.hidden_size, kernel_initializer=init(), name="output")
         self.dropout = keras.layers.Dropout(self.hidden_dropout)
-        self.layer_norm = keras.layers.LayerNormalization(epsilon=self.layer_norm_eps, name="layer_norm")
+        self.layer_norm = LayerNorm(epsilon=self.layer_norm_eps, name="layer_norm")
 
     def build(self, input_shape):
         build_sublayer(self.intermediate, [None, None, self.hidden_size])

@@ -1,0 +1,115 @@
+"""The model's hand-written kernels against the TensorFlow/Keras ops they replace: GELU and LayerNorm
+with written-out gradients, and dropout on 16-bit random integers."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hvd_pretrain.models import ops
+from hvd_pretrain.models.layers import LayerNorm
+from hvd_pretrain.tfcompat import keras, tf
+
+
+def values_and_gradients(fn, x, variables=()):
+    upstream = tf.random.stateless_normal(x.shape, seed=[7, 8])
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = fn(x)
+        total = tf.reduce_sum(y * upstream)
+    return [y] + tape.gradient(total, [x] + list(variables))
+
+
+def test_gelu_and_its_gradient_equal_tf_nn_gelu():
+    x = tf.concat([tf.linspace(-9.0, 9.0, 181), tf.random.stateless_normal([1000], seed=[1, 2]) * 3.0], 0)
+    ours = values_and_gradients(ops.gelu, x)
+    reference = values_and_gradients(lambda t: tf.nn.gelu(t, approximate=False), x)
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    # Hand values: gelu(1) = Phi(1) and gelu'(0) = 1/2.
+    assert float(ours[0][90 + 10]) == pytest.approx(0.5 * (1 + math.erf(math.sqrt(0.5))), rel=1e-6)
+    assert float(ops.activation("gelu")(tf.constant(1.0))) == pytest.approx(0.8413447, rel=1e-6)
+
+
+@pytest.mark.parametrize("shape", [[3, 5, 16], [7, 32], [2, 2, 3, 8]])
+def test_layer_norm_and_its_gradients_equal_keras(shape, monkeypatch):
+    calls = []
+    written_out = ops.layer_norm
+    monkeypatch.setattr(ops, "layer_norm", lambda *a: calls.append(1) or written_out(*a))
+    x = tf.random.stateless_normal(shape, seed=[3, 4]) * 4.0 + 2.0
+    ours, keras_ln = LayerNorm(epsilon=1e-12), keras.layers.LayerNormalization(epsilon=1e-12)
+    ours.build(x.shape)
+    keras_ln.build(x.shape)
+    ours.set_weights([np.linspace(0.5, 2.0, shape[-1]).astype(np.float32),
+                      np.linspace(-1.0, 1.0, shape[-1]).astype(np.float32)])
+    keras_ln.set_weights(ours.get_weights())
+    assert [v.name for v in ours.weights] == [v.name for v in keras_ln.weights]
+    got = values_and_gradients(ours, x, ours.trainable_variables)
+    want = values_and_gradients(keras_ln, x, keras_ln.trainable_variables)
+    assert len(got) == 4 and calls == [1]
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=2e-5)
+
+
+def test_layer_norm_of_a_constant_row_is_beta_with_finite_gradients():
+    x = tf.fill([2, 8], 3.0)
+    gamma, beta = tf.fill([8], 2.0), tf.range(8, dtype=tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch([x, gamma, beta])
+        y = ops.layer_norm(x, gamma, beta, 1e-12)
+    np.testing.assert_allclose(y.numpy(), np.tile(np.arange(8, dtype=np.float32), [2, 1]))
+    for grad in tape.gradient(y, [x, gamma, beta]):
+        assert np.all(np.isfinite(grad.numpy()))
+
+
+def test_layer_norm_outside_float32_is_keras_own(monkeypatch):
+    calls = []
+    monkeypatch.setattr(ops, "layer_norm", lambda *a: calls.append(1))
+    layer = LayerNorm(epsilon=1e-6, dtype="mixed_float16")
+    out = layer(tf.ones([2, 4], tf.float16))
+    assert out.dtype == tf.float16 and not calls
+    assert layer.gamma.dtype == tf.float32
+
+
+def test_dropout_drops_the_quantised_rate_and_keeps_the_mean():
+    n = 1000 * 999  # odd: the last 32-bit draw is used for one element only
+    x = tf.ones([1000, 999])
+    out = ops.seeded_dropout(x, 0.1, tf.constant([11, 12]), 3).numpy()
+    threshold = round(0.1 * ops.DROPOUT_LEVELS)
+    rate = threshold / ops.DROPOUT_LEVELS
+    assert abs(rate - 0.1) < 1e-5
+    dropped = float(np.mean(out == 0))
+    assert abs(dropped - rate) < 4 * math.sqrt(rate * (1 - rate) / n)  # four standard errors
+    kept = out[out != 0]
+    np.testing.assert_allclose(kept, ops.DROPOUT_LEVELS / (ops.DROPOUT_LEVELS - threshold), rtol=1e-6)
+    assert abs(float(out.mean()) - 1.0) < 4 * math.sqrt(rate / (1 - rate) / n)
+
+
+def test_dropout_mask_is_a_function_of_seed_and_salt_and_the_gradient_uses_it():
+    x = tf.random.stateless_normal([4, 33, 7], seed=[5, 6])
+    seed = tf.constant([21, 22])
+    a, b = ops.seeded_dropout(x, 0.3, seed, 1), ops.seeded_dropout(x, 0.3, seed, 1)
+    c = ops.seeded_dropout(x, 0.3, seed, 2)
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert np.mean(a.numpy() != c.numpy()) > 0.2
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        y = ops.seeded_dropout(x, 0.3, seed, 1)
+    grad = tape.gradient(y, x).numpy()
+    scale = ops.DROPOUT_LEVELS / (ops.DROPOUT_LEVELS - round(0.3 * ops.DROPOUT_LEVELS))
+    np.testing.assert_allclose(grad, np.where(a.numpy() != 0, scale, 0.0), rtol=1e-6)
+    assert ops.seeded_dropout(tf.zeros([0, 3]), 0.1, seed, 1).shape == (0, 3)
+
+
+def test_dropout_rates_at_the_edges():
+    x = tf.ones([64, 64])
+    seed = tf.constant([1, 1])
+    assert ops.seeded_dropout(x, 0.0, seed, 0) is x
+    np.testing.assert_array_equal(ops.seeded_dropout(x, 1e-7, seed, 0).numpy(), x.numpy())
+    heavy = ops.seeded_dropout(x, 0.99, seed, 0).numpy()
+    assert 0.0 < float(np.mean(heavy != 0)) < 0.05
+    for bad in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="dropout rate"):
+            ops.seeded_dropout(x, bad, seed, 0)
+    half = ops.seeded_dropout(tf.ones([4, 4], tf.float16), 0.5, seed, 0)
+    assert half.dtype == tf.float16 and set(np.unique(half.numpy())) <= {0.0, 2.0}
