@@ -5,12 +5,16 @@ Same architecture (BERT small or base, vocab 30522, dropout 0.1), same batch,
 sequence length and masked positions, MLM + NSP losses, one optimizer step
 (forward, backward, Adam-style update) per call. All candidates run in one
 process on the same TensorFlow build and are timed in alternation (A, B, C, A,
-B, C, ...); the table reports medians.
+B, C, ...); the table reports the ratio of medians and, per round, the ratio of
+two candidates' times in that round (median and range), which a slow drift of
+the machine's speed moves less.
 
 * ours:      our Pretrainer; step = tf.function(jit_compile=XLA) of loss + gradients + the trainer's
              AdamW (hvd_pretrain.train.optimizers.AdamWeightDecay, as make_optimizer builds it;
              --ours_optimizer=keras: Keras' AdamW, what this row measured before).
-* ours (trainer step): hvd_pretrain.train.accumulate.AccumulatingStep (no XLA option yet).
+* ours (clip 1.0): the same step, clipping by global norm 1.0 first (as run_pretraining and the trainer).
+* ours (trainer step): hvd_pretrain.train.accumulate.AccumulatingStep at accumulation 1 (the trainer's
+             step: counts, clipping, the skip decision, the device window; one host read per call).
 * hf:        transformers TFBertForPreTraining, same step shape. Its MLM head runs on every
              position, ours and Google's on the masked ones only (see the FLOP column).
 * google:    bert-tensorflow's BertModel + run_pretraining's MLM/NSP heads + its
@@ -87,8 +91,9 @@ def numpy_batch(cfg, args, seed=0):
                                                             args.predictions, seed).items()}
 
 
-def ours_step(cfg, batch, xla, optimizer="trainer"):
-    """optimizer: "trainer" (our AdamWeightDecay), "keras" (Keras' AdamW) or an optimizer object."""
+def ours_step(cfg, batch, xla, optimizer="trainer", clip_norm=0.0):
+    """optimizer: "trainer" (our AdamWeightDecay), "keras" (Keras' AdamW) or an optimizer object;
+    clip_norm > 0: clip by global norm before the update, as Google's run_pretraining (1.0) and the trainer."""
     model = build_pretrainer(cfg).build_for()
     if optimizer == "trainer":
         opt = make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0))
@@ -105,6 +110,8 @@ def ours_step(cfg, batch, xla, optimizer="trainer"):
             loss = (sums["mlm"] / tf.reduce_sum(features["masked_lm_weights"])
                     + sums["nsp"] / tf.cast(tf.shape(features["input_ids"])[0], tf.float32))
         grads = tape.gradient(loss, model.trainable_variables)
+        if clip_norm > 0:
+            grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], clip_norm)
         opt.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
@@ -174,6 +181,16 @@ def google_step(cfg, batch, xla, google):
     return lambda: session.run(train_op)
 
 
+CLIPPED = "ours (clip 1.0)"
+TRAINER = "ours (trainer step)"
+
+
+def paired(reference, values):
+    """Median [min-max] over rounds of this candidate's time / the reference's time in the same round."""
+    ratios = sorted(v / r for r, v in zip(reference, values))
+    return "%.2f [%.2f-%.2f]" % (common.median(ratios), ratios[0], ratios[-1])
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small,base")
@@ -214,20 +231,27 @@ def run(args):
             google_fn = google_step(cfg, batch, xla, google)
             candidates = {"ours": ours_step(cfg, batch, xla, args.ours_optimizer), "hf": hf_step(cfg, batch, xla, hf),
                           "google": google_fn}
-            candidates["ours (trainer step)"] = trainer_step(cfg, batch, xla)
+            candidates[CLIPPED] = ours_step(cfg, batch, xla, args.ours_optimizer, clip_norm=1.0)
+            candidates[TRAINER] = trainer_step(cfg, batch, xla)
             times = common.alternate(candidates, args.rounds, warmup=2)
             ours = args.batch / common.median(times["ours"])
+            trainer = args.batch / common.median(times[TRAINER])
             for name, values in times.items():
                 eps = args.batch / common.median(values)
                 per_seq = hf_flops if name == "hf" else ours_flops
                 rows.append([size, "on" if xla else "off", name, "%.2f" % eps, "%.1f" % (per_seq / 1e9),
-                             "%.2f" % (ours / eps)])
+                             "%.2f" % (ours / eps), paired(times["ours"], values),
+                             "%.2f" % (trainer / eps), paired(times[TRAINER], values)])
                 print(rows[-1], flush=True)
     table = common.markdown_table(["size", "XLA", "implementation", "examples/s", "train GFLOP/seq",
-                                   "ours / this"], rows)
+                                   "ours / this", "ours / this, rounds", "trainer / this",
+                                   "trainer / this, rounds"], rows)
     notes = ("BERT %s, batch %d x seq %d, %d masked positions, MLM+NSP, one optimizer step per call, fp32; "
-             "alternating candidates, medians of %d rounds; ours uses the %s optimizer; %d single-threaded "
-             "CPU-bound process(es) running beside. transformers %s."
+             "alternating candidates, medians of %d rounds; ours uses the %s optimizer (`ours (clip 1.0)`: "
+             "the same step clipping by global norm 1.0 as Google's run_pretraining and the trainer do); "
+             "`trainer` is the trainer's step at accumulation 1; `/ this` is the ratio of medians, `rounds` "
+             "the median and range of the per-round ratios (each round runs every candidate once, "
+             "back to back); %d single-threaded CPU-bound process(es) running beside. transformers %s."
              % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds, args.ours_optimizer, args.busy,
                 sys.modules["transformers"].__version__))
     command = "python benchmarks/bench_peers.py " + " ".join(sys.argv[1:])
