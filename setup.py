@@ -40,6 +40,7 @@ setup(
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "pytest-xdist>=3.5",
             "pyyaml>=6",
             "selenium>=4.20",
             "torch==2.13.0",
