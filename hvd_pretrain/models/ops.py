@@ -119,10 +119,11 @@ def seeded_dropout(x, rate, seed, salt):
 
     An element is dropped when a 16-bit random integer falls below t = round(rate * 65536): each 32-bit
     output of the stateless Philox generator decides two elements, half the random numbers a
-    float-uniform mask (tf.nn.dropout, keras.layers.Dropout) draws. The drop probability is t / 65536,
-    within 7.7e-6 of `rate` (0.1 -> 0.1000061), and kept values are scaled by 65536 / (65536 - t), so
-    the expected output is x exactly (Srivastava et al. 2014, inverted dropout). Rates below 1 / 131072
-    drop nothing. Raises ValueError for a rate outside [0, 1).
+    float-uniform mask (tf.nn.dropout, keras.layers.Dropout) draws. The drop probability is t / 65536
+    (t at most 65535), within 7.7e-6 of `rate` (0.1 -> 0.1000061) for every rate up to 1 - 1/65536, and
+    kept values are scaled by 65536 / (65536 - t), so the expected output is x exactly (Srivastava et
+    al. 2014, inverted dropout). Rates below 1 / 131072 drop nothing. Raises ValueError for a rate
+    outside [0, 1).
     """
     if not rate:
         return x
