@@ -8,8 +8,8 @@ class LayerNorm(keras.layers.LayerNormalization):
     """keras.layers.LayerNormalization, same variables (`gamma`, `beta`), config and checkpoints.
 
     Over the last axis with both `gamma` and `beta`, in float32 compute (the layout every BERT, ALBERT
-    and ELECTRA LayerNorm here uses), it runs ops.layer_norm, whose backward pass takes about half the
-    kernels of Keras' decomposed one; anything else (another axis, mixed precision) is Keras' own call.
+    and ELECTRA LayerNorm here uses), it runs ops.layer_norm, whose gradient is written out (fewer
+    kernels than Keras' decomposed one); anything else (another axis, mixed precision) is Keras' own call.
     inputs [..., H] -> [..., H].
     """
 
