@@ -126,9 +126,10 @@ demo: install
 	@echo "==> running: horovodrun -np 2 hvd-pretrain"
 	horovodrun -np 2 hvd-pretrain
 
-# The tests that start no processes run in TEST_WORKERS pytest-xdist workers; the ones that start
-# training processes, Horovod ranks or supervised jobs (marked slow or horovod) run one at a time
-# after them, so their ranks and timeouts get the machine to themselves.
+# The tests not marked slow or horovod (most start no process; a few run one short single-process
+# hvd-pretrain or hvd-export under a timeout) run in TEST_WORKERS pytest-xdist workers; the ones
+# marked slow or horovod (training runs, Horovod ranks, supervised jobs, the fault tests) run one at
+# a time after them, so their ranks and timeouts get the machine to themselves.
 TEST_WORKERS ?= 2
 FAST_TESTS := -m "not horovod and not slow"
 # RUN_PARTS runs pytest once per quoted selection in "$$@"; pytest's 5 ("no tests

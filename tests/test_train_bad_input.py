@@ -49,6 +49,14 @@ def test_max_seq_length_beyond_position_table(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_preset_of_another_family_names_the_family_presets(tmp_path):
+    line = _fails_with_one_line([HVD_PRETRAIN, "--model=albert", "--preset=tiny", "--dry_run",
+                                 "--run_dir", str(tmp_path / "run")], "--preset=tiny", "--model=albert")
+    assert "albert-tiny, albert-base, albert-large" in line and "electra" not in line
+    assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.timeout(60)
 def test_unknown_flag_is_a_usage_error(tmp_path):
     _fails_with_one_line([HVD_PRETRAIN, "--no_such_flag=1"], "no_such_flag")
 

@@ -18,7 +18,7 @@ from hvd_pretrain.cli import options
 from hvd_pretrain.cli.entry import entry
 from hvd_pretrain.data.config import DataConfig
 from hvd_pretrain.errors import ConfigError, UsageError, quoted
-from hvd_pretrain.models.config import FAMILIES, ModelConfig, preset
+from hvd_pretrain.models.config import FAMILIES, PRESETS, ModelConfig, preset
 from hvd_pretrain.train.config import TrainConfig
 from hvd_pretrain.train.spec import RunSpec, Source
 
@@ -73,8 +73,9 @@ def run_spec():
     else:
         model = preset(name, vocab_size=FLAGS.vocab_size, **overrides)
     if model.family != family:
-        raise ConfigError("--preset=%s is a %s preset but --model=%s; pick a %s preset" % (name, model.family,
-                                                                                        family, family))
+        matching = ", ".join(n for n, values in PRESETS.items() if values["family"] == family)
+        raise ConfigError("--preset=%s is a %s preset but --model=%s; pick one of the %s presets: %s"
+                          % (name, model.family, family, family, matching))
     data_values = options.read(DataConfig, FLAGS, DATA_OPTIONS)
     data = DataConfig(sentence_objective=model.sentence_objective, **data_values).validate()
     train = TrainConfig(max_seq_length=data.max_seq_length, max_predictions_per_seq=data.max_predictions_per_seq,
