@@ -187,7 +187,7 @@ TRAINER = "ours (trainer step)"
 
 def paired(reference, values):
     """Median [min-max] over rounds of this candidate's time / the reference's time in the same round."""
-    ratios = sorted(v / r for r, v in zip(reference, values))
+    ratios = common.round_ratios(values, reference)
     return "%.2f [%.2f-%.2f]" % (common.median(ratios), ratios[0], ratios[-1])
 
 

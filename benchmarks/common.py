@@ -45,6 +45,13 @@ def median(values):
     return statistics.median(values)
 
 
+def round_ratios(numerators, denominators):
+    """numerators[i] / denominators[i] for each round i, sorted: two candidates timed in the same round
+    (see `alternate`) are compared with each other, so a drift of the machine's speed between rounds
+    cancels."""
+    return sorted(a / b for a, b in zip(numerators, denominators))
+
+
 def alternate(candidates, rounds, warmup=1):
     """Time each candidate's callable in turn, `rounds` times (A, B, A, B, ...); name -> [seconds].
 

@@ -82,7 +82,7 @@ def main():
     ref = trees[0][0]
     rows = []
     for name, _ in trees:
-        ratios = [a / b for a, b in zip(rates[name], rates[ref])]
+        ratios = common.round_ratios(rates[name], rates[ref])
         rows.append([name, "%d x %d" % batch[name], ", ".join("%.2f" % v for v in rates[name]),
                      "%.2f" % statistics.median(rates[name]), "%.3f" % statistics.median(ratios)])
     table = common.markdown_table(["tree", "global batch x accum", "step/s per round", "median step/s",

@@ -40,23 +40,23 @@ def layer_norm(x, gamma, beta, epsilon):
     gradient take 24 graph ops where Keras' LayerNormalization and its automatic gradient take 32.
     Equal to Keras' LayerNormalization to float rounding.
     """
-    return _layer_norm(x, gamma, beta, tf.cast(epsilon, x.dtype))
 
+    @tf.custom_gradient
+    def normalize(x, gamma, beta):
+        mean, variance = tf.nn.moments(x, [-1], keepdims=True)
+        inv = tf.math.rsqrt(variance + tf.cast(epsilon, x.dtype))
+        normed = (x - mean) * inv
 
-@tf.custom_gradient
-def _layer_norm(x, gamma, beta, epsilon):
-    mean, variance = tf.nn.moments(x, [-1], keepdims=True)
-    inv = tf.math.rsqrt(variance + epsilon)
-    normed = (x - mean) * inv
+        def grad(dy):
+            scaled = dy * gamma
+            dx = inv * (scaled - tf.reduce_mean(scaled, -1, keepdims=True)
+                        - normed * tf.reduce_mean(scaled * normed, -1, keepdims=True))
+            outer = tf.range(tf.rank(dy) - 1)
+            return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer)
 
-    def grad(dy):
-        scaled = dy * gamma
-        dx = inv * (scaled - tf.reduce_mean(scaled, -1, keepdims=True)
-                    - normed * tf.reduce_mean(scaled * normed, -1, keepdims=True))
-        outer = tf.range(tf.rank(dy) - 1)
-        return dx, tf.reduce_sum(dy * normed, outer), tf.reduce_sum(dy, outer), tf.zeros_like(epsilon)
+        return normed * gamma + beta, grad
 
-    return normed * gamma + beta, grad
+    return normalize(x, gamma, beta)
 
 
 def activation(name):
@@ -140,7 +140,7 @@ def seeded_dropout(x, rate, seed, salt):
     halves = tf.reshape(tf.bitcast(words, tf.uint16), [-1])[:size]
     keep = tf.reshape(halves >= threshold, shape)
     scale = tf.cast(DROPOUT_LEVELS / (DROPOUT_LEVELS - threshold), x.dtype)
-    return tf.where(keep, x * scale, tf.zeros_like(x))
+    return tf.where(keep, x * scale, tf.zeros([], x.dtype))
 
 
 def gather_positions(sequence, positions):
