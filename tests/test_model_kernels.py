@@ -1,5 +1,6 @@
 """The model's hand-written kernels against the TensorFlow/Keras ops they replace: GELU and LayerNorm
-with written-out gradients, and dropout on 16-bit random integers."""
+with written-out gradients, dropout on 16-bit random integers, and embedding lookups that gather from
+a tensor, never from the variable."""
 
 import math
 
@@ -113,3 +114,42 @@ def test_dropout_rates_at_the_edges():
             ops.seeded_dropout(x, bad, seed, 0)
     half = ops.seeded_dropout(tf.ones([4, 4], tf.float16), 0.5, seed, 0)
     assert half.dtype == tf.float16 and set(np.unique(half.numpy())) <= {0.0, 2.0}
+
+
+def op_types(graph):
+    """Every op type in a graph and in the functions it calls (conditionals, custom gradients)."""
+    types = {op.type for op in graph.get_operations()}
+    for function in graph._functions.values():  # noqa: SLF001 - a FuncGraph's called functions
+        types |= {node.op for node in function.definition.node_def}
+    return types
+
+
+@pytest.mark.parametrize("name", ["tiny", "albert-tiny", "electra-tiny"])
+def test_a_training_step_never_gathers_from_a_variable(name):
+    # tf.gather on a resource variable (ResourceGather) switches the variable to copy-on-read: every
+    # later read of the word embeddings, and every optimizer update of them, would copy the table.
+    from hvd_pretrain.models import build_pretrainer, preset
+
+    cfg = preset(name, vocab_size=97, max_position_embeddings=16)
+    model = build_pretrainer(cfg).build_for()
+    rng = np.random.RandomState(3)
+    features = {"input_ids": tf.constant(rng.randint(5, 97, [2, 8]), tf.int32),
+                "input_mask": tf.ones([2, 8], tf.int32), "segment_ids": tf.zeros([2, 8], tf.int32),
+                "masked_lm_positions": tf.constant([[1, 2], [3, 4]], tf.int32),
+                "masked_lm_ids": tf.constant([[7, 8], [9, 10]], tf.int32),
+                "masked_lm_weights": tf.ones([2, 2], tf.float32),
+                "next_sentence_labels": tf.zeros([2, 1], tf.int32)}
+
+    @tf.function
+    def step(features):
+        with tf.GradientTape() as tape:
+            total = tf.add_n([tf.reduce_sum(v) for v in model.loss_sums(features, training=True).values()])
+        return tape.gradient(total, model.trainable_variables)
+
+    types = op_types(step.get_concrete_function(features).graph)
+    assert "MatMul" in types or "BatchMatMulV2" in types or "Einsum" in types  # the walk sees the model
+    assert "GatherV2" in types  # the word embeddings are gathered, from a tensor
+    assert not {t for t in types if t.startswith("Resource") and "Gather" in t}
+    grads = step(features)
+    words = [g for g, v in zip(grads, model.trainable_variables) if "word_embeddings" in v.name]
+    assert words and all(isinstance(g, (tf.Tensor, tf.IndexedSlices)) for g in words)

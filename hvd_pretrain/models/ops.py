@@ -143,6 +143,20 @@ def seeded_dropout(x, rate, seed, salt):
     return tf.where(keep, x * scale, tf.zeros([], x.dtype))
 
 
+def embedding_lookup(table, ids):
+    """The rows of an embedding table: table [V, E] (a variable or a tensor), ids [...] int -> [..., E].
+
+    A variable is read as one dense tensor first, and the rows are gathered from that tensor. Gathering
+    straight from a resource variable (`ResourceGather`, what `tf.gather` does on a variable) puts the
+    variable in TensorFlow's copy-on-read mode for the rest of the process (`EnsureSparseVariableAccess`
+    in tensorflow/core/kernels/training_op_helpers.h): from then on every dense read copies the whole
+    table, and so does every in-place optimizer update (62 MB each for BERT's 30,522 x 512 word
+    embeddings, which the MLM head reads again as its output weights). The values and the gradient (an
+    IndexedSlices for the table) are the same either way.
+    """
+    return tf.gather(tf.convert_to_tensor(table), tf.cast(ids, tf.int32))
+
+
 def gather_positions(sequence, positions):
     """sequence [B, L, ...], positions [B, P] int -> [B, P, ...]."""
     return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)

@@ -58,11 +58,11 @@ class Embeddings(keras.layers.Layer):
             length, self.max_position_embeddings,
             message="sequence length exceeds model.max_position_embeddings=%d; lower max_seq_length"
                     % self.max_position_embeddings)
-        words = tf.gather(tf.cast(self.word_embeddings, dtype), input_ids)
+        words = tf.cast(ops.embedding_lookup(self.word_embeddings, input_ids), dtype)
         positions = tf.cast(self.position_embeddings[:length], dtype)[None, :, :]
         if segment_ids is None:
             segment_ids = tf.zeros_like(input_ids)
-        types = tf.gather(tf.cast(self.type_embeddings, dtype), tf.cast(segment_ids, tf.int32))
+        types = tf.cast(ops.embedding_lookup(self.type_embeddings, segment_ids), dtype)
         out = self.layer_norm(words + positions + types)
         if training and seed is not None:
             return ops.seeded_dropout(out, self.dropout_rate, seed, 0)
