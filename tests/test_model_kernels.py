@@ -1,6 +1,6 @@
 """The model's hand-written kernels against the TensorFlow/Keras ops they replace: GELU and LayerNorm
-with written-out gradients, dropout on 16-bit random integers, and embedding lookups that gather from
-a tensor, never from the variable."""
+with written-out gradients, dropout on 16-bit random integers, softmax cross-entropy with a
+written-out gradient, and embedding lookups that gather from a tensor, never from the variable."""
 
 import math
 
@@ -115,6 +115,42 @@ def test_dropout_rates_at_the_edges():
     half = ops.seeded_dropout(tf.ones([4, 4], tf.float16), 0.5, seed, 0)
     assert half.dtype == tf.float16 and set(np.unique(half.numpy())) <= {0.0, 2.0}
 
+
+
+def loss_and_gradient(fn, logits, upstream):
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        losses = fn(logits)
+        total = tf.reduce_sum(losses * upstream)
+    return losses, tape.gradient(total, logits)
+
+
+@pytest.mark.parametrize("shape, classes", [([7], 5), ([3, 4], 11), ([160], 30522), ([6], 2)])
+def test_cross_entropy_and_its_gradient_equal_tensorflows(shape, classes):
+    rng = np.random.RandomState(classes)
+    logits = tf.constant(rng.standard_normal(shape + [classes]).astype(np.float32) * 5.0)
+    labels = tf.constant(rng.randint(0, classes, shape).astype(np.int32))
+    upstream = tf.constant(rng.standard_normal(shape).astype(np.float32))
+    reference = loss_and_gradient(
+        lambda x: tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=x), logits, upstream)
+    ours = loss_and_gradient(lambda x: ops.softmax_cross_entropy(x, labels), logits, upstream)
+    assert ours[0].shape == shape and ours[0].dtype == tf.float32
+    for a, b in zip(ours, reference):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=2e-6)
+
+
+def test_cross_entropy_by_hand_and_at_extreme_logits():
+    # Two classes with logits (0, log 3): p = (1/4, 3/4); the loss of label 0 is log 4, the gradient p - e_0.
+    loss, grad = loss_and_gradient(lambda x: ops.softmax_cross_entropy(x, tf.constant([0])),
+                                   tf.constant([[0.0, math.log(3.0)]]), tf.constant([2.0]))
+    assert float(loss[0]) == pytest.approx(math.log(4.0), rel=1e-6)
+    np.testing.assert_allclose(grad.numpy(), [[-1.5, 1.5]], rtol=1e-6)
+    # Logits far beyond exp's float32 range stay finite: the row maximum is taken out first.
+    big = tf.constant([[1e4, -1e4, 0.0], [5e3, 5e3, 5e3]])
+    loss = ops.softmax_cross_entropy(big, tf.constant([1, 2])).numpy()
+    np.testing.assert_allclose(loss, [2e4, math.log(3.0)], rtol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        ops.softmax_cross_entropy(tf.zeros([2, 3]), tf.constant([1, 3]))
 
 def op_types(graph):
     """Every op type in a graph and in the functions it calls (conditionals, custom gradients)."""
