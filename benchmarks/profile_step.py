@@ -18,6 +18,7 @@ Candidates:
 
 * ours:          bench_peers' bare step (tf.function of loss, gradients and the trainer's optimizer,
                  hvd_pretrain.train.optimizers.AdamWeightDecay).
+* ours_clip:     the same step clipping by global norm 1.0 first, as the trainer and Google's step do.
 * ours (Keras AdamW): the same step with Keras' AdamW.
 * trainer:       bench_peers' trainer step (AccumulatingStep, accumulation 1).
 * google:        bench_peers' Google candidate: bert-tensorflow's modeling.py, run_pretraining's heads and
@@ -202,6 +203,8 @@ def candidates(cfg, batch, xla, names, google):
         built["google"] = bench_peers.google_step(cfg, batch, xla, google)
     if "ours" in names:
         built["ours"] = bench_peers.ours_step(cfg, batch, xla, "trainer")
+    if "ours_clip" in names:
+        built[bench_peers.CLIPPED] = bench_peers.ours_step(cfg, batch, xla, "trainer", clip_norm=1.0)
     if "ours_keras" in names:
         built["ours (Keras AdamW)"] = bench_peers.ours_step(cfg, batch, xla, "keras")
     if "trainer" in names and not xla:
@@ -234,6 +237,16 @@ def tables(results):
     return (common.markdown_table(["per optimizer step"] + cols, summary),
             common.markdown_table(["op class: ops / ms"] + cols, by_class),
             common.markdown_table(["phase: ops / ms"] + cols, by_phase))
+
+
+def kernel_differences(stats, other):
+    """Op types whose count per step differs between two candidates: [type, count, ms, other count, other ms]."""
+    rows = []
+    for kind in sorted(set(stats["kernels"]) | set(other["kernels"])):
+        (n, ms), (m, other_ms) = stats["kernels"].get(kind, (0, 0.0)), other["kernels"].get(kind, (0, 0.0))
+        if round(n) != round(m):
+            rows.append([kind, fmt(n, 0), fmt(ms, 2), fmt(m, 0), fmt(other_ms, 2)])
+    return sorted(rows, key=lambda r: -abs(float(r[2]) - float(r[4])))
 
 
 def top_kernels(stats, n=12):
@@ -286,6 +299,14 @@ def main():
     command = "python benchmarks/profile_step.py --sizes=%s --xla=%s --candidates=%s --steps=%d" % (
         args.sizes, args.xla, args.candidates, args.steps)
     text = "\n\n".join([summary, by_class, by_phase, "Heaviest kernels (count x ms per step):\n\n" + kernels])
+    by_name = {(size, xla, name): s for size, xla, name, s in results}
+    for size, xla, name, stats in results:
+        clipped = by_name.get((size, xla, bench_peers.CLIPPED))
+        if name == "trainer" and clipped is not None:
+            text += ("\n\nOp types whose count per step differs between the trainer's step and the clipped bare "
+                     "step (%s, XLA %s):\n\n" % (size, xla)) + common.markdown_table(
+                ["op type", "trainer: ops", "trainer: ms", "clipped bare: ops", "clipped bare: ms"],
+                kernel_differences(stats, clipped))
     if args.no_write:
         print(notes + "\n\n" + text)
     else:
