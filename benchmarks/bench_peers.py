@@ -15,6 +15,8 @@ the machine's speed moves less.
 * ours (clip 1.0): the same step, clipping by global norm 1.0 first (as run_pretraining and the trainer).
 * ours (trainer step): hvd_pretrain.train.accumulate.AccumulatingStep at accumulation 1 (the trainer's
              step: counts, clipping, the skip decision, the device window; one host read per call).
+* ours (trainer step, clip off): the same at clip_norm 0, which still takes the global norm for the
+             skip decision but does not scale the gradients: the trainer's own cost over the bare step.
 * hf:        transformers TFBertForPreTraining, same step shape. Its MLM head runs on every
              position, ours and Google's on the masked ones only (see the FLOP column).
 * google:    bert-tensorflow's BertModel + run_pretraining's MLM/NSP heads + its
@@ -118,9 +120,9 @@ def ours_step(cfg, batch, xla, optimizer="trainer", clip_norm=0.0):
     return lambda: float(step(features))
 
 
-def trainer_step(cfg, batch, xla=False):
+def trainer_step(cfg, batch, xla=False, clip_norm=1.0):
     step = AccumulatingStep(build_pretrainer(cfg).build_for(), make_optimizer(TrainConfig(num_train_steps=10 ** 6, warmup_steps=0)),
-                            LocalCommunicator(), 1, jit_compile=xla)
+                            LocalCommunicator(), 1, clip_norm=clip_norm, jit_compile=xla)
     features = [{k: tf.constant(v) for k, v in batch.items()}]
     step.build(features[0])  # as the trainer: the gradient groups follow the forward pass
     return lambda: step.step(features)
@@ -183,6 +185,7 @@ def google_step(cfg, batch, xla, google):
 
 CLIPPED = "ours (clip 1.0)"
 TRAINER = "ours (trainer step)"
+TRAINER_NO_CLIP = "ours (trainer step, clip off)"
 
 
 def paired(reference, values):
@@ -233,6 +236,7 @@ def run(args):
                           "google": google_fn}
             candidates[CLIPPED] = ours_step(cfg, batch, xla, args.ours_optimizer, clip_norm=1.0)
             candidates[TRAINER] = trainer_step(cfg, batch, xla)
+            candidates[TRAINER_NO_CLIP] = trainer_step(cfg, batch, xla, clip_norm=0.0)
             times = common.alternate(candidates, args.rounds, warmup=2)
             ours = args.batch / common.median(times["ours"])
             trainer = args.batch / common.median(times[TRAINER])
@@ -249,7 +253,7 @@ def run(args):
     notes = ("BERT %s, batch %d x seq %d, %d masked positions, MLM+NSP, one optimizer step per call, fp32; "
              "alternating candidates, medians of %d rounds; ours uses the %s optimizer (`ours (clip 1.0)`: "
              "the same step clipping by global norm 1.0 as Google's run_pretraining and the trainer do); "
-             "`trainer` is the trainer's step at accumulation 1; `/ this` is the ratio of medians, `rounds` "
+             "`trainer` is the trainer's step at accumulation 1 (clip 1.0; `clip off`: clip_norm 0); `/ this` is the ratio of medians, `rounds` "
              "the median and range of the per-round ratios (each round runs every candidate once, "
              "back to back); %d single-threaded CPU-bound process(es) running beside. transformers %s."
              % (args.sizes, args.batch, args.seq_len, args.predictions, args.rounds, args.ours_optimizer, args.busy,
