@@ -152,6 +152,26 @@ def test_cross_entropy_by_hand_and_at_extreme_logits():
     with pytest.raises(tf.errors.InvalidArgumentError):
         ops.softmax_cross_entropy(tf.zeros([2, 3]), tf.constant([1, 3]))
 
+
+def test_cross_entropy_and_hits_share_tf_argmax_including_ties():
+    rng = np.random.RandomState(5)
+    logits = rng.standard_normal([4, 6, 9]).astype(np.float32)
+    logits[0, 0] = 1.0  # a tie everywhere: tf.argmax takes the first index, so only label 0 is a hit
+    logits[0, 1, [2, 7]] = 9.0  # a tie at the top between 2 and 7: 2 is the prediction
+    labels = rng.randint(0, 9, [4, 6]).astype(np.int32)
+    labels[0, 0], labels[0, 1], labels[0, 2] = 3, 7, 0
+    weights = rng.randint(0, 2, [4, 6]).astype(np.float32)
+    weights[0, :2] = 1.0
+    loss, hits = ops.cross_entropy_and_hits(tf.constant(logits), tf.constant(labels), tf.constant(weights))
+    expected_hits = ((np.argmax(logits, -1) == labels) * weights).sum()
+    expected_loss = (tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits).numpy()
+                     * weights).sum()
+    assert float(hits) == expected_hits
+    assert float(loss) == pytest.approx(expected_loss, rel=1e-6)
+    # The tied rows by hand: label 3 of an all-equal row and label 7 of the (2, 7) tie are misses.
+    row_hits = ops.cross_entropy_and_hits(tf.constant(logits[0, :2]), tf.constant([3, 2]))[1]
+    assert float(row_hits) == 1.0
+
 def op_types(graph):
     """Every op type in a graph and in the functions it calls (conditionals, custom gradients)."""
     types = {op.type for op in graph.get_operations()}

@@ -84,13 +84,10 @@ class Pretrainer(PretrainerBase):
     def loss_sums(self, features, training=False, seed=None):
         outputs = self(features, training=training, seed=seed)
         weights = tf.cast(features["masked_lm_weights"], tf.float32)
-        sums = {
-            "mlm": ops.sparse_ce_sum(outputs["mlm_logits"], features["masked_lm_ids"], weights),
-            "mlm_correct": ops.correct_sum(outputs["mlm_logits"], features["masked_lm_ids"], weights),
-        }
+        sums = dict(zip(("mlm", "mlm_correct"),
+                        ops.cross_entropy_and_hits(outputs["mlm_logits"], features["masked_lm_ids"], weights)))
         if self.sentence_head is not None:
             name = self.config.sentence_objective
             labels = ops.sentence_labels(features["next_sentence_labels"])
-            sums[name] = ops.sparse_ce_sum(outputs["%s_logits" % name], labels)
-            sums["%s_correct" % name] = ops.correct_sum(outputs["%s_logits" % name], labels)
+            sums[name], sums["%s_correct" % name] = ops.cross_entropy_and_hits(outputs["%s_logits" % name], labels)
         return sums

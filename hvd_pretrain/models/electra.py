@@ -100,9 +100,10 @@ class ElectraPretrainer(PretrainerBase):
         rtd = tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)
         predicted = tf.cast(logits > 0, tf.float32)
         hit = tf.cast(tf.equal(predicted, labels), tf.float32) * mask
+        mlm, mlm_correct = ops.cross_entropy_and_hits(outputs["mlm_logits"], features["masked_lm_ids"], weights)
         return {
-            "mlm": ops.sparse_ce_sum(outputs["mlm_logits"], features["masked_lm_ids"], weights),
-            "mlm_correct": ops.correct_sum(outputs["mlm_logits"], features["masked_lm_ids"], weights),
+            "mlm": mlm,
+            "mlm_correct": mlm_correct,
             "rtd": tf.reduce_sum(rtd * mask),
             "rtd_correct": tf.reduce_sum(hit),
             "rtd_replaced": tf.reduce_sum(labels),

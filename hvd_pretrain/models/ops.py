@@ -210,56 +210,57 @@ def softmax_cross_entropy(logits, labels):
     """Softmax cross-entropy of integer class labels, with its gradient written out.
 
     logits [..., C] float; labels [...] int in [0, C) -> [...] float32 losses,
-    log(sum_j exp(logits_j)) - logits_label, computed as log(sum_j exp(logits_j - max)) -
-    (logits_label - max) so that no exp overflows and large logits do not cancel. The gradient with respect to the logits,
-    (softmax(logits) - one_hot(label)) * dy, reuses the forward pass's exp(logits - max) and its row
-    sums; the labels get none. Equal to tf.nn.sparse_softmax_cross_entropy_with_logits and its gradient
-    to float rounding, in less time on CPU: forward and backward of BERT's MLM loss at batch 8 with 20
-    predictions ([160, 30522] logits) take 12.3 ms where TensorFlow's fused kernel takes 28.4 ms (its
-    exp and reductions run on one thread; these element-wise ops use the intra-op pool).
+    log(sum_j exp(logits_j)) - logits_label, computed as log(sum_j exp(logits_j - top)) -
+    (logits_label - top) with top the row's largest logit, so that no exp overflows and large logits do
+    not cancel. The gradient with respect to the logits, (softmax(logits) - one_hot(label)) * dy, reuses
+    the forward pass's exp(logits - top) and its row sums; the labels get none. Equal to
+    tf.nn.sparse_softmax_cross_entropy_with_logits and its gradient to float rounding, in less time on
+    CPU: forward and backward of BERT's MLM loss at batch 8 with 20 predictions ([160, 30522] logits)
+    take 12.3 ms where TensorFlow's fused kernel takes 28.4 ms (its exp and reductions run on one
+    thread; these element-wise ops use the intra-op pool).
 
     Errors: on CPU a label outside [0, C) raises InvalidArgumentError (from the gather); on GPU it
     is not checked, as with TensorFlow's own kernel. Non-finite logits give a non-finite loss.
     """
-    return _softmax_cross_entropy(tf.cast(logits, tf.float32), tf.cast(labels, tf.int32))
+    return _cross_entropy_and_prediction(tf.cast(logits, tf.float32), tf.cast(labels, tf.int32))[0]
+
+
+def cross_entropy_and_hits(logits, labels, weights=None):
+    """The summed softmax cross-entropy and the summed hits (argmax == label) of one classifier.
+
+    logits [..., C] float; labels [...] int; weights [...] or None -> (loss sum, hit sum), float32
+    scalars, each term multiplied by its weight. The loss is `softmax_cross_entropy`'s. The row's
+    largest logit, which the loss needs, is read at the argmax (first index of the largest logit, as
+    tf.argmax), so the accuracy costs no pass over the logits of its own.
+    """
+    losses, predicted = _cross_entropy_and_prediction(tf.cast(logits, tf.float32), tf.cast(labels, tf.int32))
+    hits = tf.cast(tf.equal(predicted, tf.cast(labels, tf.int32)), tf.float32)
+    if weights is not None:
+        weights = tf.cast(weights, tf.float32)
+        losses, hits = losses * weights, hits * weights
+    return tf.reduce_sum(losses), tf.reduce_sum(hits)
 
 
 @tf.custom_gradient
-def _softmax_cross_entropy(logits, labels):
+def _cross_entropy_and_prediction(logits, labels):
+    """logits [..., C] float32, labels [...] int32 -> (losses [...] float32, argmax [...] int32)."""
     shape = tf.shape(labels)
     rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
     flat = tf.reshape(labels, [-1])
-    top = tf.reduce_max(rows, axis=-1, keepdims=True)
+    predicted = tf.argmax(rows, axis=-1, output_type=tf.int32)
+    top = tf.gather(rows, predicted[:, None], batch_dims=1)
     exp = tf.exp(rows - top)
     total = tf.reduce_sum(exp, axis=-1, keepdims=True)
     picked = tf.gather(rows, flat[:, None], batch_dims=1)
     losses = tf.reshape(tf.math.log(total) - (picked - top), shape)
 
-    def grad(dy):
+    def grad(dy, *_):  # the argmax output has no gradient
         dy = tf.reshape(dy, [-1, 1])
         index = tf.stack([tf.range(tf.shape(flat)[0]), flat], axis=1)
         drows = tf.tensor_scatter_nd_sub(exp * (dy / total), index, dy[:, 0])
         return tf.reshape(drows, tf.shape(logits)), None
 
-    return losses, grad
-
-
-def sparse_ce_sum(logits, labels, weights=None):
-    """Sum over targets of softmax cross-entropy (float32), optionally weighted: logits [..., C],
-    labels [...] int, weights [...] or None -> scalar (`softmax_cross_entropy`)."""
-    losses = softmax_cross_entropy(logits, labels)
-    if weights is not None:
-        losses = losses * tf.cast(weights, tf.float32)
-    return tf.reduce_sum(losses)
-
-
-def correct_sum(logits, labels, weights=None):
-    """Sum of (argmax == label), optionally weighted; float32."""
-    hit = tf.cast(tf.equal(tf.argmax(logits, axis=-1, output_type=tf.int32), tf.cast(labels, tf.int32)),
-                  tf.float32)
-    if weights is not None:
-        hit = hit * tf.cast(weights, tf.float32)
-    return tf.reduce_sum(hit)
+    return (losses, tf.reshape(predicted, shape)), grad
 
 
 def sentence_labels(labels):
