@@ -77,9 +77,7 @@ def accumulation_rows(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="small,base")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq_len", type=int, default=128)
-    parser.add_argument("--predictions", type=int, default=20)
+    common.add_batch_shape(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps_per_round", type=int, default=2)
     parser.add_argument("--matmul_n", default="512,1024,2048", help="matrix sizes; the peak is the best of them")

@@ -197,9 +197,7 @@ def paired(reference, values):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small,base")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq_len", type=int, default=128)
-    parser.add_argument("--predictions", type=int, default=20)
+    common.add_batch_shape(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--xla", default="off,on")
     parser.add_argument("--ours_optimizer", default="trainer", choices=["trainer", "keras"],

@@ -41,6 +41,13 @@ def timed(fn, repeats=1):
     return (time.perf_counter() - start) / repeats
 
 
+def add_batch_shape(parser):
+    """--batch, --seq_len and --predictions: the synthetic MLM+NSP batch every step benchmark times."""
+    parser.add_argument("--batch", type=int, default=8, help="sequences per step")
+    parser.add_argument("--seq_len", type=int, default=128)
+    parser.add_argument("--predictions", type=int, default=20, help="masked positions per sequence")
+
+
 def median(values):
     return statistics.median(values)
 

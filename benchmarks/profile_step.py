@@ -257,9 +257,7 @@ def top_kernels(stats, n=12):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="small")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq_len", type=int, default=128)
-    parser.add_argument("--predictions", type=int, default=20)
+    common.add_batch_shape(parser)
     parser.add_argument("--xla", default="off")
     parser.add_argument("--candidates", default="ours,ours_keras,trainer,google")
     parser.add_argument("--steps", type=int, default=5, help="profiled optimizer steps per candidate")

@@ -55,9 +55,7 @@ def one_step(fn, logdir, tf1):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq_len", type=int, default=128)
-    parser.add_argument("--predictions", type=int, default=20)
+    common.add_batch_shape(parser)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
@@ -74,10 +72,9 @@ def main():
     root = tempfile.mkdtemp(prefix="update_overlap_")
     results = {name: [] for name in built}
     try:
-        for r in range(args.rounds):
+        for _ in range(args.rounds):
             for name, fn in built.items():
-                results[name].append(one_step(fn, os.path.join(root, "%s-%d" % (len(results[name]), r)),
-                                              tf1=name == "google"))
+                results[name].append(one_step(fn, tempfile.mkdtemp(dir=root), tf1=name == "google"))
     finally:
         shutil.rmtree(root, ignore_errors=True)
     rows = []
