@@ -104,12 +104,18 @@ $(WHEEL_DIR)/.built: | $(TF_STAMP)
 	  test $${PIPESTATUS[0]} = 0
 	@ls $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl >/dev/null && touch $@
 
+# Our fused optimizer kernel (hvd_pretrain/kernels), compiled once into $(CACHE_DIR)/kernels; without it
+# training runs TensorFlow's stock ops (the same results, slower), so a failed build only warns.
+BUILD_KERNELS = @echo "==> compiling the fused AdamW kernel (about 10 s)"; \
+	$(BIN)/python -m hvd_pretrain.kernels || echo "warning: the fused AdamW kernel was not built; training uses TensorFlow's stock ops" >&2
+
 # GPU flavour: a CPU Horovod may be in the venv already; the NCCL wheel replaces it.
 $(VENV)/.installed: setup.py $(WHEEL_DIR)/.built | $(TF_STAMP)
 	@echo "==> installing hvd-pretrain and its dependencies (Horovod from $(WHEEL_DIR))"
 	$(if $(HOROVOD_GPU_ENV),$(PIP) install --no-deps --force-reinstall $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl)
 	$(PIP) install --progress-bar on --find-links $(WHEEL_DIR) -e '.[test]'
 	@$(BIN)/horovodrun --check-build | sed -n '/Available Frameworks/,$$p'
+	$(BUILD_KERNELS)
 	@touch $@
 
 # HOROVOD=system: keep the installed TensorFlow and Horovod; add tf-keras of TensorFlow's version.
@@ -120,6 +126,7 @@ $(VENV)/.installed-system: setup.py | $(BIN)/python
 	  tools/install_plan.sh system-requirements | xargs -d '\n' $(PIP) install --progress-bar on "tf-keras~=$$tf.0" && \
 	  $(PIP) install --no-deps -e .
 	@$(BIN)/horovodrun --check-build | sed -n '/Available Frameworks/,$$p'
+	$(BUILD_KERNELS)
 	@touch $@
 
 demo: install

@@ -17,7 +17,7 @@ setup(
     python_requires=">=3.10,<3.12",
     packages=find_packages(include=["hvd_pretrain", "hvd_pretrain.*"]),
     include_package_data=True,
-    package_data={"hvd_pretrain": ["**/*.txt", "**/*.json", "**/*.js", "**/*.css", "**/*.html", "**/*.tsv", "**/*.rules"]},
+    package_data={"hvd_pretrain": ["**/*.txt", "**/*.json", "**/*.js", "**/*.css", "**/*.html", "**/*.tsv", "**/*.rules", "**/*.cc"]},
     install_requires=[
         "tensorflow==" + TF_VERSION,
         "tf-keras~=2.18.0",

@@ -22,6 +22,7 @@ import sys
 import sysconfig
 import warnings
 
+from hvd_pretrain.cache import cache_root
 from hvd_pretrain.data.documents import read_documents  # noqa: F401  (re-exported)
 from hvd_pretrain.errors import DataError
 from hvd_pretrain.rundir import write_text_atomic
@@ -44,13 +45,6 @@ _LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`_{0,2}")
 _SPACES = re.compile(r"\s+")
 _CODE_LINE = re.compile(r"^\s*(>>>|\.\.\.|\$ |\.\. |[-=~^*+#]{3,}\s*$|def |class |import |from \S+ import|@\w)")
 _FIELD_LINE = re.compile(r"^\s*:\w+[^:]*:|^\s*\w[\w, ]*\s+--\s|^\s*[-*+] |^\s*\d+[.)] ")
-
-
-def cache_root(cache_dir=None):
-    """$HVD_PRETRAIN_CACHE (default ~/.cache/hvd-pretrain), or `cache_dir` when given."""
-    if cache_dir:
-        return cache_dir
-    return os.environ.get("HVD_PRETRAIN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hvd-pretrain")
 
 
 def default_corpus(cache_dir=None):

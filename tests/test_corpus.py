@@ -5,6 +5,7 @@ import os
 import pytest
 
 from hvd_pretrain import corpus
+from hvd_pretrain.cache import cache_root
 from hvd_pretrain.data import read_documents
 
 
@@ -40,7 +41,7 @@ def test_default_corpus_is_cached(built):
 
 def test_cache_dir_comes_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("HVD_PRETRAIN_CACHE", str(tmp_path))
-    assert corpus.cache_root() == str(tmp_path)
+    assert cache_root() == str(tmp_path)
 
 
 def test_build_is_deterministic():

@@ -1,6 +1,6 @@
 """Imports go down, never up: the package rules of the design notes, read from the source.
 
-    bottom (rundir, textio, inputs, errors, ...)  <- vocab <- data <- train -> models;  finetune -> train, export
+    bottom (rundir, textio, inputs, errors, cache, ...)  <- vocab <- data <- train -> models, kernels;  finetune -> train, export
     models and plan use neither data nor vocab; supervisor and telemetry use only the bottom
     and never TensorFlow; Horovod only in train and cli; cli is on top.
 
@@ -17,23 +17,24 @@ ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
 
 # Modules at the top of hvd_pretrain/ that everyone may use. tfcompat is TensorFlow itself.
 BOTTOM = {"rundir", "textio", "inputs", "errors", "configs", "numbered", "ragged", "checkpoint_files", "tfcompat",
-          "nvidia"}
+          "nvidia", "cache"}
 ALLOWED = {
     "bottom": BOTTOM,
     "vocab": BOTTOM,
     "data": BOTTOM | {"vocab"},
     "corpus": BOTTOM | {"data"},
     "models": BOTTOM,
+    "kernels": BOTTOM,
     "plan": BOTTOM | {"models"},
     "export": BOTTOM | {"models", "vocab"},
-    "train": BOTTOM | {"vocab", "data", "corpus", "models", "plan", "export"},
+    "train": BOTTOM | {"vocab", "data", "corpus", "models", "plan", "export", "kernels"},
     "finetune": BOTTOM | {"vocab", "models", "export", "train"},
     "supervisor": BOTTOM - {"tfcompat"},
     "telemetry": BOTTOM - {"tfcompat"},
     "cli": None,  # anything
 }
 NO_TENSORFLOW = {"supervisor", "telemetry", "rundir", "textio", "inputs", "errors", "configs", "numbered", "ragged",
-                 "nvidia"}
+                 "nvidia", "cache"}
 HOROVOD_ALLOWED = {"train", "cli"}
 
 

@@ -6,20 +6,14 @@ with and without XLA, and the same masks when a block is recomputed in backward.
 import numpy as np
 import pytest
 
+from batches import synthetic_batch
 from hvd_pretrain.models.config import preset
 
 SEQ, PREDS, VOCAB, BATCH = 16, 3, 100, 4
 
 
 def features(seed=0):
-    import tensorflow as tf
-    rng = np.random.RandomState(seed)
-    ids = rng.randint(5, VOCAB, size=(BATCH, SEQ)).astype(np.int32)
-    return dict(input_ids=tf.constant(ids), input_mask=tf.ones((BATCH, SEQ), tf.int32),
-                segment_ids=tf.zeros((BATCH, SEQ), tf.int32),
-                masked_lm_positions=tf.constant(np.tile(np.arange(1, PREDS + 1), (BATCH, 1)).astype(np.int32)),
-                masked_lm_ids=tf.constant(ids[:, 1:PREDS + 1]), masked_lm_weights=tf.ones((BATCH, PREDS)),
-                next_sentence_labels=tf.constant((np.arange(BATCH) % 2).astype(np.int32)))
+    return synthetic_batch(BATCH, SEQ, PREDS, VOCAB, seed)
 
 
 def model_for(name, dropout=0.1, recompute="none"):

@@ -114,8 +114,10 @@ def test_xla_compiled_update_matches_eager(lamb):
         assert np.max(np.abs(results[1][k] - init[k])) > 1e-3
 
 
-def test_adamw_update_is_a_few_ops_per_variable():
-    """AdamW runs one fused kernel per variable (plus the decay), not a chain of element-wise ops."""
+def test_adamw_update_is_a_few_ops_per_variable(monkeypatch):
+    """Without our fused kernel (test_fused_adamw.py), AdamW runs TensorFlow's fused Adam kernel per
+    variable (plus the decay), not a chain of element-wise ops."""
+    monkeypatch.setenv("HVD_PRETRAIN_FUSED_KERNELS", "0")
     counts = {}
     for n in (6, 26):
         init, grads = _problem(n=n)

@@ -6,6 +6,7 @@ import os
 import numpy as np
 import pytest
 
+from batches import synthetic_batch as _micro
 from hvd_pretrain.models.config import preset
 from hvd_pretrain.rundir import RunDir
 from hvd_pretrain.errors import ConfigError
@@ -42,18 +43,6 @@ def test_warmup_then_linear_decay():
     assert lrs[60] == pytest.approx(5e-4)         # halfway through the decay
     assert lrs[110] == pytest.approx(0.0, abs=1e-12)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
-
-
-def _micro(batch, seq=16, preds=3, vocab=100, seed=0):
-    rng = np.random.RandomState(seed)
-    import tensorflow as tf
-    ids = rng.randint(5, vocab, size=(batch, seq)).astype(np.int32)
-    return dict(input_ids=tf.constant(ids), input_mask=tf.ones((batch, seq), tf.int32),
-                segment_ids=tf.zeros((batch, seq), tf.int32),
-                masked_lm_positions=tf.constant(np.tile(np.arange(1, preds + 1), (batch, 1)).astype(np.int32)),
-                masked_lm_ids=tf.constant(ids[:, 1:preds + 1]),
-                masked_lm_weights=tf.ones((batch, preds), tf.float32),
-                next_sentence_labels=tf.constant((np.arange(batch) % 2).astype(np.int32)))
 
 
 def _tiny_model(vocab=100, seq=16):

@@ -17,12 +17,14 @@ LAMBOptimizer; for a steady gradient its updates are (1 - b1^t) / sqrt(1 - b2^t)
 t = 1, 1.3x at t = 1000). Keras' Adam differs: it folds the bias correction into the learning rate,
 which scales eps by sqrt(1 - b2^t).
 
-AdamW runs per variable as the decay w -= lr * wd * w (ResourceApplyGradientDescent on the old weights)
-and then one fused Adam kernel (ResourceApplyAdam) for m, v and w, with the bias correction folded into
-its step size and epsilon; the scalars (learning rate, b^t, corrected epsilon) are computed once per
-optimizer step. That is 2-3 ops per variable instead of ~25 element-wise ones, the same update to float
-rounding. LAMB needs the whole update before the trust ratio: the fused kernel at step size 0
-updates its m and v, the rest stays element-wise.
+AdamW runs as one op per variable, our `HvdFusedAdamW` kernel (hvd_pretrain/kernels): the decay, m, v and
+the weights in one pass over their memory, with the bias correction folded into the step size and epsilon
+and the trainer's clip factor applied to the gradient on the way (`apply_gradients(grad_scale=)`). Where
+that kernel is not available (not built, a GPU variable, inside an XLA cluster), the same update runs as
+TensorFlow's stock kernels: the decay w -= lr * wd * w (ResourceApplyGradientDescent on the old weights),
+then ResourceApplyAdam for m, v and w; the two give equal results to the bit. The scalars (learning rate,
+b^t, corrected epsilon) are computed once per optimizer step. LAMB needs the whole update before the
+trust ratio: ResourceApplyAdam at step size 0 updates its m and v, the rest stays element-wise.
 
 LayerNorm parameters and biases are excluded from weight decay and from the
 trust ratio. Gradients arrive dense (the trainer accumulates dense fp32 gradients).
@@ -31,10 +33,23 @@ tensorflow-addons, which used to provide LAMB, is end-of-life.
 
 import re
 
-from hvd_pretrain.tfcompat import keras, tf
+from hvd_pretrain import kernels
+from hvd_pretrain.tfcompat import in_xla_context, keras, tf
 
 # Variables matching any of these (regex search on the variable name) get no weight decay and no trust ratio.
 DEFAULT_EXCLUDE = ("layer_norm", "LayerNorm", "layernorm", "bias")
+
+
+def clip_factor(norm, clip_norm):
+    """tf.clip_by_global_norm's factor: clip_norm * min(1 / norm, 1 / clip_norm), a float32 scalar.
+
+    norm: the gradients' global norm (float32 scalar); clip_norm: a positive float. Multiplying each
+    gradient by it is what tf.clip_by_global_norm(grads, clip_norm, use_norm=norm) returns, to the bit,
+    NaN included when the norm is not finite; AdamWeightDecay.apply_gradients(grad_scale=) applies it
+    inside its update kernel.
+    """
+    clip = tf.constant(clip_norm, tf.float32)
+    return clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
 
 
 class AdamWeightDecay(keras.optimizers.Optimizer):
@@ -85,7 +100,22 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
             scalars["eps_hat"] = scalars["eps"] * tf.sqrt(1.0 - scalars["b2_power"])
         else:
             scalars["eps_hat"] = scalars["eps"]
+        # ResourceApplyAdam's own step size from lr and b^t, computed as it computes it.
+        scalars["alpha"] = lr * tf.sqrt(1.0 - scalars["b2_power"]) / (1.0 - scalars["b1_power"])
+        scalars["zero"], scalars["one"] = tf.constant(0.0, dtype), tf.constant(1.0, dtype)
         return scalars
+
+    def apply_gradients(self, grads_and_vars, name=None, skip_gradients_aggregation=False, grad_scale=None,
+                        **kwargs):
+        """Keras' apply_gradients, plus grad_scale: an optional float32 scalar tensor that multiplies every
+        gradient before the update, as `g * grad_scale` (the trainer's clip factor, so that
+        clipping by global norm costs no pass over the gradients of its own)."""
+        self._grad_scale = grad_scale
+        try:
+            return super().apply_gradients(grads_and_vars, name=name,
+                                           skip_gradients_aggregation=skip_gradients_aggregation, **kwargs)
+        finally:
+            self._grad_scale = None
 
     def _internal_apply_gradients(self, grads_and_vars):
         # One set of scalars per optimizer step instead of one per variable.
@@ -95,14 +125,34 @@ class AdamWeightDecay(keras.optimizers.Optimizer):
         finally:
             self._scalars = None
 
+    def _fused_kernel(self, variable):
+        """Our HvdFusedAdamW op for this float32 CPU variable outside XLA, else None (stock ops)."""
+        if self.layerwise_adaptation or variable.dtype != tf.float32 or in_xla_context():
+            return None
+        if tf.DeviceSpec.from_string(variable.device or "").device_type != "CPU":
+            return None
+        return kernels.fused_adamw()
+
     def update_step(self, gradient, variable):
         scalars = getattr(self, "_scalars", None)
         if scalars is None or scalars["lr"].dtype != variable.dtype:
             scalars = self._step_scalars(variable.dtype)
         gradient = tf.cast(tf.convert_to_tensor(gradient), variable.dtype)
+        grad_scale = getattr(self, "_grad_scale", None)
         index = self._index_dict[self._var_key(variable)]
         m, v = self._m[index], self._v[index]
         excluded = self.excluded(variable)
+        fused = self._fused_kernel(variable)
+        if fused is not None:
+            # w - lr * wd * w - lr * m_hat / (sqrt(v_hat) + eps) in one op; its step size is what
+            # ResourceApplyAdam computes from lr and b^t, in the same order.
+            decay = scalars["decay"] if self.weight_decay_rate and not excluded else scalars["zero"]
+            fused(var=variable.handle, m=m.handle, v=v.handle, grad=gradient,
+                  grad_scale=scalars["one"] if grad_scale is None else grad_scale, decay=decay,
+                  lr=scalars["alpha"], beta1=scalars["b1"], beta2=scalars["b2"], epsilon=scalars["eps_hat"])
+            return
+        if grad_scale is not None:
+            gradient = gradient * grad_scale
         if not self.layerwise_adaptation:
             # AdamW: decay with the old weights, then one fused Adam kernel for m, v and the weights:
             # w - lr * wd * w - lr * m_hat / (sqrt(v_hat) + eps), the update above.

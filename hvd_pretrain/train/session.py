@@ -44,7 +44,7 @@ def _peak_estimate(cfg, is_root):
                             source="%s %s datasheet" % (cfg.gpu_type, cfg.precision))
     if tf.config.list_physical_devices("GPU") or not is_root:
         return None
-    from hvd_pretrain.corpus import cache_root
+    from hvd_pretrain.cache import cache_root
     threads = tf.config.threading.get_intra_op_parallelism_threads()
     return PeakEstimate(measure=lambda: measure_matmul_peak(tf, n=512, repeats=3, min_seconds=0.2),
                         source="best fp32 matmul rate measured on this host, re-measured as training goes",

@@ -1,0 +1,5 @@
+import sys
+
+from hvd_pretrain.kernels import main
+
+sys.exit(main())
