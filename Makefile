@@ -104,10 +104,10 @@ $(WHEEL_DIR)/.built: | $(TF_STAMP)
 	  test $${PIPESTATUS[0]} = 0
 	@ls $(WHEEL_DIR)/horovod-$(HOROVOD_VERSION)-*.whl >/dev/null && touch $@
 
-# Our fused optimizer kernel (hvd_pretrain/kernels), compiled once into $(CACHE_DIR)/kernels; without it
-# training runs TensorFlow's stock ops (the same results, slower), so a failed build only warns.
-BUILD_KERNELS = @echo "==> compiling the fused AdamW kernel (about 10 s)"; \
-	$(BIN)/python -m hvd_pretrain.kernels || echo "warning: the fused AdamW kernel was not built; training uses TensorFlow's stock ops" >&2
+# Our CPU kernels (hvd_pretrain/kernels: AdamW, cross-entropy), compiled once into $(CACHE_DIR)/kernels;
+# without them training runs TensorFlow's stock ops (the same results, slower), so a failed build only warns.
+BUILD_KERNELS = @echo "==> compiling our CPU kernels (about 25 s)"; \
+	$(BIN)/python -m hvd_pretrain.kernels || echo "warning: our CPU kernels were not built; training uses TensorFlow's stock ops" >&2
 
 # GPU flavour: a CPU Horovod may be in the venv already; the NCCL wheel replaces it.
 $(VENV)/.installed: setup.py $(WHEEL_DIR)/.built | $(TF_STAMP)

@@ -20,8 +20,16 @@ NAMES = ["encoder/dense/kernel", "embeddings/word_embeddings", "layer_norm/gamma
 SHAPES = [(37, 29), (301, 16), (29,), (5,)]  # sizes that are not multiples of a vector width or a block
 
 
+_FUSED_ADAMW = kernels.fused_adamw
+
+
+def _use_fused(monkeypatch, on):
+    """Our AdamW kernel on or off; everything else (the cross-entropy kernel) as it is."""
+    monkeypatch.setattr(kernels, "fused_adamw", _FUSED_ADAMW if on else lambda: None)
+
+
 def _run(monkeypatch, fused, steps=4, clip_norm=None, bias_correction=True, grad_scale_form=True):
-    monkeypatch.setenv(kernels.ENV_SWITCH, "1" if fused else "0")
+    _use_fused(monkeypatch, fused)
     rng = np.random.RandomState(3)
     variables = [tf.Variable(rng.randn(*s).astype(np.float32), name=n) for n, s in zip(NAMES, SHAPES)]
     grads = [[tf.constant(rng.randn(*s).astype(np.float32) * (1 + 3 * t)) for s in SHAPES] for t in range(steps)]
@@ -83,7 +91,6 @@ def test_clip_factor_matches_tensorflow_and_keeps_nan():
 
 
 def test_one_kernel_per_variable(monkeypatch):
-    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
     counts = {}
     for n in (4, 24):
         variables = [tf.Variable(tf.ones([3, 2]), name="block_%d/kernel" % i) for i in range(n)]
@@ -173,7 +180,7 @@ def test_trainer_steps_equal_with_and_without_the_kernel(monkeypatch, accum_step
 
     results = []
     for fused in (True, False):
-        monkeypatch.setenv(kernels.ENV_SWITCH, "1" if fused else "0")
+        _use_fused(monkeypatch, fused)
         keras.utils.set_random_seed(3)
         model = build_pretrainer(preset("tiny", vocab_size=100, max_position_embeddings=16))
         micro = [[synthetic_batch(2, seed=10 * s + i) for i in range(accum_steps)] for s in range(3)]
@@ -188,3 +195,13 @@ def test_trainer_steps_equal_with_and_without_the_kernel(monkeypatch, accum_step
         assert min(fused_norms) > clip_norm  # every step was clipped
     for a, b in zip(fused_weights, stock_weights):
         np.testing.assert_array_equal(a, b)
+
+
+def test_simd_flags_follow_the_cpu(tmp_path):
+    with_avx2 = tmp_path / "avx2"
+    with_avx2.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma bmi2\n")
+    without = tmp_path / "sse"
+    without.write_text("processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx\n")
+    assert kernels.simd_flags(str(with_avx2)) == ["-mavx2", "-mfma"]
+    assert kernels.simd_flags(str(without)) == []
+    assert kernels.simd_flags(str(tmp_path / "missing")) == []

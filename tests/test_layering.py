@@ -1,6 +1,6 @@
 """Imports go down, never up: the package rules of the design notes, read from the source.
 
-    bottom (rundir, textio, inputs, errors, cache, ...)  <- vocab <- data <- train -> models, kernels;  finetune -> train, export
+    bottom (rundir, textio, inputs, errors, cache, ...)  <- vocab <- data <- train -> models -> kernels;  finetune -> train, export
     models and plan use neither data nor vocab; supervisor and telemetry use only the bottom
     and never TensorFlow; Horovod only in train and cli; cli is on top.
 
@@ -23,7 +23,7 @@ ALLOWED = {
     "vocab": BOTTOM,
     "data": BOTTOM | {"vocab"},
     "corpus": BOTTOM | {"data"},
-    "models": BOTTOM,
+    "models": BOTTOM | {"kernels"},
     "kernels": BOTTOM,
     "plan": BOTTOM | {"models"},
     "export": BOTTOM | {"models", "vocab"},

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from hvd_pretrain import kernels
 from hvd_pretrain.models import ops
 from hvd_pretrain.models.layers import LayerNorm
 from hvd_pretrain.tfcompat import keras, tf
@@ -117,6 +118,15 @@ def test_dropout_rates_at_the_edges():
 
 
 
+@pytest.fixture(params=["kernel", "composed"])
+def xent_path(request, monkeypatch):
+    """Each cross-entropy test runs twice: with our CPU kernel (hvd_pretrain/kernels/softmax_xent.cc) and
+    with TensorFlow's ops, the path on a GPU, under XLA or without the kernel."""
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1" if request.param == "kernel" else "0")
+    assert (kernels.softmax_xent() is not None) == (request.param == "kernel")
+    return request.param
+
+
 def loss_and_gradient(fn, logits, upstream):
     with tf.GradientTape() as tape:
         tape.watch(logits)
@@ -126,7 +136,7 @@ def loss_and_gradient(fn, logits, upstream):
 
 
 @pytest.mark.parametrize("shape, classes", [([7], 5), ([3, 4], 11), ([160], 30522), ([6], 2)])
-def test_cross_entropy_and_its_gradient_equal_tensorflows(shape, classes):
+def test_cross_entropy_and_its_gradient_equal_tensorflows(shape, classes, xent_path):
     rng = np.random.RandomState(classes)
     logits = tf.constant(rng.standard_normal(shape + [classes]).astype(np.float32) * 5.0)
     labels = tf.constant(rng.randint(0, classes, shape).astype(np.int32))
@@ -139,7 +149,7 @@ def test_cross_entropy_and_its_gradient_equal_tensorflows(shape, classes):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=2e-6)
 
 
-def test_cross_entropy_by_hand_and_at_extreme_logits():
+def test_cross_entropy_by_hand_and_at_extreme_logits(xent_path):
     # Two classes with logits (0, log 3): p = (1/4, 3/4); the loss of label 0 is log 4, the gradient p - e_0.
     loss, grad = loss_and_gradient(lambda x: ops.softmax_cross_entropy(x, tf.constant([0])),
                                    tf.constant([[0.0, math.log(3.0)]]), tf.constant([2.0]))
@@ -153,7 +163,7 @@ def test_cross_entropy_by_hand_and_at_extreme_logits():
         ops.softmax_cross_entropy(tf.zeros([2, 3]), tf.constant([1, 3]))
 
 
-def test_cross_entropy_and_hits_share_tf_argmax_including_ties():
+def test_cross_entropy_and_hits_share_tf_argmax_including_ties(xent_path):
     rng = np.random.RandomState(5)
     logits = rng.standard_normal([4, 6, 9]).astype(np.float32)
     logits[0, 0] = 1.0  # a tie everywhere: tf.argmax takes the first index, so only label 0 is a hit
@@ -171,6 +181,29 @@ def test_cross_entropy_and_hits_share_tf_argmax_including_ties():
     # The tied rows by hand: label 3 of an all-equal row and label 7 of the (2, 7) tie are misses.
     row_hits = ops.cross_entropy_and_hits(tf.constant(logits[0, :2]), tf.constant([3, 2]))[1]
     assert float(row_hits) == 1.0
+
+
+def test_cross_entropy_of_a_row_with_nan_is_nan(xent_path):
+    logits = tf.constant([[0.0, float("nan"), 1.0], [0.0, 1.0, 2.0], [float("nan")] * 3])
+    loss = ops.softmax_cross_entropy(logits, tf.constant([0, 2, 1])).numpy()
+    assert np.isnan(loss[0]) and np.isnan(loss[2])
+    assert loss[1] == pytest.approx(math.log(1 + math.e + math.e ** 2) - 2.0, rel=1e-6)
+
+
+def test_cross_entropy_kernel_runs_on_cpu_and_xla_takes_tensorflows_ops(monkeypatch):
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
+    rng = np.random.RandomState(2)
+    logits = tf.constant(rng.standard_normal([5, 40]).astype(np.float32))
+    labels = tf.constant(rng.randint(0, 40, [5]).astype(np.int32))
+    results = {}
+    for jit in (False, True):
+        fn = tf.function(lambda x: loss_and_gradient(lambda z: ops.softmax_cross_entropy(z, labels), x,
+                                                     tf.ones([5])), jit_compile=jit)
+        results[jit] = fn(logits)
+        types = op_types(fn.get_concrete_function(logits).graph)
+        assert ("HvdSoftmaxXent" in types) == (not jit), types
+    for a, b in zip(results[False], results[True]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
 
 def op_types(graph):
     """Every op type in a graph and in the functions it calls (conditionals, custom gradients)."""

@@ -5,7 +5,8 @@ Each takes and returns tensors; none owns variables.
 
 import math
 
-from hvd_pretrain.tfcompat import tf
+from hvd_pretrain import kernels
+from hvd_pretrain.tfcompat import in_xla_context, tf
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
@@ -242,9 +243,43 @@ def cross_entropy_and_hits(logits, labels, weights=None):
     return tf.reduce_sum(losses), tf.reduce_sum(hits)
 
 
-@tf.custom_gradient
 def _cross_entropy_and_prediction(logits, labels):
-    """logits [..., C] float32, labels [...] int32 -> (losses [...] float32, argmax [...] int32)."""
+    """logits [..., C] float32, labels [...] int32 -> (losses [...] float32, argmax [...] int32).
+
+    On CPU our kernel (hvd_pretrain/kernels/softmax_xent.cc) computes both without writing exp(logits -
+    top); on a GPU, inside XLA, or where the kernel is unavailable, TensorFlow's ops compute the same.
+    """
+    module = _xent_kernel()
+    if module is not None:
+        return _kernel_cross_entropy(module, logits, labels)
+    return _composed_cross_entropy(logits, labels)
+
+
+def _xent_kernel():
+    if in_xla_context() or tf.config.list_logical_devices("GPU"):
+        return None
+    return kernels.softmax_xent()
+
+
+def _kernel_cross_entropy(module, logits, labels):
+    shape = tf.shape(labels)
+
+    @tf.custom_gradient
+    def rows_cross_entropy(rows, flat):
+        losses, predicted, top, total = module.hvd_softmax_xent(rows, flat)
+
+        def grad(dy, *_):  # the argmax output has no gradient
+            return module.hvd_softmax_xent_grad(rows, flat, top, total, dy), None
+
+        return (losses, predicted), grad
+
+    rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
+    losses, predicted = rows_cross_entropy(rows, tf.reshape(labels, [-1]))
+    return tf.reshape(losses, shape), tf.reshape(predicted, shape)
+
+
+@tf.custom_gradient
+def _composed_cross_entropy(logits, labels):
     shape = tf.shape(labels)
     rows = tf.reshape(logits, [-1, tf.shape(logits)[-1]])
     flat = tf.reshape(labels, [-1])
