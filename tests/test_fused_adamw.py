@@ -118,6 +118,10 @@ def test_kernel_rejects_mismatched_shapes():
         op(var=w.handle, m=m.handle, v=v.handle, grad=tf.ones([4]), grad_scale=tf.ones([2]), decay=one, lr=one,
            beta1=one, beta2=one, epsilon=one)
     np.testing.assert_array_equal(w.numpy(), np.ones(4))  # nothing was written
+    half = tf.Variable(tf.ones([4], tf.float16))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="float32"):
+        op(var=half.handle, m=m.handle, v=v.handle, grad=tf.ones([4]), grad_scale=one, decay=one, lr=one,
+           beta1=one, beta2=one, epsilon=one)
 
 
 def test_a_failed_build_falls_back_to_the_stock_ops(monkeypatch, tmp_path, caplog):

@@ -57,6 +57,13 @@ class HvdFusedAdamWOp : public OpKernel {
   void Compute(OpKernelContext* ctx) override {
     auto locks = MaybeLockVariableInputMutexesInOrder<CPUDevice, float>(ctx, /*do_lock=*/true,
                                                                         /*sparse=*/false, {0, 1, 2});
+    for (int i = 0; i < 3; ++i) {  // before anything reads them as float32
+      core::RefCountPtr<Var> resource;
+      OP_REQUIRES_OK(ctx, LookupResource(ctx, HandleFromInput(ctx, i), &resource));
+      OP_REQUIRES(ctx, resource->tensor()->dtype() == DT_FLOAT,
+                  errors::InvalidArgument("HvdFusedAdamW: var, m and v must be float32 variables; input ", i,
+                                          " is ", DataTypeString(resource->tensor()->dtype())));
+    }
     Tensor var, m, v;
     OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, float>(ctx, 0, true, false, &var));
     OP_REQUIRES_OK(ctx, GetInputTensorFromVariable<CPUDevice, float>(ctx, 1, true, false, &m));
