@@ -45,7 +45,7 @@ from hvd_pretrain.tfcompat import keras, tf  # noqa: E402
 from hvd_pretrain.train.accumulate import AccumulatingStep, LocalCommunicator  # noqa: E402
 from hvd_pretrain.train.config import TrainConfig  # noqa: E402
 from hvd_pretrain.train.optimization import make_optimizer  # noqa: E402
-from hvd_pretrain.train.optimizers import AdamWeightDecay, clip_factor  # noqa: E402
+from hvd_pretrain.train.optimizers import apply_clipped  # noqa: E402
 
 PEERS_DIR = os.path.join(os.environ.get("HVD_PRETRAIN_CACHE", os.path.expanduser("~/.cache/hvd-pretrain")),
                          "bench-peers")
@@ -112,15 +112,8 @@ def ours_step(cfg, batch, xla, optimizer="trainer", clip_norm=0.0):
             sums = model.loss_sums(features, training=True)
             loss = (sums["mlm"] / tf.reduce_sum(features["masked_lm_weights"])
                     + sums["nsp"] / tf.cast(tf.shape(features["input_ids"])[0], tf.float32))
-        grads = tape.gradient(loss, model.trainable_variables)
-        if clip_norm > 0 and isinstance(opt, AdamWeightDecay):  # as the trainer clips: in the update kernel
-            grads = [tf.convert_to_tensor(g) for g in grads]
-            scale = clip_factor(tf.linalg.global_norm(grads), clip_norm)
-            opt.apply_gradients(zip(grads, model.trainable_variables), grad_scale=scale)
-            return loss
-        if clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], clip_norm)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
+        grads = [tf.convert_to_tensor(g) for g in tape.gradient(loss, model.trainable_variables)]
+        apply_clipped(opt, grads, model.trainable_variables, clip_norm)  # as the trainer clips
         return loss
 
     return lambda: float(step(features))

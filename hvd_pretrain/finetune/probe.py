@@ -22,7 +22,7 @@ from hvd_pretrain.models import build_pretrainer
 from hvd_pretrain.models.classifier import SequenceClassifier, pretrainer_encoder
 from hvd_pretrain.tfcompat import keras, tf
 from hvd_pretrain.train.optimization import WarmupPolynomialDecay
-from hvd_pretrain.train.optimizers import AdamWeightDecay, clip_factor
+from hvd_pretrain.train.optimizers import AdamWeightDecay, apply_clipped
 
 EVAL_BATCH = 64
 
@@ -93,8 +93,7 @@ class Prober:
         grads = tape.gradient(loss, self.variables)
         pairs = [(g, v) for g, v in zip(grads, self.variables) if g is not None]
         grads = [g for g, _ in pairs]
-        scale = clip_factor(tf.linalg.global_norm(grads), self.cfg.clip_norm) if self.cfg.clip_norm > 0 else None
-        self.optimizer.apply_gradients(zip(grads, [v for _, v in pairs]), grad_scale=scale)
+        apply_clipped(self.optimizer, grads, [v for _, v in pairs], self.cfg.clip_norm)
         return loss
 
     def _reset(self, source, seed):

@@ -63,7 +63,7 @@ from hvd_pretrain.models import ops
 from hvd_pretrain.tfcompat import tf
 from hvd_pretrain.train.communicate import (
     DEFAULT_BUCKET_MB, HorovodCommunicator, LocalCommunicator, first_use_order, gradient_buckets)
-from hvd_pretrain.train.optimizers import AdamWeightDecay, clip_factor
+from hvd_pretrain.train.optimizers import apply_clipped
 from hvd_pretrain.train.window import DeviceWindow, accuracy_names, step_accuracies, to_host
 
 __all__ = ["AccumulatingStep", "DynamicLossScale", "HorovodCommunicator", "LocalCommunicator", "accuracies",
@@ -282,15 +282,7 @@ class AccumulatingStep:
         """Clip by the global norm (computed here unless given), apply; returns the pre-clip norm."""
         if norm is None:
             norm = tf.linalg.global_norm(grads)
-        if self.clip_norm > 0 and isinstance(self.optimizer, AdamWeightDecay):
-            # tf.clip_by_global_norm's factor, applied by the optimizer's update kernel (no pass of its own).
-            self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables),
-                                           grad_scale=clip_factor(norm, self.clip_norm))
-            return norm
-        if self.clip_norm > 0:
-            grads, _ = tf.clip_by_global_norm(grads, self.clip_norm, use_norm=norm)
-        self.optimizer.apply_gradients(zip(grads, self.model.trainable_variables))
-        return norm
+        return apply_clipped(self.optimizer, grads, self.model.trainable_variables, self.clip_norm, norm)
 
     @tf.function
     def _clip_and_apply(self, grads):

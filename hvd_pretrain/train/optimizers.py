@@ -52,6 +52,26 @@ def clip_factor(norm, clip_norm):
     return clip * tf.minimum(1.0 / norm, 1.0 / clip) + (norm - norm)
 
 
+def apply_clipped(optimizer, grads, variables, clip_norm, norm=None):
+    """Clip `grads` (one per variable, dense or IndexedSlices) to global norm `clip_norm` and apply them.
+
+    clip_norm: 0 applies them unclipped. norm: their global norm if already computed (float32 scalar),
+    else it is computed here when clipping. Returns the norm (None when neither given nor needed).
+    With AdamWeightDecay the clip factor goes into its update kernel (`apply_gradients(grad_scale=)`, no
+    pass over the gradients of its own); any other Keras optimizer gets tf.clip_by_global_norm's
+    gradients. Both update the weights alike, to the bit.
+    """
+    if clip_norm > 0 and norm is None:
+        norm = tf.linalg.global_norm(grads)
+    if clip_norm > 0 and isinstance(optimizer, AdamWeightDecay):
+        optimizer.apply_gradients(zip(grads, variables), grad_scale=clip_factor(norm, clip_norm))
+        return norm
+    if clip_norm > 0:
+        grads, _ = tf.clip_by_global_norm(grads, clip_norm, use_norm=norm)
+    optimizer.apply_gradients(zip(grads, variables))
+    return norm
+
+
 class AdamWeightDecay(keras.optimizers.Optimizer):
     """Adam with decoupled weight decay; `layerwise_adaptation=True` makes it LAMB."""
 
