@@ -234,7 +234,52 @@ def test_odd_values_never_break_the_columns(tmp_path):
     json.dumps(status.summarize(mon), allow_nan=False)
 
 
-def test_readers_and_refresh_run_concurrently(tmp_path):
+@pytest.fixture
+def frequent_thread_switches():
+    """Switch threads every microsecond, so that races show within a few hundred appends."""
+    import sys
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(before)
+
+
+def test_columns_grow_while_other_threads_read_them(frequent_thread_switches):
+    # A reader's numpy view of a column forbids the column to grow; an append that
+    # met one raised BufferError and its rows were lost.
+    import threading
+    cols = series.Columns(max_columns=4)
+    stop, errors = threading.Event(), []
+
+    def read():
+        while not stop.is_set():
+            try:
+                cols.last("time"), cols.tail("step", 5), cols.column("time"), cols.changes("step", 0)
+            except Exception as e:  # pragma: no cover - reported below
+                errors.append(repr(e))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for i in range(2000):
+            try:
+                if i % 2:
+                    cols.extend_fields([{"time": float(i), "step": i}], ["time", "step"])
+                else:
+                    cols.extend([{"time": float(i), "step": i}])
+            except Exception as e:
+                errors.append(repr(e))
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    assert errors == []
+    assert cols.n == 2000 and all(len(c) == 2000 for c in cols.cols.values())
+    assert cols.column("step").tolist() == list(range(2000))
+
+
+def test_readers_and_refresh_run_concurrently(tmp_path, frequent_thread_switches):
     import threading
     run = synthetic.write_run(str(tmp_path), "r", steps=50)
     store = RunStore(str(tmp_path), min_interval=0)
@@ -259,6 +304,8 @@ def test_readers_and_refresh_run_concurrently(tmp_path):
             rundir.append_jsonl(run.metrics, synthetic.metrics_record(51 + i, 1.7e9, 300, 2))
             rundir.append_jsonl(run.rank_log(0), {"time": 1.7e9 + i, "step": 51 + i, "step_time": 0.1})
             store.refresh(force=True)
+            if store.get("r").refresh_error:
+                errors.append(store.get("r").refresh_error)
     finally:
         stop.set()
         for t in readers:

@@ -221,7 +221,9 @@ class RunMonitor:
             rank = int(stem)
             log = self.ranks.get(rank)
             if log is None:
-                log = self.ranks[rank] = RankLog(rank, entry.path)
+                log = RankLog(rank, entry.path)
+                with self.lock:  # readers iterate self.ranks under the lock
+                    self.ranks[rank] = log
             changed |= log.refresh(self.lock)
         return changed
 
@@ -245,8 +247,10 @@ class RunMonitor:
 
     def last_heartbeat(self):
         """Time of the newest record from rank 0 or any rank (None if there is none)."""
-        times = [self.latest.get("time")]
-        times += [log.cols.last("time") for log in self.ranks.values()]
+        with self.lock:
+            times = [self.latest.get("time")]
+            logs = list(self.ranks.values())
+        times += [log.cols.last("time") for log in logs]
         times = [t for t in times if t is not None]
         if not times and self.tail.exists:
             try:
@@ -284,7 +288,9 @@ class RunMonitor:
                        % ("; showing its last good copy" if self.job.content else ""))
         if self.plan.unreadable:
             out.append("plan.json is unreadable (half-written?)")
-        bad_ranks = sorted(r for r, log in self.ranks.items() if log.tail.bad_lines)
+        with self.lock:
+            logs = list(self.ranks.items())
+        bad_ranks = sorted(r for r, log in logs if log.tail.bad_lines)
         if bad_ranks:
             out.append("ranks/%s.jsonl: unreadable line(s) skipped" % ",".join(map(str, bad_ranks)))
         if self.metrics.dropped_keys:

@@ -8,6 +8,7 @@ that spikes (a straggler, a loss blow-up) survive the reduction.
 """
 
 import math
+import threading
 from array import array
 
 import numpy as np
@@ -48,7 +49,10 @@ class Columns:
     """Append-only table of float columns, all of the same length.
 
     Readers get copies (`column`, `tail`), never views: a numpy view of an
-    array('d') blocks the array from growing while the view lives.
+    array('d') blocks the array from growing while the view lives (`extend`
+    would raise BufferError and the rows it was given would be lost). The
+    internal views live only under `self._lock`, which `extend` also takes, so
+    one thread may append while others read, whatever locks the callers hold.
     """
 
     def __init__(self, max_columns=MAX_COLUMNS):
@@ -56,12 +60,14 @@ class Columns:
         self.cols = {}
         self.max_columns = max_columns
         self.dropped_keys = set()
+        self._lock = threading.RLock()
 
     def __len__(self):
         return self.n
 
     def keys(self):
-        return list(self.cols)
+        with self._lock:
+            return list(self.cols)
 
     def _new_column(self):
         return array("d", [NAN]) * self.n if self.n else array("d")
@@ -70,6 +76,10 @@ class Columns:
         """Append flattened rows (dicts of key -> number)."""
         if not rows:
             return
+        with self._lock:
+            self._extend(rows)
+
+    def _extend(self, rows):
         seen = set()
         for row in rows:
             seen.update(row)
@@ -88,27 +98,33 @@ class Columns:
     def extend_fields(self, records, keys):
         """Append raw records, taking only `keys`; anything not a number becomes NaN."""
         chunks = {key: _floats([rec.get(key, NAN) for rec in records]) for key in keys}
+        with self._lock:
+            self._append(chunks, len(records))
+
+    def _append(self, chunks, rows):
         for key, chunk in chunks.items():
             if key not in self.cols:
                 self.cols[key] = self._new_column()
             self.cols[key].extend(chunk)
-        self.n += len(records)
+        self.n += rows
 
     def _view(self, key, start=0):
-        # internal only: callers must drop the view before the table grows again
+        # internal only, under self._lock: callers drop the view before releasing it
         return np.frombuffer(self.cols[key], dtype=np.float64, count=self.n)[start:]
 
     def column(self, key):
         """A copy of one column (all NaN if the key is unknown)."""
-        if key not in self.cols:
-            return np.full(self.n, np.nan)
-        return self._view(key).copy() if self.n else np.empty(0)
+        with self._lock:
+            if key not in self.cols:
+                return np.full(self.n, np.nan)
+            return self._view(key).copy() if self.n else np.empty(0)
 
     def tail(self, key, k):
         """A copy of the last k values of a column."""
-        if key not in self.cols or not self.n:
-            return np.empty(0)
-        return self._view(key, max(0, self.n - k)).copy()
+        with self._lock:
+            if key not in self.cols or not self.n:
+                return np.empty(0)
+            return self._view(key, max(0, self.n - k)).copy()
 
     def last(self, key):
         """The last non-NaN value of a column, or None."""
@@ -116,22 +132,24 @@ class Columns:
 
     def last_in(self, key, start):
         """The last finite value of a column at or after row `start`, or None."""
-        if key not in self.cols or start >= self.n:
-            return None
-        tail = self._view(key, start)
-        idx = np.flatnonzero(np.isfinite(tail))
-        value = float(tail[idx[-1]]) if len(idx) else None
-        del tail
-        return value
+        with self._lock:
+            if key not in self.cols or start >= self.n:
+                return None
+            tail = self._view(key, start)
+            idx = np.flatnonzero(np.isfinite(tail))
+            value = float(tail[idx[-1]]) if len(idx) else None
+            del tail
+            return value
 
     def changes(self, key, start, before=None):
         """[(row, old, new)] where a column's finite value changes at or after row `start`."""
-        if key not in self.cols or start >= self.n:
-            return []
-        tail = self._view(key, start)
-        idx = np.flatnonzero(np.isfinite(tail))
-        values = tail[idx]  # fancy indexing: a copy
-        del tail
+        with self._lock:
+            if key not in self.cols or start >= self.n:
+                return []
+            tail = self._view(key, start)
+            idx = np.flatnonzero(np.isfinite(tail))
+            values = tail[idx]  # fancy indexing: a copy
+            del tail
         if not len(idx):
             return []
         previous = np.concatenate([[values[0] if before is None else before], values[:-1]])
