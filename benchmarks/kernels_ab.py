@@ -7,13 +7,15 @@ Each pair is one step built with the kernels and once with TensorFlow's stock op
 * bare:        bench_peers' bare step (loss, gradients, AdamWeightDecay, no clipping);
 * update:      the optimizer update alone on the model's variables, with the clip factor
                (apply_gradients(grad_scale=)), from fixed gradients;
-* xent:        the MLM cross-entropy alone, forward and backward, at [batch x predictions, vocab] logits.
+* xent:        the MLM cross-entropy alone, forward and backward, at [batch x predictions, vocab] logits;
+* gelu:        GELU alone, forward and backward, at the feed-forward layer's [batch x seq, intermediate].
 
 Reported: the median time of each, and kernels-on speed over kernels-off as the ratio of medians and as
 the median and range of the per-round ratios.
 
   python benchmarks/kernels_ab.py --size=small --batch=8 --rounds=11
   python benchmarks/kernels_ab.py --size=tiny --batch=32 --rounds=11
+  python benchmarks/kernels_ab.py --size=tiny --vocab_size=8000 --batch=32 --rounds=15   # hvd-pretrain's default run
 """
 
 import argparse
@@ -77,21 +79,38 @@ def xent_step(cfg, rows):
     return lambda: float(step())
 
 
+def gelu_step(cfg, tokens):
+    x = tf.random.stateless_normal([tokens, cfg.intermediate_size], seed=[5, 6]) * 2.0
+    upstream = tf.random.stateless_normal([tokens, cfg.intermediate_size], seed=[7, 8])
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = ops.gelu(x)
+        return tf.reduce_sum(y[:, 0]) + tf.reduce_sum(tape.gradient(y, x, output_gradients=upstream)[:, 0])
+
+    return lambda: float(step())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="small")
     common.add_batch_shape(parser)
+    parser.add_argument("--vocab_size", type=int, default=0,
+                        help="the model's vocabulary (default: the preset's; hvd-pretrain's own corpus makes 8000)")
     parser.add_argument("--rounds", type=int, default=11)
     parser.add_argument("--no_write", action="store_true")
     args = parser.parse_args()
-    if kernels.fused_adamw() is None or kernels.softmax_xent() is None:
+    if kernels.fused_adamw() is None or kernels.softmax_xent() is None or kernels.gelu() is None:
         sys.exit("error: our kernels are not available here (see the log line above); nothing to compare")
-    cfg = preset(args.size)
+    cfg = preset(args.size, vocab_size=args.vocab_size or None)
     batch = bench_peers.numpy_batch(cfg, args)
     makers = {"trainer": lambda: bench_peers.trainer_step(cfg, batch),
               "bare": lambda: bench_peers.ours_step(cfg, batch, False),
               "update": lambda: update_step(cfg),
-              "xent": lambda: xent_step(cfg, args.batch * args.predictions)}
+              "xent": lambda: xent_step(cfg, args.batch * args.predictions),
+              "gelu": lambda: gelu_step(cfg, args.batch * args.seq_len)}
     candidates = {}
     for name, make in makers.items():
         candidates[name + ", kernels"] = built_with(True, make)
@@ -106,13 +125,13 @@ def main():
                      "%.3f [%.2f-%.2f]" % (common.median(ratios), ratios[0], ratios[-1])])
         print(rows[-1], flush=True)
     table = common.markdown_table(["step", "kernels (ms)", "stock ops (ms)", "speed-up", "speed-up, rounds"], rows)
-    notes = ("BERT %s, batch %d x seq %d, %d masked positions, fp32. Each step built once with our CPU kernels "
+    notes = ("BERT %s (vocabulary %d), batch %d x seq %d, %d masked positions, fp32. Each step built once with our CPU kernels "
              "and once with TensorFlow's stock ops, alternated, medians of %d rounds; `speed-up` is stock time "
              "over kernel time (ratio of medians), `rounds` the median and range of the per-round ratios. "
              "`update`: AdamW with the clip factor on the model's variables; `xent`: cross-entropy and hits, "
-             "forward and backward, at [%d, %d] logits."
-             % (args.size, args.batch, args.seq_len, args.predictions, args.rounds,
-                args.batch * args.predictions, cfg.vocab_size))
+             "forward and backward, at [%d, %d] logits; `gelu`: GELU forward and backward at [%d, %d]."
+             % (args.size, cfg.vocab_size, args.batch, args.seq_len, args.predictions, args.rounds,
+                args.batch * args.predictions, cfg.vocab_size, args.batch * args.seq_len, cfg.intermediate_size))
     command = "python benchmarks/kernels_ab.py " + " ".join(sys.argv[1:])
     if args.no_write:
         print(table)

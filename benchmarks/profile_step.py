@@ -24,7 +24,15 @@ Candidates:
 * google:        bench_peers' Google candidate: bert-tensorflow's modeling.py, run_pretraining's heads and
                  AdamWeightDecayOptimizer in a tf.compat.v1 Session.
 
+With XLA on, a compiled step is one op to TensorFlow's profiler. XLA:CPU then also traces each HLO
+instruction it runs (XLA_FLAGS --xla_cpu_enable_xprof_traceme, set here: it adds a trace call around
+each instruction), and a further table gives their count and time per step by kind: `custom-call`
+(oneDNN matmuls, `__onednn$matmul`), `call` (computations XLA splits across threads: element-wise
+and reductions), `fusion` (fused loops run on one thread), `copy` (layout changes), `dot` (matmuls
+left to XLA's own loops).
+
   python benchmarks/profile_step.py --sizes=small --xla=off
+  python benchmarks/profile_step.py --sizes=base --xla=off,on --candidates=ours
 """
 
 import argparse
@@ -38,6 +46,7 @@ import time
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_enable_xprof_traceme=true").strip()
 
 import bench_peers  # noqa: E402
 import common  # noqa: E402
@@ -146,6 +155,33 @@ def parse_trace(logdir):
     return ops, calls, copies
 
 
+HLO_EVENT = re.compile(r"^([a-z][a-z-]*)\.\d+")
+
+
+def parse_hlo(logdir):
+    """XLA:CPU's per-instruction events in the trace under logdir: {HLO kind: [count, duration ps]}.
+
+    Only the events on XLA's executor threads ("host_executor" lines) are counted: those are the
+    instructions of the compiled program, one after the other; a `call`'s own work on other threads
+    is inside its duration."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
+    space = xplane_pb2.XSpace()
+    with open(path, "rb") as f:
+        space.ParseFromString(f.read())
+    kinds = collections.defaultdict(lambda: [0, 0])
+    for plane in space.planes:
+        for line in plane.lines:
+            if not line.name.startswith("host_executor"):
+                continue
+            for event in line.events:
+                match = HLO_EVENT.match(plane.event_metadata[event.metadata_id].name)
+                if match:
+                    kinds[match.group(1)][0] += 1
+                    kinds[match.group(1)][1] += event.duration_ps
+    return kinds
+
+
 def covered_ps(intervals):
     """Length of the union of [start, end) intervals."""
     total, end = 0, None
@@ -171,6 +207,7 @@ def profile(fn, steps, logdir, tf1=False):
     finally:
         tf.profiler.experimental.stop()
     ops, calls, copies = parse_trace(logdir)
+    hlo = parse_hlo(logdir)
     by_class = collections.defaultdict(lambda: [0, 0.0])
     by_phase = collections.defaultdict(lambda: [0, 0.0])
     kernels = collections.defaultdict(lambda: [0, 0.0])
@@ -194,6 +231,7 @@ def profile(fn, steps, logdir, tf1=False):
         "call_kinds": dict(calls),
         "copies": sum(copies.values()) * per,
         "copy_kinds": dict(copies),
+        "hlo": {k: (v[0] * per, v[1] / 1e9 * per) for k, v in hlo.items()},
     }
 
 
@@ -264,6 +302,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--logdir", default=None, help="keep the traces here (default: a temporary directory)")
     parser.add_argument("--no_write", action="store_true")
+    parser.add_argument("--title", default="Step profile: ours vs Google's reference",
+                        help="the BENCHMARKS.md section title")
     args = parser.parse_args()
     names = args.candidates.split(",")
     google = bench_peers.import_google() if "google" in names else None
@@ -297,6 +337,15 @@ def main():
     command = "python benchmarks/profile_step.py --sizes=%s --xla=%s --candidates=%s --steps=%d" % (
         args.sizes, args.xla, args.candidates, args.steps)
     text = "\n\n".join([summary, by_class, by_phase, "Heaviest kernels (count x ms per step):\n\n" + kernels])
+    compiled = [(size, xla, name, s) for size, xla, name, s in results if s["hlo"]]
+    if compiled:
+        kinds = sorted({k for *_, s in compiled for k in s["hlo"]},
+                       key=lambda k: -max(s["hlo"].get(k, (0, 0))[1] for *_, s in compiled))
+        rows = [[k] + ["%s / %s" % (fmt(s["hlo"].get(k, (0, 0))[0], 0), fmt(s["hlo"].get(k, (0, 0))[1], 2))
+                       for *_, s in compiled] for k in kinds]
+        rows.append(["all instructions (ms)"] + [fmt(sum(v[1] for v in s["hlo"].values()), 1) for *_, s in compiled])
+        text += "\n\nXLA instructions run by the compiled steps (count / ms per step):\n\n" + common.markdown_table(
+            ["HLO kind"] + ["%s %s XLA %s" % (name, size, xla) for size, xla, name, _ in compiled], rows)
     by_name = {(size, xla, name): s for size, xla, name, s in results}
     for size, xla, name, stats in results:
         clipped = by_name.get((size, xla, bench_peers.CLIPPED))
@@ -308,7 +357,7 @@ def main():
     if args.no_write:
         print(notes + "\n\n" + text)
     else:
-        common.publish("Step profile: ours vs Google's reference", command, notes, text, common.machine_line(tf))
+        common.publish(args.title, command, notes, text, common.machine_line(tf))
 
 
 def load():

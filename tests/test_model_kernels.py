@@ -22,7 +22,16 @@ def values_and_gradients(fn, x, variables=()):
     return [y] + tape.gradient(total, [x] + list(variables))
 
 
-def test_gelu_and_its_gradient_equal_tf_nn_gelu():
+@pytest.fixture(params=["kernel", "composed"])
+def gelu_path(request, monkeypatch):
+    """Each GELU test runs twice: with our CPU kernel (hvd_pretrain/kernels/gelu.cc) and with TensorFlow's
+    ops, the path on a GPU, under XLA, for other dtypes or without the kernel."""
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1" if request.param == "kernel" else "0")
+    assert (kernels.gelu() is not None) == (request.param == "kernel")
+    return request.param
+
+
+def test_gelu_and_its_gradient_equal_tf_nn_gelu(gelu_path):
     x = tf.concat([tf.linspace(-9.0, 9.0, 181), tf.random.stateless_normal([1000], seed=[1, 2]) * 3.0], 0)
     ours = values_and_gradients(ops.gelu, x)
     reference = values_and_gradients(lambda t: tf.nn.gelu(t, approximate=False), x)
@@ -31,6 +40,52 @@ def test_gelu_and_its_gradient_equal_tf_nn_gelu():
     # Hand values: gelu(1) = Phi(1) and gelu'(0) = 1/2.
     assert float(ours[0][90 + 10]) == pytest.approx(0.5 * (1 + math.erf(math.sqrt(0.5))), rel=1e-6)
     assert float(ops.activation("gelu")(tf.constant(1.0))) == pytest.approx(0.8413447, rel=1e-6)
+    assert float(values_and_gradients(lambda t: ops.gelu(t) * 2.0, tf.constant([0.0]))[1][0]) == pytest.approx(
+        float(2.0 * tf.random.stateless_normal([1], seed=[7, 8])[0] * 0.5), rel=1e-6)
+
+
+def test_gelu_of_a_feed_forward_sized_tensor_and_of_extreme_values(gelu_path):
+    # [tokens, 4H] as in BERT's feed-forward layer (the kernel splits it over threads), plus the
+    # values where erf saturates or the input is not finite; tf.nn.gelu's ops give the reference.
+    special = tf.constant([0.0, -0.0, 1e-30, -1e-30, 6.0, -6.0, 40.0, -40.0, float("inf"), -float("inf"),
+                           float("nan"), 3.4e38])
+    x = tf.concat([tf.reshape(tf.random.stateless_normal([512, 1024], seed=[3, 4]) * 4.0, [-1]), special], 0)
+    ours = values_and_gradients(ops.gelu, x)
+    reference = values_and_gradients(lambda t: tf.nn.gelu(t, approximate=False), x)
+    for a, b in zip(ours, reference):
+        a, b = a.numpy(), b.numpy()
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+        finite = np.isfinite(a) & np.isfinite(b)
+        np.testing.assert_array_equal(a[~finite & ~np.isnan(a)], b[~finite & ~np.isnan(b)])
+        # In the left tail 1 + erf(x / sqrt(2)) cancels (both of our paths; tf.nn.gelu uses erfc), so the
+        # absolute error is that of float32 near 1 times |x|: about 1e-6 at x = -20.
+        np.testing.assert_allclose(a[finite], b[finite], rtol=1e-5, atol=2e-6)
+    np.testing.assert_allclose(ours[0].numpy()[-12:-8], [0.0, 0.0, 5e-31, -5e-31], rtol=1e-6, atol=0)
+    assert ours[0].numpy()[-6:-3].tolist() == [40.0, 0.0, float("inf")]  # gelu(40), gelu(-40), gelu(inf)
+
+
+def test_gelu_kernel_runs_for_float32_on_cpu_and_not_under_xla_or_for_float16(monkeypatch):
+    monkeypatch.setenv(kernels.ENV_SWITCH, "1")
+    x = tf.random.stateless_normal([6, 32], seed=[5, 6])
+    upstream = tf.random.stateless_normal([6, 32], seed=[7, 8])  # drawn here: XLA's generator differs
+
+    def value_and_gradient(t):
+        with tf.GradientTape() as tape:
+            tape.watch(t)
+            y = ops.gelu(t)
+        return y, tape.gradient(y, t, output_gradients=upstream)
+
+    results = {}
+    for jit in (False, True):
+        fn = tf.function(value_and_gradient, jit_compile=jit)
+        results[jit] = fn(x)
+        types = op_types(fn.get_concrete_function(x).graph)
+        assert ("HvdGelu" in types and "HvdGeluGrad" in types) == (not jit), types
+    for a, b in zip(results[False], results[True]):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6)
+    half = tf.function(lambda t: ops.gelu(t))
+    assert "HvdGelu" not in op_types(half.get_concrete_function(tf.cast(x, tf.float16)).graph)
+    np.testing.assert_allclose(half(tf.cast(x, tf.float16)).numpy(), results[False][0].numpy(), rtol=2e-3, atol=2e-3)
 
 
 @pytest.mark.parametrize("shape", [[3, 5, 16], [7, 32], [2, 2, 3, 8]])

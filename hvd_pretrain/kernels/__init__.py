@@ -5,6 +5,8 @@
   The same update in TensorFlow's stock ops takes three passes over the weights and two over the gradient.
 * `HvdSoftmaxXent` and its gradient (softmax_xent.cc): softmax cross-entropy over wide rows, the MLM
   loss's (models/ops.py), without writing exp(logits - max) forward.
+* `HvdGelu` and its gradient (gelu.cc): exact GELU in one pass each way (models/ops.py); TensorFlow's
+  ops for it make five passes forward and seven backward.
 
 Building: the C++ source is compiled with TensorFlow's own flags (tf.sysconfig) by `$CXX` (default
 `c++`), about 10 s, into $HVD_PRETRAIN_CACHE/kernels/ (default ~/.cache/hvd-pretrain/kernels/), named
@@ -13,9 +15,9 @@ first builds it under a file lock, the others wait and load it; a library is wri
 name and renamed, so a reader never sees half of one. `make install` builds it ahead
 (`python -m hvd_pretrain.kernels`).
 
-When a kernel cannot be built or loaded (no compiler, a TensorFlow without headers), `fused_adamw()`
-and `softmax_xent()` return None and log why, once; the callers then run TensorFlow's stock ops (the
-optimizer's update equal to the bit, the cross-entropy to float rounding), slower. They do the same on a
+When a kernel cannot be built or loaded (no compiler, a TensorFlow without headers), `fused_adamw()`,
+`softmax_xent()` and `gelu()` return None and log why, once; the callers then run TensorFlow's stock ops (the
+optimizer's update equal to the bit, the cross-entropy and GELU to float rounding), slower. They do the same on a
 GPU and inside XLA clusters, as the kernels are CPU kernels. HVD_PRETRAIN_FUSED_KERNELS=0 turns our kernels off.
 """
 
@@ -151,6 +153,11 @@ def fused_adamw():
 def softmax_xent():
     """The op module of softmax_xent.cc (`hvd_softmax_xent`, `hvd_softmax_xent_grad`), or None (see `load`)."""
     return load("softmax_xent")
+
+
+def gelu():
+    """The op module of gelu.cc (`hvd_gelu`, `hvd_gelu_grad`), or None (see `load`)."""
+    return load("gelu")
 
 
 def main(argv=None):

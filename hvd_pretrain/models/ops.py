@@ -12,16 +12,41 @@ _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 
-@tf.custom_gradient
 def gelu(x):
     """Exact GELU, x * Phi(x) with Phi the standard normal CDF (Hendrycks & Gimpel 2016,
     arXiv:1606.08415; BERT's `gelu`, tf.nn.gelu(approximate=False)), with its gradient written out.
 
-    x: float tensor of any shape -> same shape and dtype. The gradient Phi(x) + x * phi(x) (phi the
-    normal density) reuses the forward pass's Phi(x): forward and backward take 13 graph ops where
-    tf.nn.gelu and its automatic gradient take 19. Equal to tf.nn.gelu and its gradient to float
-    rounding.
+    x: float tensor of any shape -> same shape and dtype. The gradient is Phi(x) + x * phi(x) (phi the
+    normal density). For float32 on CPU our kernel (hvd_pretrain/kernels/gelu.cc) makes one pass over
+    the tensor each way; on a GPU, inside XLA, for other dtypes or where the kernel is unavailable,
+    TensorFlow's ops compute the same (13 graph ops forward and backward where tf.nn.gelu and its
+    automatic gradient take 19). Both equal tf.nn.gelu and its gradient to float rounding.
     """
+    module = _gelu_kernel(x)
+    if module is not None:
+        return _kernel_gelu(module, x)
+    return _composed_gelu(x)
+
+
+def _gelu_kernel(x):
+    if x.dtype != tf.float32 or in_xla_context() or tf.config.list_logical_devices("GPU"):
+        return None
+    return kernels.gelu()
+
+
+def _kernel_gelu(module, x):
+    @tf.custom_gradient
+    def forward(x):
+        def grad(dy):
+            return module.hvd_gelu_grad(x, dy)
+
+        return module.hvd_gelu(x), grad
+
+    return forward(x)
+
+
+@tf.custom_gradient
+def _composed_gelu(x):
     cdf = 0.5 * (1.0 + tf.math.erf(x * tf.cast(_SQRT_HALF, x.dtype)))
 
     def grad(dy):
