@@ -32,6 +32,7 @@ OTHER_PROGRAM_FLAGS = {
     "--user",                         # systemd-run, systemctl
     "--target", "--no-deps",          # pip
     "--append",                       # benchmarks/*.py
+    "--xla_cpu_use_thunk_runtime",    # XLA (XLA_FLAGS), set by hvd_pretrain/tfcompat.py
 }
 # Files the user makes; the repository ships what they are made from.
 USER_FILES = {"jobs/hostfile": "jobs/hostfile.example"}
