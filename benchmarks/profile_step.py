@@ -129,8 +129,8 @@ def op_class(name, op_type, op_phase):
     return "other"
 
 
-def parse_trace(logdir):
-    """The op events, Python->runtime calls and copies of the one XSpace trace written under logdir."""
+def read_space(logdir):
+    """The one XSpace trace written under logdir, parsed."""
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
     paths = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)
     if len(paths) != 1:
@@ -138,6 +138,11 @@ def parse_trace(logdir):
     space = xplane_pb2.XSpace()
     with open(paths[0], "rb") as f:
         space.ParseFromString(f.read())
+    return space
+
+
+def parse_trace(space):
+    """The op events, Python->runtime calls and copies of a trace (read_space)."""
     ops, calls, copies = [], collections.Counter(), collections.Counter()
     for plane in space.planes:
         for line in plane.lines:
@@ -158,17 +163,12 @@ def parse_trace(logdir):
 HLO_EVENT = re.compile(r"^([a-z][a-z-]*)\.\d+")
 
 
-def parse_hlo(logdir):
-    """XLA:CPU's per-instruction events in the trace under logdir: {HLO kind: [count, duration ps]}.
+def parse_hlo(space):
+    """XLA:CPU's per-instruction events in a trace (read_space): {HLO kind: [count, duration ps]}.
 
     Only the events on XLA's executor threads ("host_executor" lines) are counted: those are the
     instructions of the compiled program, one after the other; a `call`'s own work on other threads
     is inside its duration."""
-    from tensorflow.tsl.profiler.protobuf import xplane_pb2
-    path = glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0]
-    space = xplane_pb2.XSpace()
-    with open(path, "rb") as f:
-        space.ParseFromString(f.read())
     kinds = collections.defaultdict(lambda: [0, 0])
     for plane in space.planes:
         for line in plane.lines:
@@ -206,8 +206,9 @@ def profile(fn, steps, logdir, tf1=False):
             walls.append(time.perf_counter() - start)
     finally:
         tf.profiler.experimental.stop()
-    ops, calls, copies = parse_trace(logdir)
-    hlo = parse_hlo(logdir)
+    space = read_space(logdir)
+    ops, calls, copies = parse_trace(space)
+    hlo = parse_hlo(space)
     by_class = collections.defaultdict(lambda: [0, 0.0])
     by_phase = collections.defaultdict(lambda: [0, 0.0])
     kernels = collections.defaultdict(lambda: [0, 0.0])

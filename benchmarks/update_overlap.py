@@ -41,7 +41,7 @@ def one_step(fn, logdir, tf1):
         fn()
     finally:
         tf.profiler.experimental.stop()
-    ops, _, _ = profile_step.parse_trace(logdir)
+    ops, _, _ = profile_step.parse_trace(profile_step.read_space(logdir))
     shutil.rmtree(logdir, ignore_errors=True)
     first = min(s for _, _, s, _ in ops)
     backward_end = max(e for node, _, _, e in ops if profile_step.phase(node, tf1) == "backward")

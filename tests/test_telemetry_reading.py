@@ -244,24 +244,37 @@ def frequent_thread_switches():
     sys.setswitchinterval(before)
 
 
-def test_columns_grow_while_other_threads_read_them(frequent_thread_switches):
-    # A reader's numpy view of a column forbids the column to grow; an append that
-    # met one raised BufferError and its rows were lost.
+def while_threads_read(read_once, write, readers=2):
+    """Run write() while `readers` threads call read_once() in a loop; the exceptions either raised,
+    as repr strings (write() may add its own to the list it is given)."""
     import threading
-    cols = series.Columns(max_columns=4)
     stop, errors = threading.Event(), []
 
     def read():
         while not stop.is_set():
             try:
-                cols.last("time"), cols.tail("step", 5), cols.column("time"), cols.changes("step", 0)
-            except Exception as e:  # pragma: no cover - reported below
+                read_once()
+            except Exception as e:  # pragma: no cover - reported by the caller
                 errors.append(repr(e))
 
-    readers = [threading.Thread(target=read) for _ in range(2)]
-    for t in readers:
+    threads = [threading.Thread(target=read) for _ in range(readers)]
+    for t in threads:
         t.start()
     try:
+        write(errors)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return errors
+
+
+def test_columns_grow_while_other_threads_read_them(frequent_thread_switches):
+    # A reader's numpy view of a column forbids the column to grow; an append that
+    # met one raised BufferError and its rows were lost.
+    cols = series.Columns(max_columns=4)
+
+    def write(errors):
         for i in range(2000):
             try:
                 if i % 2:
@@ -270,47 +283,34 @@ def test_columns_grow_while_other_threads_read_them(frequent_thread_switches):
                     cols.extend([{"time": float(i), "step": i}])
             except Exception as e:
                 errors.append(repr(e))
-    finally:
-        stop.set()
-        for t in readers:
-            t.join()
+
+    errors = while_threads_read(
+        lambda: (cols.last("time"), cols.tail("step", 5), cols.column("time"), cols.changes("step", 0)), write)
     assert errors == []
     assert cols.n == 2000 and all(len(c) == 2000 for c in cols.cols.values())
     assert cols.column("step").tolist() == list(range(2000))
 
 
 def test_readers_and_refresh_run_concurrently(tmp_path, frequent_thread_switches):
-    import threading
     run = synthetic.write_run(str(tmp_path), "r", steps=50)
     store = RunStore(str(tmp_path), min_interval=0)
     store.refresh(force=True)
-    stop, errors = threading.Event(), []
 
-    def read():
-        while not stop.is_set():
-            try:
-                mon = store.get("r")
-                api.run_series(mon, points=50)
-                api.ranks_view(mon, points=20)
-                status.summarize(mon)
-            except Exception as e:  # pragma: no cover - reported below
-                errors.append(repr(e))
+    def read_once():
+        mon = store.get("r")
+        api.run_series(mon, points=50)
+        api.ranks_view(mon, points=20)
+        status.summarize(mon)
 
-    readers = [threading.Thread(target=read) for _ in range(2)]
-    for t in readers:
-        t.start()
-    try:
+    def write(errors):
         for i in range(200):
             rundir.append_jsonl(run.metrics, synthetic.metrics_record(51 + i, 1.7e9, 300, 2))
             rundir.append_jsonl(run.rank_log(0), {"time": 1.7e9 + i, "step": 51 + i, "step_time": 0.1})
             store.refresh(force=True)
             if store.get("r").refresh_error:
                 errors.append(store.get("r").refresh_error)
-    finally:
-        stop.set()
-        for t in readers:
-            t.join()
-    assert errors == []
+
+    assert while_threads_read(read_once, write) == []
     mon = store.get("r")
     assert mon.refresh_error is None
     assert mon.metrics.n == 250 and mon.ranks[0].cols.n == 250

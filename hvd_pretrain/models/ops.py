@@ -29,9 +29,15 @@ def gelu(x):
 
 
 def _gelu_kernel(x):
-    if x.dtype != tf.float32 or in_xla_context() or tf.config.list_logical_devices("GPU"):
+    return _cpu_kernel(kernels.gelu) if x.dtype == tf.float32 else None
+
+
+def _cpu_kernel(load):
+    """load() (one of hvd_pretrain.kernels' loaders) where our CPU kernels can run: not inside an XLA
+    cluster, not on a machine with a GPU. None elsewhere, and where the kernel is unavailable."""
+    if in_xla_context() or tf.config.list_logical_devices("GPU"):
         return None
-    return kernels.gelu()
+    return load()
 
 
 def _kernel_gelu(module, x):
@@ -283,9 +289,7 @@ def _cross_entropy_and_prediction(logits, labels):
 
 
 def _xent_kernel():
-    if in_xla_context() or tf.config.list_logical_devices("GPU"):
-        return None
-    return kernels.softmax_xent()
+    return _cpu_kernel(kernels.softmax_xent)
 
 
 def _kernel_cross_entropy(module, logits, labels):
